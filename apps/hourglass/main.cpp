@@ -1,0 +1,3 @@
+#include "hg/cli/cli.h"
+
+int main(int argc, char** argv) { return hg::cli::run(argc, argv); }

@@ -1,0 +1,67 @@
+#pragma once
+/// Checkpoints: the native format (weights + architecture in one file) and loading of any
+/// supported checkpoint, native or imported from PyTorch implementations.
+
+#include "hg/model/hourglass.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+namespace hg::io {
+
+/// Where a loaded model came from.
+enum class CheckpointFormat {
+  kNative,   ///< this project's own file (`hourglass convert`, training)
+  kPoseNet,  ///< the official PyTorch re-implementation (princeton-vl), state_dict or checkpoint
+  kBearpaw,  ///< bearpaw's pytorch-pose HourglassNet training checkpoint
+};
+std::string format_name(CheckpointFormat format);
+
+/// The contents of a native checkpoint file. It is a `torch.save`-compatible dict:
+/// {"format": "hourglass", "version": 1, "config": <json text>, "meta": <json text>,
+///  "state_dict": {name: tensor}, "extra": {name: tensor}}, so Python can torch.load it too.
+struct Checkpoint {
+  model::StackedHourglassOptions options;
+  /// Parameters and buffers by their native names (StackedHourglassImpl::named_parameters()).
+  std::map<std::string, at::Tensor> state;
+  /// Free-form metadata (training config, epoch, metrics...).
+  nlohmann::json meta = nlohmann::json::object();
+  /// Additional named tensors (optimizer state, RNG state...).
+  std::map<std::string, at::Tensor> extra;
+};
+
+/// A model ready to run (eval mode), and what its file said about it.
+struct LoadedModel {
+  model::StackedHourglass model{nullptr};
+  CheckpointFormat format = CheckpointFormat::kNative;
+  nlohmann::json meta = nlohmann::json::object();
+};
+
+nlohmann::json options_to_json(const model::StackedHourglassOptions& options);
+/// Reads options from JSON; missing keys take their defaults, unknown keys are an error.
+model::StackedHourglassOptions options_from_json(const nlohmann::json& j);
+
+/// The model's parameters and buffers by name, detached and on the CPU.
+std::map<std::string, at::Tensor> state_of(model::StackedHourglassImpl& model);
+
+/// Copies `state` into `model`. Every parameter and buffer must be present with its shape,
+/// except batch norm's `num_batches_tracked`; tensors the model lacks are an error. `source`
+/// names the file in error messages.
+void load_state(model::StackedHourglassImpl& model, const std::map<std::string, at::Tensor>& state,
+                const std::string& source);
+
+/// Writes a native checkpoint atomically (temporary file + rename).
+void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
+/// Reads a native checkpoint. Throws, naming the file and key, on anything malformed.
+Checkpoint read_checkpoint(const std::string& path);
+
+/// Saves `model`'s weights and architecture as a native checkpoint.
+void save_model(const std::string& path, model::StackedHourglassImpl& model,
+                const nlohmann::json& meta = nlohmann::json::object());
+
+/// Loads any supported checkpoint, detecting its format, and returns the model in eval mode.
+LoadedModel load_model(const std::string& path);
+
+}  // namespace hg::io

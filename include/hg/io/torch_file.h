@@ -1,0 +1,64 @@
+#pragma once
+/// Reading and writing PyTorch's `torch.save` zip files without executing anything.
+///
+/// LibTorch 1.13's `torch::pickle_load` cannot read a `state_dict()` (it turns every
+/// `collections.OrderedDict` into None), and a general unpickler would run whatever callable a
+/// file names. The reader here is a restricted unpickler: it builds only dicts, lists, tuples,
+/// numbers, strings, bytes and tensors, and any global outside the short list a checkpoint needs
+/// (OrderedDict, the tensor and parameter rebuilders, the typed storages) is an error, never a
+/// call.
+
+#include <ATen/Tensor.h>
+#include <ATen/core/ivalue.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hg::io {
+
+struct PyValue;
+using PyValuePtr = std::shared_ptr<PyValue>;
+
+/// A Python value as read from a checkpoint's pickle.
+struct PyValue {
+  enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kTensor, kList, kTuple, kDict };
+  Kind kind = Kind::kNone;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0;
+  std::string text;                                    ///< kString and kBytes
+  at::Tensor tensor;                                   ///< kTensor (always on the CPU)
+  std::vector<PyValuePtr> items;                       ///< kList and kTuple
+  std::vector<std::pair<PyValuePtr, PyValuePtr>> dict; ///< kDict, in insertion order
+
+  bool is_dict() const { return kind == Kind::kDict; }
+  /// The value under string key `key` of a dict, or nullptr if absent (or not a dict).
+  const PyValue* find(const std::string& key) const;
+  /// Keys of a dict that are strings, in order.
+  std::vector<std::string> string_keys() const;
+  /// Python-like name of the kind ("dict", "tensor", ...), for error messages.
+  std::string type_name() const;
+};
+
+/// Reads a `torch.save` zip file (any archive name). Throws, naming `path`, if the file is missing,
+/// truncated, not a zip checkpoint, or its pickle uses an opcode or global a checkpoint never needs.
+PyValuePtr read_torch_file(const std::string& path);
+
+/// The string-keyed tensors of a dict value (non-tensor entries are skipped), in key order.
+std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict);
+
+/// Writes `value` with `torch::pickle_save` (readable by Python's `torch.load` and by
+/// read_torch_file), atomically: a temporary file beside `path` is renamed over it.
+void write_torch_file(const std::string& path, const c10::IValue& value);
+
+/// Writes a plain dict of named tensors (e.g. {"output": N×S×J×h×w}) as write_torch_file does.
+void write_tensor_dict(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
+
+/// Writes `bytes` to `path` atomically (temporary file, flush, rename). Throws naming the path.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace hg::io

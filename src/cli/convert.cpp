@@ -1,0 +1,30 @@
+#include "hg/cli/cli.h"
+#include "hg/io/checkpoint.h"
+
+#include <iostream>
+#include <memory>
+
+namespace hg::cli {
+
+void add_convert_command(CLI::App& app, const GlobalOptions& global) {
+  struct Args {
+    std::string src, dst;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "convert", "convert a checkpoint (native, posenet or bearpaw) into a native checkpoint");
+  cmd->add_option("SRC", args->src, "checkpoint to read")->required()->check(CLI::ExistingFile);
+  cmd->add_option("DST", args->dst, "native checkpoint to write")->required();
+  cmd->callback([args, &global] {
+    apply_threads(global);
+    auto loaded = io::load_model(args->src);
+    nlohmann::json meta = loaded.meta;
+    meta["converted_from"] = {{"path", args->src}, {"format", io::format_name(loaded.format)}};
+    io::save_model(args->dst, *loaded.model, meta);
+    std::cout << "wrote " << args->dst << ": " << loaded.model->options.describe() << ", "
+              << with_commas(loaded.model->parameter_count()) << " parameters (from "
+              << io::format_name(loaded.format) << ")\n";
+  });
+}
+
+}  // namespace hg::cli

@@ -1,0 +1,73 @@
+#include "hg/cli/cli.h"
+#include "hg/io/checkpoint.h"
+#include "hg/io/torch_file.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+
+namespace hg::cli {
+namespace {
+
+at::Tensor read_input(const std::string& path) {
+  const auto root = io::read_torch_file(path);
+  const io::PyValue* v = root.get();
+  if (root->is_dict()) {
+    v = root->find("input");
+    TORCH_CHECK(v != nullptr, "cannot read ", path, ": the dict has no key 'input' (keys: ",
+                c10::Join(", ", root->string_keys()), ")");
+  }
+  TORCH_CHECK(v->kind == io::PyValue::Kind::kTensor, "cannot read ", path,
+              ": expected a tensor under 'input', found a ", v->type_name());
+  return v->tensor;
+}
+
+}  // namespace
+
+void add_forward_command(CLI::App& app, const GlobalOptions& global) {
+  struct Args {
+    std::string weights, input, output;
+    int64_t batch = 8;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "forward", "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}");
+  cmd->add_option("--weights,-w", args->weights, "checkpoint (native, posenet or bearpaw)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--input,-i", args->input, "torch.save'd dict with key 'input' (float32 NCHW)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--output,-o", args->output, "file to write {'output': tensor} to")->required();
+  cmd->add_option("--batch", args->batch, "images per forward pass")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->callback([args, &global] {
+    apply_threads(global);
+    auto loaded = io::load_model(args->weights);
+    auto input = read_input(args->input).to(torch::kFloat).contiguous();
+    loaded.model->check_input(input);
+    torch::InferenceMode guard;
+    std::vector<at::Tensor> outputs;
+    const int64_t n = input.size(0);
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < n; i += args->batch) {
+      outputs.push_back(loaded.model->forward(input.slice(0, i, std::min(n, i + args->batch))));
+      if (n > args->batch)
+        std::cerr << "\rforward: " << std::min(n, i + args->batch) << "/" << n << " images"
+                  << std::flush;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - start).count();
+    if (n > args->batch) std::cerr << "\n";
+    auto output = torch::cat(outputs, 0);
+    io::write_tensor_dict(args->output, {{"output", output}});
+    std::cout << "wrote " << args->output << ": output " << output.sizes() << " ("
+              << loaded.model->options.describe() << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1)
+              << " ms/image)\n";
+  });
+}
+
+}  // namespace hg::cli

@@ -1,0 +1,190 @@
+#include "hg/io/checkpoint.h"
+
+#include "hg/io/import_pytorch.h"
+#include "hg/io/torch_file.h"
+
+#include <torch/torch.h>
+
+#include <set>
+
+namespace hg::io {
+namespace {
+
+constexpr const char* kFormatTag = "hourglass";
+constexpr int64_t kFormatVersion = 1;
+
+const PyValue& field(const PyValue& dict, const std::string& key, PyValue::Kind kind,
+                     const std::string& path) {
+  const PyValue* v = dict.find(key);
+  TORCH_CHECK(v != nullptr, "cannot read ", path, ": the checkpoint lacks the key '", key, "'");
+  TORCH_CHECK(v->kind == kind, "cannot read ", path, ": key '", key, "' holds a ", v->type_name());
+  return *v;
+}
+
+nlohmann::json parse_json(const std::string& text, const std::string& key, const std::string& path) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, "cannot read ", path, ": key '", key, "' is not valid JSON: ", e.what());
+  }
+}
+
+c10::Dict<std::string, at::Tensor> to_dict(const std::map<std::string, at::Tensor>& tensors) {
+  c10::Dict<std::string, at::Tensor> d;
+  for (const auto& [k, v] : tensors) d.insert(k, v.detach().contiguous().cpu());
+  return d;
+}
+
+// The state dict inside a PyTorch training checkpoint, or the file itself when it is one.
+const PyValue& foreign_state(const PyValue& root, const std::string& path) {
+  TORCH_CHECK(root.is_dict(), "cannot read ", path, ": the file holds a ", root.type_name(),
+              ", not a checkpoint dict");
+  if (const PyValue* sd = root.find("state_dict")) {
+    TORCH_CHECK(sd->is_dict(), "cannot read ", path, ": 'state_dict' holds a ", sd->type_name());
+    return *sd;
+  }
+  return root;
+}
+
+}  // namespace
+
+std::string format_name(CheckpointFormat format) {
+  switch (format) {
+    case CheckpointFormat::kNative: return "native";
+    case CheckpointFormat::kPoseNet: return "posenet";
+    case CheckpointFormat::kBearpaw: return "bearpaw";
+  }
+  return "?";
+}
+
+nlohmann::json options_to_json(const model::StackedHourglassOptions& o) {
+  return {{"stacks", o.stacks()}, {"features", o.features()},   {"depth", o.depth()},
+          {"residuals", o.residuals()}, {"joints", o.joints()}, {"stem1", o.stem1()},
+          {"stem2", o.stem2()}};
+}
+
+model::StackedHourglassOptions options_from_json(const nlohmann::json& j) {
+  TORCH_CHECK(j.is_object(), "architecture must be a JSON object, got ", j.dump());
+  model::StackedHourglassOptions o;
+  for (const auto& [key, value] : j.items()) {
+    TORCH_CHECK(value.is_number_integer(), "architecture key '", key, "' must be an integer, got ",
+                value.dump());
+    const int64_t v = value.get<int64_t>();
+    if (key == "stacks") o.stacks(v);
+    else if (key == "features") o.features(v);
+    else if (key == "depth") o.depth(v);
+    else if (key == "residuals") o.residuals(v);
+    else if (key == "joints") o.joints(v);
+    else if (key == "stem1") o.stem1(v);
+    else if (key == "stem2") o.stem2(v);
+    else TORCH_CHECK(false, "unknown architecture key '", key, "'");
+  }
+  o.validate();
+  return o;
+}
+
+std::map<std::string, at::Tensor> state_of(model::StackedHourglassImpl& model) {
+  std::map<std::string, at::Tensor> state;
+  for (const auto& p : model.named_parameters()) state.emplace(p.key(), p.value().detach().cpu());
+  for (const auto& b : model.named_buffers()) state.emplace(b.key(), b.value().detach().cpu());
+  return state;
+}
+
+void load_state(model::StackedHourglassImpl& model, const std::map<std::string, at::Tensor>& state,
+                const std::string& source) {
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  auto assign = [&](const std::string& name, at::Tensor& target) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      TORCH_CHECK(name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0,
+                  "cannot load ", source, ": no tensor for '", name, "' (", model.options.describe(),
+                  ")");
+      return;
+    }
+    TORCH_CHECK(it->second.sizes() == target.sizes(), "cannot load ", source, ": tensor '", name,
+                "' has shape ", it->second.sizes(), ", the architecture (", model.options.describe(),
+                ") needs ", target.sizes());
+    target.copy_(it->second);
+    used.insert(name);
+  };
+  for (auto& p : model.named_parameters()) assign(p.key(), p.value());
+  for (auto& b : model.named_buffers()) assign(b.key(), b.value());
+  for (const auto& [name, t] : state)
+    TORCH_CHECK(used.count(name), "cannot load ", source, ": unexpected tensor '", name,
+                "' that the architecture (", model.options.describe(), ") does not have");
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
+  root.insert("format", std::string(kFormatTag));
+  root.insert("version", kFormatVersion);
+  root.insert("config", options_to_json(ckpt.options).dump());
+  root.insert("meta", ckpt.meta.dump());
+  root.insert("state_dict", to_dict(ckpt.state));
+  root.insert("extra", to_dict(ckpt.extra));
+  write_torch_file(path, root);
+}
+
+namespace {
+Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
+  TORCH_CHECK(root->is_dict(), "cannot read ", path, ": the file holds a ", root->type_name(),
+              ", not a checkpoint dict");
+  const auto& tag = field(*root, "format", PyValue::Kind::kString, path);
+  TORCH_CHECK(tag.text == kFormatTag, "cannot read ", path, ": format tag is '", tag.text, "'");
+  const auto& version = field(*root, "version", PyValue::Kind::kInt, path);
+  TORCH_CHECK(version.integer <= kFormatVersion, "cannot read ", path, ": checkpoint version ",
+              version.integer, " is newer than this build understands (", kFormatVersion,
+              "); update hourglass");
+  Checkpoint ckpt;
+  const auto config = parse_json(field(*root, "config", PyValue::Kind::kString, path).text,
+                                 "config", path);
+  try {
+    ckpt.options = options_from_json(config);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "cannot read ", path, ": ", e.msg());
+  }
+  ckpt.meta = parse_json(field(*root, "meta", PyValue::Kind::kString, path).text, "meta", path);
+  ckpt.state = tensor_entries(field(*root, "state_dict", PyValue::Kind::kDict, path));
+  if (const PyValue* extra = root->find("extra")) ckpt.extra = tensor_entries(*extra);
+  return ckpt;
+}
+}  // namespace
+
+Checkpoint read_checkpoint(const std::string& path) {
+  return parse_checkpoint(read_torch_file(path).get(), path);
+}
+
+void save_model(const std::string& path, model::StackedHourglassImpl& model,
+                const nlohmann::json& meta) {
+  Checkpoint ckpt;
+  ckpt.options = model.options;
+  ckpt.state = state_of(model);
+  ckpt.meta = meta;
+  write_checkpoint(path, ckpt);
+}
+
+LoadedModel load_model(const std::string& path) {
+  const auto root = read_torch_file(path);
+  LoadedModel loaded;
+  model::StackedHourglassOptions options;
+  std::map<std::string, at::Tensor> state;
+  const PyValue* tag = root->is_dict() ? root->find("format") : nullptr;
+  if (tag != nullptr && tag->kind == PyValue::Kind::kString && tag->text == kFormatTag) {
+    auto ckpt = parse_checkpoint(root.get(), path);
+    options = ckpt.options;
+    state = std::move(ckpt.state);
+    loaded.meta = std::move(ckpt.meta);
+  } else {
+    auto imported = import_state_dict(tensor_entries(foreign_state(*root, path)), path);
+    loaded.format = imported.format;
+    options = imported.options;
+    state = std::move(imported.state);
+  }
+  loaded.model = model::StackedHourglass(options);
+  load_state(*loaded.model, state, path);
+  loaded.model->eval();
+  return loaded;
+}
+
+}  // namespace hg::io

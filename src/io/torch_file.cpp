@@ -1,0 +1,520 @@
+#include "hg/io/torch_file.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <unordered_map>
+
+#include <unistd.h>
+
+namespace hg::io {
+namespace {
+
+PyValuePtr make(PyValue::Kind kind) {
+  auto v = std::make_shared<PyValue>();
+  v->kind = kind;
+  return v;
+}
+
+// Values that exist only while unpickling: a named global (a callable we know) and a storage.
+struct Global {
+  std::string name;  // "module.name"
+};
+
+// The globals a checkpoint legitimately names. Anything else is refused at GLOBAL time.
+const std::unordered_map<std::string, c10::ScalarType>& storage_types() {
+  static const std::unordered_map<std::string, c10::ScalarType> types = {
+      {"torch.FloatStorage", c10::kFloat},   {"torch.DoubleStorage", c10::kDouble},
+      {"torch.HalfStorage", c10::kHalf},     {"torch.BFloat16Storage", c10::kBFloat16},
+      {"torch.LongStorage", c10::kLong},     {"torch.IntStorage", c10::kInt},
+      {"torch.ShortStorage", c10::kShort},   {"torch.CharStorage", c10::kChar},
+      {"torch.ByteStorage", c10::kByte},     {"torch.BoolStorage", c10::kBool}};
+  return types;
+}
+
+// LibTorch's own pickler (torch::pickle_save) tags typed containers with these; each returns its
+// first argument unchanged.
+bool passthrough_global(const std::string& name) {
+  return name == "torch.jit._pickle.restore_type_tag" || name == "torch.jit._pickle.build_intlist" ||
+         name == "torch.jit._pickle.build_doublelist" || name == "torch.jit._pickle.build_boollist" ||
+         name == "torch.jit._pickle.build_tensorlist";
+}
+
+bool allowed_global(const std::string& name) {
+  return name == "collections.OrderedDict" || name == "torch._utils._rebuild_tensor_v2" ||
+         name == "torch._utils._rebuild_parameter" || storage_types().count(name) > 0 ||
+         passthrough_global(name);
+}
+
+class Unpickler {
+ public:
+  Unpickler(const std::string& path, caffe2::serialize::PyTorchStreamReader& zip,
+            const char* data, size_t size)
+      : path_(path), zip_(zip), p_(data), end_(data + size), begin_(data) {}
+
+  PyValuePtr run() {
+    while (true) {
+      TORCH_CHECK(p_ < end_, fail("the pickle ends before its STOP opcode (truncated?)"));
+      const auto op = static_cast<uint8_t>(*p_++);
+      if (op == '.') break;
+      step(op);
+    }
+    TORCH_CHECK(stack_.size() == 1, fail("the pickle leaves ", stack_.size(), " values"));
+    auto v = value(stack_.back());
+    return v;
+  }
+
+ private:
+  // The stack holds either a Python value, a global or a storage (a flat tensor).
+  struct Item {
+    PyValuePtr value;
+    std::shared_ptr<Global> global;
+    std::shared_ptr<at::Tensor> storage;
+  };
+
+  template <typename... Args>
+  std::string fail(const Args&... args) const {
+    return c10::str("cannot read ", path_, ": ", args..., " (byte ", p_ - begin_, " of the pickle)");
+  }
+
+  const char* take(size_t n) {
+    TORCH_CHECK(static_cast<size_t>(end_ - p_) >= n, fail("the pickle is truncated"));
+    const char* at = p_;
+    p_ += n;
+    return at;
+  }
+  template <typename T>
+  T read() {
+    T v;
+    std::memcpy(&v, take(sizeof(T)), sizeof(T));
+    return v;
+  }
+  std::string read_line() {
+    const char* nl = static_cast<const char*>(std::memchr(p_, '\n', end_ - p_));
+    TORCH_CHECK(nl != nullptr, fail("the pickle is truncated inside a GLOBAL"));
+    std::string s(p_, nl);
+    p_ = nl + 1;
+    return s;
+  }
+
+  Item pop() {
+    TORCH_CHECK(!stack_.empty() && (marks_.empty() || stack_.size() > marks_.back()),
+                fail("stack underflow: the pickle is malformed"));
+    Item it = std::move(stack_.back());
+    stack_.pop_back();
+    return it;
+  }
+  std::vector<Item> pop_to_mark() {
+    TORCH_CHECK(!marks_.empty(), fail("missing MARK: the pickle is malformed"));
+    const size_t m = marks_.back();
+    marks_.pop_back();
+    std::vector<Item> items(std::make_move_iterator(stack_.begin() + m),
+                            std::make_move_iterator(stack_.end()));
+    stack_.resize(m);
+    return items;
+  }
+  PyValuePtr value(const Item& it) const {
+    TORCH_CHECK(it.value != nullptr, fail("a ", it.global ? "global" : "storage",
+                                          " is used where a value is expected"));
+    return it.value;
+  }
+  void push(PyValuePtr v) { stack_.push_back(Item{std::move(v), nullptr, nullptr}); }
+
+  PyValuePtr tuple_of(std::vector<Item> items) const {
+    auto t = make(PyValue::Kind::kTuple);
+    for (auto& it : items) {
+      if (it.storage) {
+        // A storage travels inside the rebuild call's argument tuple; keep it as a tensor.
+        auto v = make(PyValue::Kind::kTensor);
+        v->tensor = *it.storage;
+        v->text = "storage";
+        t->items.push_back(v);
+      } else if (it.global) {
+        // A storage type inside a persistent id; load_storage maps the name to a dtype.
+        auto v = make(PyValue::Kind::kString);
+        v->text = it.global->name;
+        t->items.push_back(v);
+      } else {
+        t->items.push_back(value(it));
+      }
+    }
+    return t;
+  }
+
+  void set_items(const PyValuePtr& target, std::vector<Item> items) {
+    TORCH_CHECK(target->kind == PyValue::Kind::kDict,
+                fail("SETITEM on a ", target->type_name(), ", not a dict"));
+    TORCH_CHECK(items.size() % 2 == 0, fail("SETITEMS with an odd number of values"));
+    for (size_t i = 0; i < items.size(); i += 2)
+      target->dict.emplace_back(value(items[i]), value(items[i + 1]));
+  }
+  void append_items(const PyValuePtr& target, std::vector<Item> items) {
+    TORCH_CHECK(target->kind == PyValue::Kind::kList,
+                fail("APPEND on a ", target->type_name(), ", not a list"));
+    for (auto& it : items) target->items.push_back(value(it));
+  }
+
+  void global(const std::string& module, const std::string& name) {
+    const std::string full = module + "." + name;
+    TORCH_CHECK(allowed_global(full),
+                fail("the pickle names the global '", full,
+                     "', which a checkpoint never needs; refusing to load it (only dicts, lists, "
+                     "numbers, strings and tensors are read)"));
+    stack_.push_back(Item{nullptr, std::make_shared<Global>(Global{full}), nullptr});
+  }
+
+  at::Tensor load_storage(const PyValue& pid) {
+    TORCH_CHECK(pid.kind == PyValue::Kind::kTuple && pid.items.size() >= 5 &&
+                    pid.items[0]->kind == PyValue::Kind::kString && pid.items[0]->text == "storage",
+                fail("unsupported persistent id (expected ('storage', type, key, location, numel))"));
+    const std::string& key = pid.items[2]->text;
+    auto cached = storages_.find(key);
+    if (cached != storages_.end()) return cached->second;
+    const auto type = storage_types().find(pid.items[1]->text);
+    TORCH_CHECK(type != storage_types().end(), fail("unknown storage type '", pid.items[1]->text, "'"));
+    const auto dtype = type->second;
+    const int64_t numel = pid.items[4]->integer;
+    const std::string record = "data/" + key;
+    TORCH_CHECK(zip_.hasRecord(record), fail("the archive lacks the tensor record '", record, "'"));
+    at::DataPtr ptr;
+    size_t bytes = 0;
+    std::tie(ptr, bytes) = zip_.getRecord(record);
+    const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
+    TORCH_CHECK(bytes >= want, fail("record '", record, "' holds ", bytes, " bytes, expected ", want));
+    auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+    if (want > 0) std::memcpy(t.data_ptr(), ptr.get(), want);
+    storages_.emplace(key, t);
+    return t;
+  }
+
+  PyValuePtr rebuild_tensor(const PyValue& args) {
+    TORCH_CHECK(args.items.size() >= 4, fail("_rebuild_tensor_v2 with too few arguments"));
+    const auto& storage = args.items[0];
+    TORCH_CHECK(storage->kind == PyValue::Kind::kTensor && storage->text == "storage",
+                fail("_rebuild_tensor_v2 without a storage"));
+    auto ints = [&](const PyValue& t, const char* what) {
+      TORCH_CHECK(t.kind == PyValue::Kind::kTuple, fail("tensor ", what, " is not a tuple"));
+      std::vector<int64_t> v;
+      for (const auto& x : t.items) {
+        TORCH_CHECK(x->kind == PyValue::Kind::kInt, fail("tensor ", what, " holds a non-integer"));
+        v.push_back(x->integer);
+      }
+      return v;
+    };
+    const auto size = ints(*args.items[2], "size");
+    const auto stride = ints(*args.items[3], "stride");
+    TORCH_CHECK(size.size() == stride.size(), fail("tensor size and stride differ in length"));
+    const int64_t offset = args.items[1]->integer;
+    int64_t last = offset;
+    for (size_t i = 0; i < size.size(); ++i)
+      if (size[i] > 0) last += (size[i] - 1) * stride[i];
+    const auto& flat = storage->tensor;
+    bool empty = false;
+    for (auto s : size) empty = empty || s == 0;
+    TORCH_CHECK(empty || last < flat.numel(), fail("a tensor reaches past the end of its storage"));
+    auto v = make(PyValue::Kind::kTensor);
+    v->tensor = empty ? torch::empty(size, flat.options()) : flat.as_strided(size, stride, offset);
+    return v;
+  }
+
+  PyValuePtr reduce(const Global& g, const PyValue& args) {
+    if (g.name == "collections.OrderedDict") {
+      TORCH_CHECK(args.items.empty(), fail("OrderedDict built from arguments is not supported"));
+      return make(PyValue::Kind::kDict);
+    }
+    if (g.name == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args);
+    if (passthrough_global(g.name)) {
+      TORCH_CHECK(!args.items.empty(), fail(g.name, " without arguments"));
+      return args.items[0];
+    }
+    if (g.name == "torch._utils._rebuild_parameter") {
+      TORCH_CHECK(!args.items.empty() && args.items[0]->kind == PyValue::Kind::kTensor,
+                  fail("_rebuild_parameter without a tensor"));
+      return args.items[0];
+    }
+    TORCH_CHECK(false, fail("the global '", g.name, "' cannot be called"));
+  }
+
+  void step(uint8_t op) {
+    switch (op) {
+      case 0x80: take(1); break;                 // PROTO
+      case 0x95: take(8); break;                 // FRAME
+      case '(': marks_.push_back(stack_.size()); break;
+      case '}': push(make(PyValue::Kind::kDict)); break;
+      case ']': push(make(PyValue::Kind::kList)); break;
+      case ')': push(make(PyValue::Kind::kTuple)); break;
+      case 'N': push(make(PyValue::Kind::kNone)); break;
+      case 0x88:
+      case 0x89: {
+        auto v = make(PyValue::Kind::kBool);
+        v->boolean = op == 0x88;
+        push(v);
+        break;
+      }
+      case 'J': push_int(read<int32_t>()); break;
+      case 'K': push_int(read<uint8_t>()); break;
+      case 'M': push_int(read<uint16_t>()); break;
+      case 0x8a: {  // LONG1: little-endian two's complement of n bytes
+        const uint8_t n = read<uint8_t>();
+        TORCH_CHECK(n <= 8, fail("integer of ", int(n), " bytes is too large"));
+        const char* b = take(n);
+        uint64_t u = 0;
+        for (int i = 0; i < n; ++i) u |= uint64_t(uint8_t(b[i])) << (8 * i);
+        if (n > 0 && n < 8 && (uint8_t(b[n - 1]) & 0x80)) u |= ~uint64_t(0) << (8 * n);
+        push_int(static_cast<int64_t>(u));
+        break;
+      }
+      case 'G': {  // BINFLOAT: big-endian double
+        const char* b = take(8);
+        uint64_t u = 0;
+        for (int i = 0; i < 8; ++i) u = (u << 8) | uint8_t(b[i]);
+        auto v = make(PyValue::Kind::kFloat);
+        std::memcpy(&v->real, &u, 8);
+        push(v);
+        break;
+      }
+      case 'X': push_text(PyValue::Kind::kString, read<uint32_t>()); break;
+      case 0x8c: push_text(PyValue::Kind::kString, read<uint8_t>()); break;
+      case 0x8d: push_text(PyValue::Kind::kString, read<uint64_t>()); break;
+      case 'B': push_text(PyValue::Kind::kBytes, read<uint32_t>()); break;
+      case 'C': push_text(PyValue::Kind::kBytes, read<uint8_t>()); break;
+      case 't': {
+        push(tuple_of(pop_to_mark()));
+        break;
+      }
+      case 0x85:
+      case 0x86:
+      case 0x87: {
+        const size_t n = op - 0x84;
+        std::vector<Item> items(n);
+        for (size_t i = n; i-- > 0;) items[i] = pop();
+        push(tuple_of(std::move(items)));
+        break;
+      }
+      case 'q': memo_[read<uint8_t>()] = stack_top(); break;
+      case 'r': memo_[read<uint32_t>()] = stack_top(); break;
+      case 0x94: memo_[memo_.size()] = stack_top(); break;  // MEMOIZE
+      case 'h': stack_.push_back(memo_get(read<uint8_t>())); break;
+      case 'j': stack_.push_back(memo_get(read<uint32_t>())); break;
+      case 'a': {
+        auto v = pop();
+        append_items(value(stack_top()), {std::move(v)});
+        break;
+      }
+      case 'e': {
+        auto items = pop_to_mark();
+        append_items(value(stack_top()), std::move(items));
+        break;
+      }
+      case 's': {
+        auto val = pop();
+        auto key = pop();
+        set_items(value(stack_top()), {std::move(key), std::move(val)});
+        break;
+      }
+      case 'u': {
+        auto items = pop_to_mark();
+        set_items(value(stack_top()), std::move(items));
+        break;
+      }
+      case 'c': {
+        const auto module = read_line();
+        const auto name = read_line();
+        global(module, name);
+        break;
+      }
+      case 0x93: {  // STACK_GLOBAL
+        auto name = value(pop());
+        auto module = value(pop());
+        global(module->text, name->text);
+        break;
+      }
+      case 'R': {
+        auto args = value(pop());
+        auto callable = pop();
+        TORCH_CHECK(callable.global != nullptr, fail("REDUCE on something that is not a global"));
+        TORCH_CHECK(args->kind == PyValue::Kind::kTuple, fail("REDUCE without an argument tuple"));
+        push(reduce(*callable.global, *args));
+        break;
+      }
+      case 'b': {  // BUILD: state of an OrderedDict (_metadata) or a tensor; not needed
+        pop();
+        const auto& target = stack_top();
+        TORCH_CHECK(target.value != nullptr && (target.value->kind == PyValue::Kind::kDict ||
+                                                target.value->kind == PyValue::Kind::kTensor),
+                    fail("BUILD on something that is neither a dict nor a tensor"));
+        break;
+      }
+      case 'Q': {  // BINPERSID
+        auto pid = value(pop());
+        TORCH_CHECK(pid->kind == PyValue::Kind::kTuple && pid->items.size() >= 5,
+                    fail("unsupported persistent id"));
+        stack_.push_back(Item{nullptr, nullptr, std::make_shared<at::Tensor>(load_storage(*pid))});
+        break;
+      }
+      case '0': pop(); break;
+      case '1': pop_to_mark(); break;
+      case '2': stack_.push_back(stack_top()); break;
+      default:
+        TORCH_CHECK(false, fail("unsupported pickle opcode 0x", c10::str(std::hex, int(op)),
+                                ": not a checkpoint written by torch.save"));
+    }
+  }
+
+  const Item& stack_top() const {
+    TORCH_CHECK(!stack_.empty(), fail("empty stack: the pickle is malformed"));
+    return stack_.back();
+  }
+  Item memo_get(size_t key) const {
+    auto it = memo_.find(key);
+    TORCH_CHECK(it != memo_.end(), fail("memo entry ", key, " is read before it is written"));
+    return it->second;
+  }
+  void push_int(int64_t i) {
+    auto v = make(PyValue::Kind::kInt);
+    v->integer = i;
+    push(v);
+  }
+  void push_text(PyValue::Kind kind, uint64_t n) {
+    auto v = make(kind);
+    v->text.assign(take(n), n);
+    push(v);
+  }
+
+  const std::string& path_;
+  caffe2::serialize::PyTorchStreamReader& zip_;
+  const char* p_;
+  const char* end_;
+  const char* begin_;
+  std::vector<Item> stack_;
+  std::vector<size_t> marks_;
+  std::unordered_map<size_t, Item> memo_;
+  std::unordered_map<std::string, at::Tensor> storages_;
+};
+
+std::string sniff_format(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in.good(), "cannot read ", path, ": ", std::strerror(errno));
+  char head[4] = {0, 0, 0, 0};
+  in.read(head, 4);
+  TORCH_CHECK(in.gcount() == 4, "cannot read ", path, ": the file is empty or truncated");
+  if (head[0] == 'P' && head[1] == 'K') return "zip";
+  if (uint8_t(head[0]) == 0x80) return "legacy";
+  return "other";
+}
+
+}  // namespace
+
+const PyValue* PyValue::find(const std::string& key) const {
+  for (const auto& [k, v] : dict)
+    if (k->kind == Kind::kString && k->text == key) return v.get();
+  return nullptr;
+}
+
+std::vector<std::string> PyValue::string_keys() const {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : dict)
+    if (k->kind == Kind::kString) keys.push_back(k->text);
+  return keys;
+}
+
+std::string PyValue::type_name() const {
+  switch (kind) {
+    case Kind::kNone: return "None";
+    case Kind::kBool: return "bool";
+    case Kind::kInt: return "int";
+    case Kind::kFloat: return "float";
+    case Kind::kString: return "str";
+    case Kind::kBytes: return "bytes";
+    case Kind::kTensor: return "tensor";
+    case Kind::kList: return "list";
+    case Kind::kTuple: return "tuple";
+    case Kind::kDict: return "dict";
+  }
+  return "?";
+}
+
+PyValuePtr read_torch_file(const std::string& path) {
+  const auto format = sniff_format(path);
+  TORCH_CHECK(format != "legacy", "cannot read ", path,
+              ": it is in PyTorch's legacy (pre-1.6) format; re-save it in Python with "
+              "torch.save(torch.load(f), f2) to get the zip format");
+  TORCH_CHECK(format == "zip", "cannot read ", path,
+              ": not a PyTorch checkpoint (torch.save zip file) nor a hourglass checkpoint");
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
+  try {
+    zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "cannot read ", path, ": the zip archive is damaged or truncated (",
+                e.msg(), ")");
+  }
+  TORCH_CHECK(zip->hasRecord("data.pkl"), "cannot read ", path,
+              ": the archive has no data.pkl, so it was not written by torch.save");
+  at::DataPtr data;
+  size_t size = 0;
+  try {
+    std::tie(data, size) = zip->getRecord("data.pkl");
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "cannot read ", path, ": ", e.msg());
+  }
+  Unpickler unpickler(path, *zip, static_cast<const char*>(data.get()), size);
+  try {
+    return unpickler.run();
+  } catch (const c10::Error& e) {
+    // Records of a truncated archive fail inside the zip reader; say which file it was.
+    const std::string msg = e.msg();
+    if (msg.rfind("cannot read ", 0) == 0) throw;
+    TORCH_CHECK(false, "cannot read ", path, ": ", msg);
+  }
+}
+
+std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : dict.dict)
+    if (k->kind == PyValue::Kind::kString && v->kind == PyValue::Kind::kTensor)
+      out.emplace(k->text, v->tensor);
+  return out;
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path tmp = target.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    TORCH_CHECK(out.good(), "cannot write ", tmp.string(), ": ", std::strerror(errno));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out.good()) {
+      const std::string why = std::strerror(errno);
+      out.close();
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      TORCH_CHECK(false, "cannot write ", tmp.string(), ": ", why, " (disk full?)");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    TORCH_CHECK(false, "cannot rename ", tmp.string(), " to ", path, ": ", ec.message());
+  }
+}
+
+void write_torch_file(const std::string& path, const c10::IValue& value) {
+  const auto bytes = torch::pickle_save(value);
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+void write_tensor_dict(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [k, v] : tensors) dict.insert(k, v.contiguous().cpu());
+  write_torch_file(path, dict);
+}
+
+}  // namespace hg::io
