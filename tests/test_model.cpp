@@ -45,7 +45,14 @@ INSTANTIATE_TEST_SUITE_P(Configs, ModelShapes,
                          ::testing::Values(ShapeCase{1, 32, 4, 1, 16, 64, 64},
                                            ShapeCase{2, 16, 4, 2, 16, 128, 64},
                                            ShapeCase{3, 16, 2, 1, 11, 48, 32},
-                                           ShapeCase{2, 8, 1, 3, 17, 8, 16}));
+                                           ShapeCase{2, 8, 1, 3, 17, 8, 16}),
+                         [](const ::testing::TestParamInfo<ShapeCase>& info) {
+                           const auto& c = info.param;
+                           return "s" + std::to_string(c.stacks) + "f" + std::to_string(c.features) +
+                                  "d" + std::to_string(c.depth) + "r" + std::to_string(c.residuals) +
+                                  "j" + std::to_string(c.joints) + "_" + std::to_string(c.h) + "x" +
+                                  std::to_string(c.w);
+                         });
 
 TEST(Model, RejectsInputSizesThatAreNotMultiplesOf4TimesTwoToTheDepth) {
   StackedHourglass net(StackedHourglassOptions().stacks(1).features(8));
