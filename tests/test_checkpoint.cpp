@@ -212,14 +212,14 @@ TEST(CheckpointErrors, PickleNamingAForeignGlobalIsRefusedNotCalled) {
 }
 
 TEST(CheckpointErrors, NativeCheckpointWithBadConfigIsReported) {
-  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
-  root.insert("format", std::string("hourglass"));
-  root.insert("version", int64_t{1});
-  root.insert("config", std::string("{\"stacks\": 2, \"wings\": 3}"));
-  root.insert("meta", std::string("{}"));
-  root.insert("state_dict", c10::Dict<std::string, at::Tensor>());
+  auto root = hg::io::PyValue::new_dict();
+  root->set("format", hg::io::PyValue::of(std::string("hourglass")))
+      .set("version", hg::io::PyValue::of(int64_t{1}))
+      .set("config", hg::io::PyValue::of(std::string("{\"stacks\": 2, \"wings\": 3}")))
+      .set("meta", hg::io::PyValue::of(std::string("{}")))
+      .set("state_dict", hg::io::PyValue::new_dict());
   const auto path = temp_path("bad_config.hg");
-  hg::io::write_torch_file(path, root);
+  hg::io::write_torch_file(path, *root);
   const auto msg = error_of([&] { hg::io::load_model(path); });
   EXPECT_NE(msg.find("unknown architecture key 'wings'"), std::string::npos) << msg;
 }
@@ -240,6 +240,40 @@ TEST(Checkpoint, WritesAreAtomic) {
   EXPECT_EQ(hg::io::load_model(path).model->options.stacks(), 2);
   for (const auto& entry : fs::directory_iterator(fs::path(path).parent_path()))
     EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << entry.path();
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TorchFile, ValuesRoundTripThroughTheWriterAndReader) {
+  using hg::io::PyValue;
+  auto root = PyValue::new_dict();
+  const auto strided = torch::arange(12, torch::kFloat).reshape({3, 4}).t();  // non-contiguous
+  root->set("none", PyValue::none())
+      .set("yes", PyValue::of(true))
+      .set("small", PyValue::of(int64_t{-7}))
+      .set("big", PyValue::of(int64_t{1} << 40))
+      .set("pi", PyValue::of(3.141592653589793))
+      .set("name", PyValue::of(std::string("héllo")))
+      .set("list", PyValue::new_list({PyValue::of(int64_t{1}), PyValue::of(std::string("two"))}))
+      .set("strided", PyValue::of(strided))
+      .set("long", PyValue::of(torch::tensor({int64_t{1} << 40, int64_t{-3}})))
+      .set("half", PyValue::of(torch::ones({2, 2}, torch::kHalf)));
+  const auto path = temp_path("values.pt");
+  hg::io::write_torch_file(path, *root);
+  const auto back = hg::io::read_torch_file(path);
+  EXPECT_EQ(back->find("none")->kind, PyValue::Kind::kNone);
+  EXPECT_TRUE(back->find("yes")->boolean);
+  EXPECT_EQ(back->find("small")->integer, -7);
+  EXPECT_EQ(back->find("big")->integer, int64_t{1} << 40);
+  EXPECT_EQ(back->find("pi")->real, 3.141592653589793);
+  EXPECT_EQ(back->find("name")->text, "héllo");
+  ASSERT_EQ(back->find("list")->items.size(), 2u);
+  EXPECT_EQ(back->find("list")->items[1]->text, "two");
+  EXPECT_TRUE(torch::equal(back->find("strided")->tensor, strided));
+  EXPECT_TRUE(torch::equal(back->find("long")->tensor, torch::tensor({int64_t{1} << 40, int64_t{-3}})));
+  EXPECT_EQ(back->find("half")->tensor.scalar_type(), torch::kHalf);
 }
 
 }  // namespace

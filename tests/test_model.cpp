@@ -70,3 +70,18 @@ TEST(Model, RejectsInvalidOptions) {
   EXPECT_THROW(StackedHourglass(StackedHourglassOptions().stacks(17)), c10::Error);
   EXPECT_THROW(StackedHourglass(StackedHourglassOptions().features(7)), c10::Error);
 }
+
+TEST(Model, CudaForwardMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch has no CUDA device here";
+  // cuDNN may use TF32 on Ampere and later, which rounds to 10 mantissa bits; compare in full
+  // float32 precision.
+  at::globalContext().setAllowTF32CuDNN(false);
+  StackedHourglass net(StackedHourglassOptions().stacks(2).features(32));
+  net->eval();
+  torch::NoGradGuard g;
+  auto x = torch::rand({2, 3, 128, 128});
+  auto cpu = net->forward(x);
+  net->to(torch::kCUDA);
+  auto gpu = net->forward(x.cuda()).cpu();
+  EXPECT_LE((cpu - gpu).abs().max().item<double>(), 1e-3 * cpu.abs().max().item<double>());
+}

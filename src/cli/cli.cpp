@@ -38,6 +38,18 @@ void apply_threads(const GlobalOptions& global) {
   torch::set_num_threads(global.threads > 0 ? global.threads : cores);
 }
 
+c10::Device parse_device(const std::string& name) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(name);
+  } catch (const c10::Error&) {
+    TORCH_CHECK(false, "unknown device '", name, "': use cpu, cuda or cuda:N");
+  }
+  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "device '", name,
+              "' asked for, but this LibTorch has no CUDA support or sees no GPU; use --device cpu");
+  return device;
+}
+
 std::string with_commas(int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n), out;
   for (size_t i = 0; i < digits.size(); ++i) {

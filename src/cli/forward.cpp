@@ -30,6 +30,7 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string weights, input, output;
     int64_t batch = 8;
+    std::string device = "cpu";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -44,9 +45,12 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--batch", args->batch, "images per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->callback([args, &global] {
     apply_threads(global);
+    const auto device = parse_device(args->device);
     auto loaded = io::load_model(args->weights);
+    loaded.model->to(device);
     auto input = read_input(args->input).to(torch::kFloat).contiguous();
     loaded.model->check_input(input);
     torch::InferenceMode guard;
@@ -54,7 +58,8 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     const int64_t n = input.size(0);
     const auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n; i += args->batch) {
-      outputs.push_back(loaded.model->forward(input.slice(0, i, std::min(n, i + args->batch))));
+      const auto chunk = input.slice(0, i, std::min(n, i + args->batch)).to(device);
+      outputs.push_back(loaded.model->forward(chunk).cpu());
       if (n > args->batch)
         std::cerr << "\rforward: " << std::min(n, i + args->batch) << "/" << n << " images"
                   << std::flush;

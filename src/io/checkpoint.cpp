@@ -29,9 +29,9 @@ nlohmann::json parse_json(const std::string& text, const std::string& key, const
   }
 }
 
-c10::Dict<std::string, at::Tensor> to_dict(const std::map<std::string, at::Tensor>& tensors) {
-  c10::Dict<std::string, at::Tensor> d;
-  for (const auto& [k, v] : tensors) d.insert(k, v.detach().contiguous().cpu());
+PyValuePtr to_dict(const std::map<std::string, at::Tensor>& tensors) {
+  auto d = PyValue::new_dict();
+  for (const auto& [k, v] : tensors) d->set(k, PyValue::of(v));
   return d;
 }
 
@@ -116,14 +116,14 @@ void load_state(model::StackedHourglassImpl& model, const std::map<std::string, 
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
-  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
-  root.insert("format", std::string(kFormatTag));
-  root.insert("version", kFormatVersion);
-  root.insert("config", options_to_json(ckpt.options).dump());
-  root.insert("meta", ckpt.meta.dump());
-  root.insert("state_dict", to_dict(ckpt.state));
-  root.insert("extra", to_dict(ckpt.extra));
-  write_torch_file(path, root);
+  auto root = PyValue::new_dict();
+  root->set("format", PyValue::of(std::string(kFormatTag)))
+      .set("version", PyValue::of(kFormatVersion))
+      .set("config", PyValue::of(options_to_json(ckpt.options).dump()))
+      .set("meta", PyValue::of(ckpt.meta.dump()))
+      .set("state_dict", to_dict(ckpt.state))
+      .set("extra", to_dict(ckpt.extra));
+  write_torch_file(path, *root);
 }
 
 namespace {

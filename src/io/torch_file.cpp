@@ -37,18 +37,9 @@ const std::unordered_map<std::string, c10::ScalarType>& storage_types() {
   return types;
 }
 
-// LibTorch's own pickler (torch::pickle_save) tags typed containers with these; each returns its
-// first argument unchanged.
-bool passthrough_global(const std::string& name) {
-  return name == "torch.jit._pickle.restore_type_tag" || name == "torch.jit._pickle.build_intlist" ||
-         name == "torch.jit._pickle.build_doublelist" || name == "torch.jit._pickle.build_boollist" ||
-         name == "torch.jit._pickle.build_tensorlist";
-}
-
 bool allowed_global(const std::string& name) {
   return name == "collections.OrderedDict" || name == "torch._utils._rebuild_tensor_v2" ||
-         name == "torch._utils._rebuild_parameter" || storage_types().count(name) > 0 ||
-         passthrough_global(name);
+         name == "torch._utils._rebuild_parameter" || storage_types().count(name) > 0;
 }
 
 class Unpickler {
@@ -228,10 +219,6 @@ class Unpickler {
       return make(PyValue::Kind::kDict);
     }
     if (g.name == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args);
-    if (passthrough_global(g.name)) {
-      TORCH_CHECK(!args.items.empty(), fail(g.name, " without arguments"));
-      return args.items[0];
-    }
     if (g.name == "torch._utils._rebuild_parameter") {
       TORCH_CHECK(!args.items.empty() && args.items[0]->kind == PyValue::Kind::kTensor,
                   fail("_rebuild_parameter without a tensor"));
@@ -473,6 +460,45 @@ PyValuePtr read_torch_file(const std::string& path) {
   }
 }
 
+PyValue& PyValue::set(const std::string& key, PyValuePtr value) {
+  TORCH_CHECK(kind == Kind::kDict, "set() on a ", type_name(), ", not a dict");
+  dict.emplace_back(of(key), std::move(value));
+  return *this;
+}
+
+PyValuePtr PyValue::none() { return make(Kind::kNone); }
+PyValuePtr PyValue::of(bool b) {
+  auto v = make(Kind::kBool);
+  v->boolean = b;
+  return v;
+}
+PyValuePtr PyValue::of(int64_t i) {
+  auto v = make(Kind::kInt);
+  v->integer = i;
+  return v;
+}
+PyValuePtr PyValue::of(double d) {
+  auto v = make(Kind::kFloat);
+  v->real = d;
+  return v;
+}
+PyValuePtr PyValue::of(const std::string& s) {
+  auto v = make(Kind::kString);
+  v->text = s;
+  return v;
+}
+PyValuePtr PyValue::of(const at::Tensor& t) {
+  auto v = make(Kind::kTensor);
+  v->tensor = t;
+  return v;
+}
+PyValuePtr PyValue::new_dict() { return make(Kind::kDict); }
+PyValuePtr PyValue::new_list(std::vector<PyValuePtr> items) {
+  auto v = make(Kind::kList);
+  v->items = std::move(items);
+  return v;
+}
+
 std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [k, v] : dict.dict)
@@ -506,15 +532,149 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
-void write_torch_file(const std::string& path, const c10::IValue& value) {
-  const auto bytes = torch::pickle_save(value);
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+namespace {
+
+// A pickle protocol-2 writer for the values PyValue holds, emitting exactly the opcodes and
+// globals of Python's torch.save. Tensors are written contiguous, one storage each.
+class Pickler {
+ public:
+  explicit Pickler(caffe2::serialize::PyTorchStreamWriter& zip) : zip_(zip) {}
+
+  std::string run(const PyValue& v) {
+    out_ = "\x80\x02";
+    write(v);
+    out_ += '.';
+    return out_;
+  }
+
+ private:
+  void op(char c) { out_ += c; }
+  template <typename T>
+  void raw(T v) {
+    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
+  void str(const std::string& s) {
+    op('X');
+    raw(static_cast<uint32_t>(s.size()));
+    out_ += s;
+  }
+  void integer(int64_t i) {
+    if (i >= INT32_MIN && i <= INT32_MAX) {
+      op('J');
+      raw(static_cast<int32_t>(i));
+    } else {
+      op('\x8a');
+      raw(static_cast<uint8_t>(8));
+      raw(i);
+    }
+  }
+  void global(const char* module, const char* name) {
+    out_ += 'c';
+    out_ += module;
+    out_ += '\n';
+    out_ += name;
+    out_ += '\n';
+  }
+  void tensor(const at::Tensor& input) {
+    static const std::map<c10::ScalarType, const char*> kStorage = {
+        {c10::kFloat, "FloatStorage"}, {c10::kDouble, "DoubleStorage"},
+        {c10::kHalf, "HalfStorage"},   {c10::kBFloat16, "BFloat16Storage"},
+        {c10::kLong, "LongStorage"},   {c10::kInt, "IntStorage"},
+        {c10::kShort, "ShortStorage"}, {c10::kChar, "CharStorage"},
+        {c10::kByte, "ByteStorage"},   {c10::kBool, "BoolStorage"}};
+    const auto t = input.detach().cpu().contiguous();
+    const auto type = kStorage.find(t.scalar_type());
+    TORCH_CHECK(type != kStorage.end(), "cannot save a tensor of type ", t.scalar_type());
+    const std::string key = std::to_string(next_key_++);
+    zip_.writeRecord("data/" + key, t.data_ptr(), t.numel() * t.element_size());
+    global("torch._utils", "_rebuild_tensor_v2");
+    op('(');
+    op('(');
+    str("storage");
+    global("torch", type->second);
+    str(key);
+    str("cpu");
+    integer(t.numel());
+    op('t');
+    op('Q');  // BINPERSID
+    integer(0);
+    op('(');
+    for (auto d : t.sizes()) integer(d);
+    op('t');
+    op('(');
+    for (auto d : t.strides()) integer(d);
+    op('t');
+    op('\x89');  // requires_grad = False
+    global("collections", "OrderedDict");
+    op(')');
+    op('R');
+    op('t');
+    op('R');
+  }
+  void write(const PyValue& v) {
+    using K = PyValue::Kind;
+    switch (v.kind) {
+      case K::kNone: op('N'); break;
+      case K::kBool: op(v.boolean ? '\x88' : '\x89'); break;
+      case K::kInt: integer(v.integer); break;
+      case K::kFloat: {
+        uint64_t u;
+        std::memcpy(&u, &v.real, 8);
+        op('G');
+        for (int i = 7; i >= 0; --i) out_ += static_cast<char>((u >> (8 * i)) & 0xff);
+        break;
+      }
+      case K::kString: str(v.text); break;
+      case K::kBytes:
+        op('B');
+        raw(static_cast<uint32_t>(v.text.size()));
+        out_ += v.text;
+        break;
+      case K::kTensor: tensor(v.tensor); break;
+      case K::kList:
+      case K::kTuple:
+        op(v.kind == K::kList ? ']' : '(');
+        if (v.kind == K::kList) op('(');
+        for (const auto& item : v.items) write(*item);
+        op(v.kind == K::kList ? 'e' : 't');
+        break;
+      case K::kDict:
+        op('}');
+        op('(');
+        for (const auto& [key, value] : v.dict) {
+          write(*key);
+          write(*value);
+        }
+        op('u');
+        break;
+    }
+  }
+
+  caffe2::serialize::PyTorchStreamWriter& zip_;
+  std::string out_;
+  int64_t next_key_ = 0;
+};
+
+}  // namespace
+
+void write_torch_file(const std::string& path, const PyValue& value) {
+  std::string bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter zip([&bytes](const void* data, size_t size) {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
+    const std::string pickle = Pickler(zip).run(value);
+    zip.writeRecord("data.pkl", pickle.data(), pickle.size());
+    zip.writeEndOfFile();
+  }
+  write_file_atomic(path, bytes);
 }
 
 void write_tensor_dict(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [k, v] : tensors) dict.insert(k, v.contiguous().cpu());
-  write_torch_file(path, dict);
+  auto dict = PyValue::new_dict();
+  for (const auto& [k, v] : tensors) dict->set(k, PyValue::of(v));
+  write_torch_file(path, *dict);
 }
 
 }  // namespace hg::io

@@ -6,6 +6,8 @@
 
 #include "hg/model/hourglass.h"
 
+#include <c10/core/Device.h>
+
 #include <functional>
 #include <string>
 
@@ -30,6 +32,10 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global);
 
 /// Sets LibTorch's intra-op thread count (0 = cores); Debian's LibTorch starts with one.
 void apply_threads(const GlobalOptions& global);
+
+/// Parses "cpu", "cuda" or "cuda:N"; a CUDA device without CUDA support in LibTorch is an error
+/// that says so.
+c10::Device parse_device(const std::string& name);
 
 /// 1234567 -> "1,234,567".
 std::string with_commas(int64_t n);

@@ -9,7 +9,6 @@
 /// call.
 
 #include <ATen/Tensor.h>
-#include <ATen/core/ivalue.h>
 
 #include <cstdint>
 #include <map>
@@ -42,6 +41,17 @@ struct PyValue {
   std::vector<std::string> string_keys() const;
   /// Python-like name of the kind ("dict", "tensor", ...), for error messages.
   std::string type_name() const;
+  /// Adds (or appends, keys are not de-duplicated) `key: value` to a dict; returns *this.
+  PyValue& set(const std::string& key, PyValuePtr value);
+
+  static PyValuePtr none();
+  static PyValuePtr of(bool b);
+  static PyValuePtr of(int64_t i);
+  static PyValuePtr of(double d);
+  static PyValuePtr of(const std::string& s);
+  static PyValuePtr of(const at::Tensor& t);
+  static PyValuePtr new_dict();
+  static PyValuePtr new_list(std::vector<PyValuePtr> items = {});
 };
 
 /// Reads a `torch.save` zip file (any archive name). Throws, naming `path`, if the file is missing,
@@ -51,9 +61,12 @@ PyValuePtr read_torch_file(const std::string& path);
 /// The string-keyed tensors of a dict value (non-tensor entries are skipped), in key order.
 std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict);
 
-/// Writes `value` with `torch::pickle_save` (readable by Python's `torch.load` and by
-/// read_torch_file), atomically: a temporary file beside `path` is renamed over it.
-void write_torch_file(const std::string& path, const c10::IValue& value);
+/// Writes `value` as `torch.save` would (zip archive, pickle protocol 2, tensors as
+/// `_rebuild_tensor_v2` of typed storages), so that Python's `torch.load` reads it even with
+/// `weights_only=True`, the default since PyTorch 2.6. LibTorch's own `torch::pickle_save` tags
+/// typed containers with `torch.jit._pickle` globals that such a load refuses. Atomic: a
+/// temporary file beside `path` is renamed over it.
+void write_torch_file(const std::string& path, const PyValue& value);
 
 /// Writes a plain dict of named tensors (e.g. {"output": N×S×J×h×w}) as write_torch_file does.
 void write_tensor_dict(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
