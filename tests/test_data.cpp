@@ -490,6 +490,63 @@ TEST(Sample, RealImageHeatmapsPeakOnTheirJointsAndFlipSwapsSides) {
   EXPECT_LT(cv::norm(f.input, mirrored, cv::NORM_L1) / f.input.total() / 3, 0.01);
 }
 
+// The reduced JPEG decode (the default) against the full decode (the reference): same geometry,
+// same targets, pixels within the difference between bilinear and DCT-domain downscaling.
+TEST(Sample, ReducedDecodeMatchesFullDecode) {
+  const auto d = read_mpii_h5(kMpii);
+  EXPECT_EQ(decode_reduction(200 * d->annotation(0).scale, 256), 4);  // 1180 px → 256
+  EXPECT_EQ(decode_reduction(511, 256), 1);
+  EXPECT_EQ(decode_reduction(512, 256), 2);
+  EXPECT_EQ(decode_reduction(1e5, 256), 8);
+  SampleOptions reduced, full;
+  full.reduced_decode = false;
+  for (size_t i = 0; i < 5; ++i) {
+    AugmentParams aug;
+    aug.rotation_deg = 10.0 * i;
+    aug.flip = i % 2;
+    const Sample a = make_sample(*d, i, reduced, aug), b = make_sample(*d, i, full, aug);
+    for (size_t j = 0; j < 16; ++j)
+      EXPECT_EQ(cv::norm(a.heatmaps[j], b.heatmaps[j], cv::NORM_INF), 0);
+    // Blur the full decode's aliasing away before comparing; a half-pixel shift would show as a
+    // large difference at every edge.
+    cv::Mat ba, bb;
+    cv::GaussianBlur(a.input, ba, cv::Size(5, 5), 1.0);
+    cv::GaussianBlur(b.input, bb, cv::Size(5, 5), 1.0);
+    const double mean = cv::norm(ba, bb, cv::NORM_L1) / ba.total() / 3;
+    EXPECT_LT(mean, 0.02) << "sample " << i;
+    cv::Mat shifted;
+    const cv::Matx23d shift(1, 0, 1, 0, 1, 0);
+    cv::warpAffine(bb, shifted, cv::Mat(shift), bb.size());
+    EXPECT_LT(mean, 0.7 * cv::norm(ba, shifted, cv::NORM_L1) / ba.total() / 3) << "sample " << i;
+  }
+}
+
+// Geometry of the reduced decode: a blob in a large JPEG lands where the crop transform says,
+// to a twentieth of a crop pixel (a half-pixel slip of the reduced grid would be ~0.3 px).
+TEST(Sample, ReducedDecodeKeepsThePixelGrid) {
+  const fs::path dir = scratch();
+  const cv::Point2d at(1003.3, 777.7);
+  cv::Mat grey;
+  blob(cv::Size(2000, 1600), at, 40).convertTo(grey, CV_8U, 255);
+  cv::Mat bgr;
+  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
+  ASSERT_TRUE(cv::imwrite((dir / "blob.jpg").string(), bgr, {cv::IMWRITE_JPEG_QUALITY, 100}));
+  write_text(dir / "blob.json", R"({"format": "hourglass-pose", "joints": ["blob"], "samples": [
+      {"image": "blob.jpg", "joints": [[1003.3, 777.7, 2]], "center": [950, 820], "scale": 8}]})");
+  const auto d = read_custom_json((dir / "blob.json").string());
+  for (bool reduced : {true, false}) {
+    SampleOptions o;
+    o.reduced_decode = reduced;
+    AugmentParams aug;
+    aug.rotation_deg = 15;
+    const Sample s = make_sample(*d, 0, o, aug);
+    cv::Mat channels[3];
+    cv::split(s.input, channels);
+    const cv::Point2d predicted = CropTransform(s.meta.crop, 256).forward(at);
+    EXPECT_LT(cv::norm(centroid(channels[1]) - predicted), 0.05) << "reduced " << reduced;
+  }
+}
+
 TEST(Sample, MissingAndOutOfCropJointsGetZeroWeight) {
   const auto d = read_mpii_h5(kMpii);
   Annotation a = d->annotation(0);

@@ -103,9 +103,16 @@ JointSet coco_joints() {
        {4, 6}}};
 }
 
-cv::Mat read_image_rgb(const std::string& path) {
+cv::Mat read_image_rgb(const std::string& path, int reduce) {
   if (!std::filesystem::is_regular_file(path)) throw ImageError(path, "no such file");
-  cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+  const int mode = reduce == 8   ? cv::IMREAD_REDUCED_COLOR_8
+                   : reduce == 4 ? cv::IMREAD_REDUCED_COLOR_4
+                   : reduce == 2 ? cv::IMREAD_REDUCED_COLOR_2
+                                 : cv::IMREAD_COLOR;
+  if (reduce != 1 && reduce != 2 && reduce != 4 && reduce != 8)
+    throw std::invalid_argument("image reduction must be 1, 2, 4 or 8, got " +
+                                std::to_string(reduce));
+  cv::Mat bgr = cv::imread(path, mode);
   if (bgr.empty()) throw ImageError(path, "not a decodable image (corrupt or unknown format)");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
@@ -126,6 +133,13 @@ Annotation FileDataset::annotation(size_t i) const {
 
 cv::Mat FileDataset::image(size_t i) const {
   return read_image_rgb(annotation(i).image);
+}
+
+Annotation FileDataset::load(size_t i, cv::Mat& image, int reduce, int* applied) const {
+  Annotation a = annotation(i);
+  image = read_image_rgb(a.image, reduce);
+  if (applied) *applied = reduce;
+  return a;
 }
 
 std::string FileDataset::describe() const {

@@ -48,17 +48,30 @@ bool draw_gaussian_reference(cv::Mat& map, const cv::Point2d& p, double sigma) {
   return true;
 }
 
+int decode_reduction(double crop_side, int res) {
+  int f = 1;
+  while (f < 8 && crop_side >= 2.0 * f * res) f *= 2;
+  return f;
+}
+
 Sample make_sample(const Dataset& dataset, size_t i, const SampleOptions& options,
                    const AugmentParams& aug) {
+  // The crop side needs the annotation before the image is decoded; it is cheap for every
+  // dataset (file datasets hold it in memory).
+  const int want =
+      options.reduced_decode
+          ? decode_reduction(200 * dataset.annotation(i).scale * aug.scale, options.res)
+          : 1;
   cv::Mat image;
-  Annotation a = dataset.load(i, image);
-  Sample s = make_sample(a, image, dataset.joints(), options, aug);
+  int reduced = 1;
+  Annotation a = dataset.load(i, image, want, &reduced);
+  Sample s = make_sample(a, image, dataset.joints(), options, aug, reduced);
   s.meta.sample = i;
   return s;
 }
 
 Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& joints,
-                   const SampleOptions& options, const AugmentParams& aug) {
+                   const SampleOptions& options, const AugmentParams& aug, int reduced) {
   if (image.type() != CV_8UC3)
     throw std::invalid_argument("make_sample needs an RGB CV_8UC3 image (" + a.image + ")");
   if (a.joints.size() != static_cast<size_t>(joints.size()))
@@ -75,7 +88,13 @@ Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& jo
   s.meta.crop = {a.center, a.scale * aug.scale, aug.rotation_deg, aug.flip, options.grid};
 
   const CropTransform crop(s.meta.crop, options.res);
-  crop.warp(image).convertTo(s.input, CV_32FC3, 1.0 / 255);
+  // A reduced image's pixel i is centred on original coordinate f·i + (f-1)/2: the same crop in
+  // its coordinates has centre (c - (f-1)/2) / f and scale s / f.
+  CropParams in_image = s.meta.crop;
+  const double f = reduced;
+  in_image.center = (in_image.center - cv::Point2d((f - 1) / 2, (f - 1) / 2)) / f;
+  in_image.scale /= f;
+  CropTransform(in_image, options.res).warp(image).convertTo(s.input, CV_32FC3, 1.0 / 255);
   if (aug.colour[0] != 1 || aug.colour[1] != 1 || aug.colour[2] != 1) {
     cv::multiply(s.input, cv::Scalar(aug.colour[0], aug.colour[1], aug.colour[2]), s.input);
     cv::min(s.input, cv::Scalar::all(1.0), s.input);

@@ -456,7 +456,8 @@ cv::Mat SyntheticDataset::image(size_t i) const {
   return img;
 }
 
-Annotation SyntheticDataset::load(size_t i, cv::Mat& img) const {
+Annotation SyntheticDataset::load(size_t i, cv::Mat& img, int, int* applied) const {
+  if (applied) *applied = 1;
   if (i >= num_samples_) annotation(i);  // throws the range error
   Scene sc = make_scene(seed_, i, options_);
   img.create(options_.image_size, options_.image_size, CV_8UC3);

@@ -80,10 +80,15 @@ class Dataset {
   /// Image of sample `i`: H×W CV_8UC3, RGB. Throws ImageError when the image is missing or
   /// cannot be decoded.
   virtual cv::Mat image(size_t i) const = 0;
-  /// Annotation and image of sample `i` together (datasets that generate both at once
-  /// override this); throws like image().
-  virtual Annotation load(size_t i, cv::Mat& image) const {
+  /// Annotation and image of sample `i` together; throws like image(). `reduce` (1, 2, 4 or 8)
+  /// allows the image to come at 1/reduce of its size where the format does that cheaply (JPEG's
+  /// DCT scaling); the factor applied is stored in `*applied`. Pixel (i, j) of a reduced image
+  /// covers original pixels [f·i, f·i + f), so its centre is original coordinate f·i + (f-1)/2.
+  /// The annotation is always in original pixels. Datasets that generate both at once, or can
+  /// decode smaller, override this.
+  virtual Annotation load(size_t i, cv::Mat& image, int reduce = 1, int* applied = nullptr) const {
     image = this->image(i);
+    if (applied) *applied = 1;
     return annotation(i);
   }
   /// A one-line description ("mpii: valid.h5, 2958 samples").
@@ -102,9 +107,10 @@ class ImageError : public std::runtime_error {
   std::string path_;
 };
 
-/// Reads an image file as RGB CV_8UC3. Throws ImageError (naming `path`) when the file is
-/// missing or is not a decodable image.
-cv::Mat read_image_rgb(const std::string& path);
+/// Reads an image file as RGB CV_8UC3, at 1/reduce of its size when reduce is 2, 4 or 8 (see
+/// Dataset::load). Throws ImageError (naming `path`) when the file is missing or is not a
+/// decodable image.
+cv::Mat read_image_rgb(const std::string& path, int reduce = 1);
 
 /// A dataset of annotations held in memory whose images are files on disk (MPII, FLIC, COCO and
 /// custom JSON). `Annotation::image` is the full path of each image.
@@ -116,6 +122,7 @@ class FileDataset : public Dataset {
   const JointSet& joints() const override { return joints_; }
   Annotation annotation(size_t i) const override;
   cv::Mat image(size_t i) const override;
+  Annotation load(size_t i, cv::Mat& image, int reduce = 1, int* applied = nullptr) const override;
   std::string describe() const override;
   /// All annotations, in file order.
   const std::vector<Annotation>& samples() const { return samples_; }

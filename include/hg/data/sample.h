@@ -24,6 +24,10 @@ struct SampleOptions {
   double sigma = kPaperSigma;  ///< Gaussian σ in heatmap pixels
   AugmentOptions augment = AugmentOptions::none();
   PixelGrid grid = PixelGrid::kExact;  ///< see transform.h
+  /// Let large images be decoded at 1/2, 1/4 or 1/8 (JPEG DCT scaling) when the crop still gets
+  /// at least one source pixel per output pixel: several times faster on photos, and
+  /// anti-aliased. false = always decode in full (the reference).
+  bool reduced_decode = true;
 
   /// heatmap_res, or res / 4 when it is 0.
   int heatmap_side() const { return heatmap_res > 0 ? heatmap_res : res / 4; }
@@ -61,12 +65,18 @@ bool draw_gaussian(cv::Mat& map, const cv::Point2d& p, double sigma);
 bool draw_gaussian_reference(cv::Mat& map, const cv::Point2d& p, double sigma);
 
 /// Builds the sample of dataset item `i` with augmentation `aug` (see sample_augment): loads the
-/// image (may throw ImageError), warps it, applies the colour gains and draws the targets.
+/// image (may throw ImageError; reduced per options.reduced_decode), warps it, applies the colour
+/// gains and draws the targets.
 Sample make_sample(const Dataset& dataset, size_t i, const SampleOptions& options,
                    const AugmentParams& aug);
 
-/// The same from an annotation and its already loaded RGB CV_8UC3 image.
+/// The same from an annotation and its already loaded RGB CV_8UC3 image, decoded at
+/// 1/`reduced` of the annotation's pixel size (see Dataset::load).
 Sample make_sample(const Annotation& annotation, const cv::Mat& image, const JointSet& joints,
-                   const SampleOptions& options, const AugmentParams& aug);
+                   const SampleOptions& options, const AugmentParams& aug, int reduced = 1);
+
+/// The largest reduction (1, 2, 4 or 8) that still leaves at least one source pixel per output
+/// pixel for a crop of side `crop_side` image pixels onto `res` pixels.
+int decode_reduction(double crop_side, int res);
 
 }  // namespace hg::data

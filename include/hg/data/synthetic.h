@@ -36,8 +36,8 @@ class SyntheticDataset : public Dataset {
   Annotation annotation(size_t i) const override;
   cv::Mat image(size_t i) const override;
   std::string describe() const override;
-  /// Annotation and image from one generation.
-  Annotation load(size_t i, cv::Mat& image) const override;
+  /// Annotation and image from one generation (never reduced: `*applied` = 1).
+  Annotation load(size_t i, cv::Mat& image, int reduce = 1, int* applied = nullptr) const override;
 
  private:
   size_t num_samples_;
