@@ -1,0 +1,64 @@
+#pragma once
+/// Augmentation recipes: how a sample's crop is randomly scaled, rotated, flipped and
+/// colour-jittered. A recipe is sampled into AugmentParams with a caller-provided generator so
+/// that the loader is deterministic per (seed, epoch, sample).
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+namespace hg::data {
+
+/// A random augmentation recipe. Scale multiplies the crop side (> 1 = person appears smaller).
+struct AugmentOptions {
+  /// How the scale factor is drawn.
+  enum class ScaleLaw {
+    kNone,        ///< always 1
+    kUniform,     ///< U(scale_min, scale_max)
+    kLog2Normal,  ///< 2^clamp(N(0,1)·scale_sigma, ±scale_clamp)
+  };
+  /// How the rotation is drawn (degrees, counter-clockwise on screen).
+  enum class RotationLaw {
+    kNone,     ///< always 0
+    kUniform,  ///< U(-rotation_max, rotation_max)
+    kNormal,   ///< clamp(N(0,1)·rotation_sigma, ±rotation_max)
+  };
+  ScaleLaw scale_law = ScaleLaw::kNone;
+  double scale_min = 1, scale_max = 1;      ///< kUniform bounds
+  double scale_sigma = 0, scale_clamp = 0;  ///< kLog2Normal, in octaves
+  RotationLaw rotation_law = RotationLaw::kNone;
+  double rotation_max = 0;                ///< degrees: kUniform bound, kNormal clamp
+  double rotation_sigma = 0;              ///< degrees, kNormal
+  double rotation_prob = 1;               ///< probability that a sample is rotated at all
+  double flip_prob = 0;                   ///< probability of a horizontal flip (joints swap sides)
+  double colour_min = 1, colour_max = 1;  ///< each RGB channel × U(min, max), clamped to [0, 1]
+
+  /// No augmentation (evaluation).
+  static AugmentOptions none();
+  /// The paper's: rotation U(±30°), scale U(0.75, 1.25), flip p = 0.5, and colour jitter, whose
+  /// amount the paper does not give: we use the original code's per-channel U(0.6, 1.4).
+  static AugmentOptions paper();
+  /// The original code's exact recipe: scale 2^clamp(N(0,1)·0.25, ±0.5), rotation
+  /// clamp(N(0,1)·30, ±60°) on 40% of samples, flip p = 0.5, each channel × U(0.6, 1.4).
+  static AugmentOptions original();
+  /// By name: "none", "paper" or "original"; throws listing them otherwise.
+  static AugmentOptions preset(const std::string& name);
+};
+
+/// One drawn augmentation.
+struct AugmentParams {
+  double scale = 1;         ///< multiplies the annotation's scale
+  double rotation_deg = 0;  ///< counter-clockwise on screen
+  bool flip = false;
+  float colour[3] = {1, 1, 1};  ///< R, G, B gains
+};
+
+/// Draws one AugmentParams from `options`. The draws happen in a fixed order (scale, rotation,
+/// rotation-gate, flip, colour R, G, B), so equal generators give equal params.
+AugmentParams sample_augment(const AugmentOptions& options, std::mt19937_64& rng);
+
+/// A generator seeded from (seed, epoch, sample) by SplitMix64 mixing: independent streams for
+/// every sample of every epoch, independent of thread scheduling.
+std::mt19937_64 sample_rng(uint64_t seed, uint64_t epoch, uint64_t sample);
+
+}  // namespace hg::data

@@ -1,0 +1,150 @@
+#include "hg/data/dataset.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace hg::data {
+
+std::vector<int> JointSet::flip_permutation() const {
+  std::vector<int> perm(names.size());
+  for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int>(i);
+  for (const auto& [a, b] : flip_pairs) {
+    perm[static_cast<size_t>(a)] = b;
+    perm[static_cast<size_t>(b)] = a;
+  }
+  return perm;
+}
+
+int JointSet::index_of(const std::string& joint_name) const {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == joint_name) return static_cast<int>(i);
+  throw std::runtime_error("joint set '" + name + "' has no joint named '" + joint_name + "'");
+}
+
+void JointSet::validate(const std::string& where) const {
+  const int n = size();
+  if (n == 0) throw std::runtime_error(where + ": the joint list is empty");
+  auto check = [&](const std::vector<std::pair<int, int>>& v, const char* field) {
+    for (const auto& [a, b] : v)
+      if (a < 0 || b < 0 || a >= n || b >= n || a == b)
+        throw std::runtime_error(
+            where + ": " + field + " entry [" + std::to_string(a) + ", " + std::to_string(b) +
+            "] must be two different joint indices in 0.." + std::to_string(n - 1));
+  };
+  check(flip_pairs, "flip_pairs");
+  check(skeleton, "skeleton");
+  std::vector<int> seen(static_cast<size_t>(n), 0);
+  for (const auto& [a, b] : flip_pairs)
+    if (++seen[static_cast<size_t>(a)] > 1 || ++seen[static_cast<size_t>(b)] > 1)
+      throw std::runtime_error(where + ": flip_pairs: joint " +
+                               std::to_string(seen[static_cast<size_t>(a)] > 1 ? a : b) +
+                               " appears in more than one pair");
+}
+
+JointSet mpii_joints() {
+  return {
+      "mpii",
+      {"r-ankle", "r-knee", "r-hip", "l-hip", "l-knee", "l-ankle", "pelvis", "thorax", "upper-neck",
+       "head-top", "r-wrist", "r-elbow", "r-shoulder", "l-shoulder", "l-elbow", "l-wrist"},
+      {{0, 5}, {1, 4}, {2, 3}, {10, 15}, {11, 14}, {12, 13}},
+      {{0, 1},
+       {1, 2},
+       {2, 6},
+       {6, 3},
+       {3, 4},
+       {4, 5},
+       {6, 7},
+       {7, 8},
+       {8, 9},
+       {10, 11},
+       {11, 12},
+       {12, 7},
+       {7, 13},
+       {13, 14},
+       {14, 15}}};
+}
+
+JointSet flic_joints() {
+  return {"flic",
+          {"l-shoulder", "l-elbow", "l-wrist", "r-shoulder", "r-elbow", "r-wrist", "l-hip", "r-hip",
+           "l-eye", "r-eye", "nose"},
+          {{0, 3}, {1, 4}, {2, 5}, {6, 7}, {8, 9}},
+          {{0, 1}, {1, 2}, {3, 4}, {4, 5}, {0, 3}, {0, 6}, {3, 7}, {6, 7}, {8, 10}, {9, 10}}};
+}
+
+JointSet coco_joints() {
+  return {
+      "coco",
+      {"nose", "l-eye", "r-eye", "l-ear", "r-ear", "l-shoulder", "r-shoulder", "l-elbow", "r-elbow",
+       "l-wrist", "r-wrist", "l-hip", "r-hip", "l-knee", "r-knee", "l-ankle", "r-ankle"},
+      {{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}, {11, 12}, {13, 14}, {15, 16}},
+      // COCO's own skeleton (person category), made 0-based.
+      {{15, 13},
+       {13, 11},
+       {16, 14},
+       {14, 12},
+       {11, 12},
+       {5, 11},
+       {6, 12},
+       {5, 6},
+       {5, 7},
+       {6, 8},
+       {7, 9},
+       {8, 10},
+       {1, 2},
+       {0, 1},
+       {0, 2},
+       {1, 3},
+       {2, 4},
+       {3, 5},
+       {4, 6}}};
+}
+
+cv::Mat read_image_rgb(const std::string& path, int reduce) {
+  if (!std::filesystem::is_regular_file(path)) throw ImageError(path, "no such file");
+  const int mode = reduce == 8   ? cv::IMREAD_REDUCED_COLOR_8
+                   : reduce == 4 ? cv::IMREAD_REDUCED_COLOR_4
+                   : reduce == 2 ? cv::IMREAD_REDUCED_COLOR_2
+                                 : cv::IMREAD_COLOR;
+  if (reduce != 1 && reduce != 2 && reduce != 4 && reduce != 8)
+    throw std::invalid_argument("image reduction must be 1, 2, 4 or 8, got " +
+                                std::to_string(reduce));
+  cv::Mat bgr = cv::imread(path, mode);
+  if (bgr.empty()) throw ImageError(path, "not a decodable image (corrupt or unknown format)");
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+FileDataset::FileDataset(JointSet joints, std::vector<Annotation> samples, std::string source)
+    : joints_(std::move(joints)), samples_(std::move(samples)), source_(std::move(source)) {
+  joints_.validate(source_);
+}
+
+Annotation FileDataset::annotation(size_t i) const {
+  if (i >= samples_.size())
+    throw std::out_of_range(source_ + ": sample " + std::to_string(i) + " out of range (size " +
+                            std::to_string(samples_.size()) + ")");
+  return samples_[i];
+}
+
+cv::Mat FileDataset::image(size_t i) const {
+  return read_image_rgb(annotation(i).image);
+}
+
+Annotation FileDataset::load(size_t i, cv::Mat& image, int reduce, int* applied) const {
+  Annotation a = annotation(i);
+  image = read_image_rgb(a.image, reduce);
+  if (applied) *applied = reduce;
+  return a;
+}
+
+std::string FileDataset::describe() const {
+  return joints_.name + ": " + source_ + ", " + std::to_string(samples_.size()) + " samples, " +
+         std::to_string(joints_.size()) + " joints";
+}
+
+}  // namespace hg::data

@@ -1,0 +1,119 @@
+#include "hg/data/sample.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace hg::data {
+
+namespace {
+bool inside(const cv::Point2d& p, int side) {
+  return p.x >= -0.5 && p.y >= -0.5 && p.x < side - 0.5 && p.y < side - 0.5;
+}
+}  // namespace
+
+// g(q) = exp(-|q - p|² / 2σ²) for |q_x - p_x| ≤ 3σ and |q_y - p_y| ≤ 3σ, else 0 (the original's
+// square 6σ+1 window). Separable: g = gx(q_x) · gy(q_y), evaluated on the window only.
+bool draw_gaussian(cv::Mat& map, const cv::Point2d& p, double sigma) {
+  CV_Assert(map.type() == CV_32F && map.rows == map.cols);
+  const int side = map.rows;
+  if (!inside(p, side)) return false;
+  const double r = 3 * sigma, inv = 1 / (2 * sigma * sigma);
+  const int x0 = std::max(0, static_cast<int>(std::ceil(p.x - r)));
+  const int x1 = std::min(side - 1, static_cast<int>(std::floor(p.x + r)));
+  const int y0 = std::max(0, static_cast<int>(std::ceil(p.y - r)));
+  const int y1 = std::min(side - 1, static_cast<int>(std::floor(p.y + r)));
+  float gx[512];
+  CV_Assert(x1 - x0 < 512);
+  for (int x = x0; x <= x1; ++x)
+    gx[x - x0] = static_cast<float>(std::exp(-(x - p.x) * (x - p.x) * inv));
+  for (int y = y0; y <= y1; ++y) {
+    const float gy = static_cast<float>(std::exp(-(y - p.y) * (y - p.y) * inv));
+    float* row = map.ptr<float>(y);
+    for (int x = x0; x <= x1; ++x) row[x] = std::max(row[x], gy * gx[x - x0]);
+  }
+  return true;
+}
+
+bool draw_gaussian_reference(cv::Mat& map, const cv::Point2d& p, double sigma) {
+  CV_Assert(map.type() == CV_32F && map.rows == map.cols);
+  if (!inside(p, map.rows)) return false;
+  for (int y = 0; y < map.rows; ++y)
+    for (int x = 0; x < map.cols; ++x) {
+      const double dx = x - p.x, dy = y - p.y;
+      if (std::abs(dx) > 3 * sigma || std::abs(dy) > 3 * sigma) continue;
+      const float v = static_cast<float>(std::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)));
+      map.at<float>(y, x) = std::max(map.at<float>(y, x), v);
+    }
+  return true;
+}
+
+int decode_reduction(double crop_side, int res) {
+  int f = 1;
+  while (f < 8 && crop_side >= 2.0 * f * res) f *= 2;
+  return f;
+}
+
+Sample make_sample(const Dataset& dataset, size_t i, const SampleOptions& options,
+                   const AugmentParams& aug) {
+  // The crop side needs the annotation before the image is decoded; it is cheap for every
+  // dataset (file datasets hold it in memory).
+  const int want =
+      options.reduced_decode
+          ? decode_reduction(200 * dataset.annotation(i).scale * aug.scale, options.res)
+          : 1;
+  cv::Mat image;
+  int reduced = 1;
+  Annotation a = dataset.load(i, image, want, &reduced);
+  Sample s = make_sample(a, image, dataset.joints(), options, aug, reduced);
+  s.meta.sample = i;
+  return s;
+}
+
+Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& joints,
+                   const SampleOptions& options, const AugmentParams& aug, int reduced) {
+  if (image.type() != CV_8UC3)
+    throw std::invalid_argument("make_sample needs an RGB CV_8UC3 image (" + a.image + ")");
+  if (a.joints.size() != static_cast<size_t>(joints.size()))
+    throw std::invalid_argument("annotation of " + a.image + " has " +
+                                std::to_string(a.joints.size()) + " joints, its dataset " +
+                                std::to_string(joints.size()));
+  Sample s;
+  s.meta.index = a.index;
+  s.meta.center = a.center;
+  s.meta.scale = a.scale;
+  s.meta.normalize = a.normalize;
+  s.meta.joints = a.joints;
+  s.meta.augment = aug;
+  s.meta.crop = {a.center, a.scale * aug.scale, aug.rotation_deg, aug.flip, options.grid};
+
+  const CropTransform crop(s.meta.crop, options.res);
+  // A reduced image's pixel i is centred on original coordinate f·i + (f-1)/2: the same crop in
+  // its coordinates has centre (c - (f-1)/2) / f and scale s / f.
+  CropParams in_image = s.meta.crop;
+  const double f = reduced;
+  in_image.center = (in_image.center - cv::Point2d((f - 1) / 2, (f - 1) / 2)) / f;
+  in_image.scale /= f;
+  CropTransform(in_image, options.res).warp(image).convertTo(s.input, CV_32FC3, 1.0 / 255);
+  if (aug.colour[0] != 1 || aug.colour[1] != 1 || aug.colour[2] != 1) {
+    cv::multiply(s.input, cv::Scalar(aug.colour[0], aug.colour[1], aug.colour[2]), s.input);
+    cv::min(s.input, cv::Scalar::all(1.0), s.input);
+  }
+
+  const int side = options.heatmap_side();
+  const CropTransform heat = crop.at_resolution(side);
+  const std::vector<int> perm = joints.flip_permutation();
+  const size_t nj = a.joints.size();
+  s.heatmaps.resize(nj);
+  s.weight.assign(nj, 0.f);
+  for (size_t j = 0; j < nj; ++j) {
+    s.heatmaps[j] = cv::Mat::zeros(side, side, CV_32F);
+    // After a flip, the person's left limb looks like a right one: channel j shows perm[j].
+    const Keypoint& k = a.joints[aug.flip ? static_cast<size_t>(perm[j]) : j];
+    if (k.present && draw_gaussian(s.heatmaps[j], heat.forward(k.pos), options.sigma))
+      s.weight[j] = 1.f;
+  }
+  return s;
+}
+
+}  // namespace hg::data
