@@ -22,7 +22,9 @@ struct FixtureCase {
   int64_t stacks, features, residuals, joints, depth;
 };
 
-std::ostream& operator<<(std::ostream& os, const FixtureCase& c) { return os << c.checkpoint; }
+std::ostream& operator<<(std::ostream& os, const FixtureCase& c) {
+  return os << c.checkpoint;
+}
 
 std::string temp_path(const std::string& name) {
   const auto dir = fs::temp_directory_path() / ("hg_tests_" + std::to_string(::getpid()));
@@ -90,21 +92,23 @@ TEST_P(Fixtures, NativeRoundTripIsBitExact) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, Fixtures,
-    ::testing::Values(
-        FixtureCase{"posenet_s2_f64_checkpoint.pt", "posenet_s2_f64_checkpoint.io.pt",
-                    CheckpointFormat::kPoseNet, 2, 64, 1, 16, 4},
-        FixtureCase{"posenet_s1_f32_state_dict.pt", "posenet_s1_f32_state_dict.io.pt",
-                    CheckpointFormat::kPoseNet, 1, 32, 1, 16, 4},
-        FixtureCase{"bearpaw_hg_s2_b1_f64.pth.tar", "bearpaw_hg_s2_b1_f64.io.pt",
-                    CheckpointFormat::kBearpaw, 2, 64, 1, 16, 4},
-        FixtureCase{"gen/posenet_s3_f32_j11_state_dict.pt", "gen/posenet_s3_f32_j11_state_dict.io.pt",
-                    CheckpointFormat::kPoseNet, 3, 32, 1, 11, 4},
-        FixtureCase{"gen/posenet_s1_f16_d3_checkpoint.pt", "gen/posenet_s1_f16_d3_checkpoint.io.pt",
-                    CheckpointFormat::kPoseNet, 1, 16, 1, 16, 3},
-        FixtureCase{"gen/bearpaw_s1_b2_f32.pth.tar", "gen/bearpaw_s1_b2_f32.io.pt",
-                    CheckpointFormat::kBearpaw, 1, 32, 2, 16, 4},
-        FixtureCase{"gen/bearpaw_s3_b1_f16_j7.pth.tar", "gen/bearpaw_s3_b1_f16_j7.io.pt",
-                    CheckpointFormat::kBearpaw, 3, 16, 1, 7, 4}),
+    ::testing::Values(FixtureCase{"posenet_s2_f64_checkpoint.pt", "posenet_s2_f64_checkpoint.io.pt",
+                                  CheckpointFormat::kPoseNet, 2, 64, 1, 16, 4},
+                      FixtureCase{"posenet_s1_f32_state_dict.pt", "posenet_s1_f32_state_dict.io.pt",
+                                  CheckpointFormat::kPoseNet, 1, 32, 1, 16, 4},
+                      FixtureCase{"bearpaw_hg_s2_b1_f64.pth.tar", "bearpaw_hg_s2_b1_f64.io.pt",
+                                  CheckpointFormat::kBearpaw, 2, 64, 1, 16, 4},
+                      FixtureCase{"gen/posenet_s3_f32_j11_state_dict.pt",
+                                  "gen/posenet_s3_f32_j11_state_dict.io.pt",
+                                  CheckpointFormat::kPoseNet, 3, 32, 1, 11, 4},
+                      FixtureCase{"gen/posenet_s1_f16_d3_checkpoint.pt",
+                                  "gen/posenet_s1_f16_d3_checkpoint.io.pt",
+                                  CheckpointFormat::kPoseNet, 1, 16, 1, 16, 3},
+                      FixtureCase{"gen/bearpaw_s1_b2_f32.pth.tar", "gen/bearpaw_s1_b2_f32.io.pt",
+                                  CheckpointFormat::kBearpaw, 1, 32, 2, 16, 4},
+                      FixtureCase{"gen/bearpaw_s3_b1_f16_j7.pth.tar",
+                                  "gen/bearpaw_s3_b1_f16_j7.io.pt", CheckpointFormat::kBearpaw, 3,
+                                  16, 1, 7, 4}),
     [](const ::testing::TestParamInfo<FixtureCase>& info) {
       std::string name = fs::path(info.param.checkpoint).stem().stem().string();
       for (char& ch : name)
@@ -194,7 +198,9 @@ TEST(CheckpointErrors, PickleNamingAForeignGlobalIsRefusedNotCalled) {
   // pickle of os.system("touch MARKER"): GLOBAL 'os system', a tuple argument, REDUCE.
   const auto marker = temp_path("pwned");
   const std::string cmd = "touch " + marker;
-  std::string pkl = "\x80\x02" "cos\nsystem\n";
+  std::string pkl =
+      "\x80\x02"
+      "cos\nsystem\n";
   pkl += 'X';
   const uint32_t n = static_cast<uint32_t>(cmd.size());
   pkl.append(reinterpret_cast<const char*>(&n), 4);
@@ -272,7 +278,8 @@ TEST(TorchFile, ValuesRoundTripThroughTheWriterAndReader) {
   ASSERT_EQ(back->find("list")->items.size(), 2u);
   EXPECT_EQ(back->find("list")->items[1]->text, "two");
   EXPECT_TRUE(torch::equal(back->find("strided")->tensor, strided));
-  EXPECT_TRUE(torch::equal(back->find("long")->tensor, torch::tensor({int64_t{1} << 40, int64_t{-3}})));
+  EXPECT_TRUE(
+      torch::equal(back->find("long")->tensor, torch::tensor({int64_t{1} << 40, int64_t{-3}})));
   EXPECT_EQ(back->find("half")->tensor.scalar_type(), torch::kHalf);
 }
 

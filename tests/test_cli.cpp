@@ -47,15 +47,18 @@ TEST(Cli, ConvertThenForwardReproducesTheReference) {
           "bearpaw_hg_s2_b1_f64.io.pt --output " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   const auto got = hg::io::read_torch_file(out)->find("output")->tensor;
-  const auto ref = hg::io::read_torch_file(kFixtures + "bearpaw_hg_s2_b1_f64.io.pt")
-                       ->find("output")
-                       ->tensor;
+  const auto ref =
+      hg::io::read_torch_file(kFixtures + "bearpaw_hg_s2_b1_f64.io.pt")->find("output")->tensor;
   EXPECT_LE((got - ref).abs().max().item<double>(), 1e-4 * ref.abs().max().item<double>());
 }
 
 TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
   const auto bad = std::filesystem::temp_directory_path() / "hg_cli_not_a_model.pt";
-  { std::FILE* f = std::fopen(bad.c_str(), "w"); std::fputs("hello", f); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(bad.c_str(), "w");
+    std::fputs("hello", f);
+    std::fclose(f);
+  }
   const auto r = run("info --weights " + bad.string());
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(r.out.rfind("hourglass: error: cannot read " + bad.string(), 0), 0u) << r.out;

@@ -48,10 +48,10 @@ INSTANTIATE_TEST_SUITE_P(Configs, ModelShapes,
                                            ShapeCase{2, 8, 1, 3, 17, 8, 16}),
                          [](const ::testing::TestParamInfo<ShapeCase>& info) {
                            const auto& c = info.param;
-                           return "s" + std::to_string(c.stacks) + "f" + std::to_string(c.features) +
-                                  "d" + std::to_string(c.depth) + "r" + std::to_string(c.residuals) +
-                                  "j" + std::to_string(c.joints) + "_" + std::to_string(c.h) + "x" +
-                                  std::to_string(c.w);
+                           return "s" + std::to_string(c.stacks) + "f" +
+                                  std::to_string(c.features) + "d" + std::to_string(c.depth) + "r" +
+                                  std::to_string(c.residuals) + "j" + std::to_string(c.joints) +
+                                  "_" + std::to_string(c.h) + "x" + std::to_string(c.w);
                          });
 
 TEST(Model, RejectsInputSizesThatAreNotMultiplesOf4TimesTwoToTheDepth) {

@@ -10,26 +10,26 @@ namespace hg::cli {
 
 void add_architecture_options(CLI::App& cmd, model::StackedHourglassOptions& o) {
   auto* g = cmd.add_option_group("architecture", "network shape (ignored with --weights)");
-  g->add_option_function<int64_t>("--stacks", [&o](int64_t v) { o.stacks(v); },
-                                  "hourglass stacks (1..16)")
+  g->add_option_function<int64_t>(
+       "--stacks", [&o](int64_t v) { o.stacks(v); }, "hourglass stacks (1..16)")
       ->default_str(std::to_string(o.stacks()));
-  g->add_option_function<int64_t>("--features", [&o](int64_t v) { o.features(v); },
-                                  "channels inside the hourglasses (F)")
+  g->add_option_function<int64_t>(
+       "--features", [&o](int64_t v) { o.features(v); }, "channels inside the hourglasses (F)")
       ->default_str(std::to_string(o.features()));
-  g->add_option_function<int64_t>("--depth", [&o](int64_t v) { o.depth(v); },
-                                  "levels per hourglass")
+  g->add_option_function<int64_t>(
+       "--depth", [&o](int64_t v) { o.depth(v); }, "levels per hourglass")
       ->default_str(std::to_string(o.depth()));
-  g->add_option_function<int64_t>("--residuals", [&o](int64_t v) { o.residuals(v); },
-                                  "residual modules per block (nModules)")
+  g->add_option_function<int64_t>(
+       "--residuals", [&o](int64_t v) { o.residuals(v); }, "residual modules per block (nModules)")
       ->default_str(std::to_string(o.residuals()));
-  g->add_option_function<int64_t>("--joints", [&o](int64_t v) { o.joints(v); },
-                                  "heatmaps per stack")
+  g->add_option_function<int64_t>(
+       "--joints", [&o](int64_t v) { o.joints(v); }, "heatmaps per stack")
       ->default_str(std::to_string(o.joints()));
-  g->add_option_function<int64_t>("--stem1", [&o](int64_t v) { o.stem1(v); },
-                                  "width after the stem's first residual")
+  g->add_option_function<int64_t>(
+       "--stem1", [&o](int64_t v) { o.stem1(v); }, "width after the stem's first residual")
       ->default_str(std::to_string(o.stem1()));
-  g->add_option_function<int64_t>("--stem2", [&o](int64_t v) { o.stem2(v); },
-                                  "width after the stem's second residual")
+  g->add_option_function<int64_t>(
+       "--stem2", [&o](int64_t v) { o.stem2(v); }, "width after the stem's second residual")
       ->default_str(std::to_string(o.stem2()));
 }
 
@@ -45,8 +45,9 @@ c10::Device parse_device(const std::string& name) {
   } catch (const c10::Error&) {
     TORCH_CHECK(false, "unknown device '", name, "': use cpu, cuda or cuda:N");
   }
-  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "device '", name,
-              "' asked for, but this LibTorch has no CUDA support or sees no GPU; use --device cpu");
+  TORCH_CHECK(
+      !device.is_cuda() || torch::cuda::is_available(), "device '", name,
+      "' asked for, but this LibTorch has no CUDA support or sees no GPU; use --device cpu");
   return device;
 }
 

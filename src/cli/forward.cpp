@@ -16,8 +16,8 @@ at::Tensor read_input(const std::string& path) {
   const io::PyValue* v = root.get();
   if (root->is_dict()) {
     v = root->find("input");
-    TORCH_CHECK(v != nullptr, "cannot read ", path, ": the dict has no key 'input' (keys: ",
-                c10::Join(", ", root->string_keys()), ")");
+    TORCH_CHECK(v != nullptr, "cannot read ", path,
+                ": the dict has no key 'input' (keys: ", c10::Join(", ", root->string_keys()), ")");
   }
   TORCH_CHECK(v->kind == io::PyValue::Kind::kTensor, "cannot read ", path,
               ": expected a tensor under 'input', found a ", v->type_name());
@@ -34,7 +34,8 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "forward", "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}");
+      "forward",
+      "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}");
   cmd->add_option("--weights,-w", args->weights, "checkpoint (native, posenet or bearpaw)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -67,14 +68,14 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
         std::cerr << "\rforward: " << std::min(n, i + args->batch) << "/" << n << " images"
                   << std::flush;
     }
-    const double ms = std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - start).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (n > args->batch) std::cerr << "\n";
     auto output = torch::cat(outputs, 0);
     io::write_tensor_dict(args->output, {{"output", output}});
     std::cout << "wrote " << args->output << ": output " << output.sizes() << " ("
-              << loaded.model->options.describe() << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1)
-              << " ms/image)\n";
+              << loaded.model->options.describe() << "; " << ms << " ms, "
+              << ms / std::max<int64_t>(n, 1) << " ms/image)\n";
   });
 }
 

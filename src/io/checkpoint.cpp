@@ -21,7 +21,8 @@ const PyValue& field(const PyValue& dict, const std::string& key, PyValue::Kind 
   return *v;
 }
 
-nlohmann::json parse_json(const std::string& text, const std::string& key, const std::string& path) {
+nlohmann::json parse_json(const std::string& text, const std::string& key,
+                          const std::string& path) {
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
@@ -50,16 +51,19 @@ const PyValue& foreign_state(const PyValue& root, const std::string& path) {
 
 std::string format_name(CheckpointFormat format) {
   switch (format) {
-    case CheckpointFormat::kNative: return "native";
-    case CheckpointFormat::kPoseNet: return "posenet";
-    case CheckpointFormat::kBearpaw: return "bearpaw";
+    case CheckpointFormat::kNative:
+      return "native";
+    case CheckpointFormat::kPoseNet:
+      return "posenet";
+    case CheckpointFormat::kBearpaw:
+      return "bearpaw";
   }
   return "?";
 }
 
 nlohmann::json options_to_json(const model::StackedHourglassOptions& o) {
-  return {{"stacks", o.stacks()}, {"features", o.features()},   {"depth", o.depth()},
-          {"residuals", o.residuals()}, {"joints", o.joints()}, {"stem1", o.stem1()},
+  return {{"stacks", o.stacks()},       {"features", o.features()}, {"depth", o.depth()},
+          {"residuals", o.residuals()}, {"joints", o.joints()},     {"stem1", o.stem1()},
           {"stem2", o.stem2()}};
 }
 
@@ -70,14 +74,22 @@ model::StackedHourglassOptions options_from_json(const nlohmann::json& j) {
     TORCH_CHECK(value.is_number_integer(), "architecture key '", key, "' must be an integer, got ",
                 value.dump());
     const int64_t v = value.get<int64_t>();
-    if (key == "stacks") o.stacks(v);
-    else if (key == "features") o.features(v);
-    else if (key == "depth") o.depth(v);
-    else if (key == "residuals") o.residuals(v);
-    else if (key == "joints") o.joints(v);
-    else if (key == "stem1") o.stem1(v);
-    else if (key == "stem2") o.stem2(v);
-    else TORCH_CHECK(false, "unknown architecture key '", key, "'");
+    if (key == "stacks")
+      o.stacks(v);
+    else if (key == "features")
+      o.features(v);
+    else if (key == "depth")
+      o.depth(v);
+    else if (key == "residuals")
+      o.residuals(v);
+    else if (key == "joints")
+      o.joints(v);
+    else if (key == "stem1")
+      o.stem1(v);
+    else if (key == "stem2")
+      o.stem2(v);
+    else
+      TORCH_CHECK(false, "unknown architecture key '", key, "'");
   }
   o.validate();
   return o;
@@ -97,14 +109,14 @@ void load_state(model::StackedHourglassImpl& model, const std::map<std::string, 
   auto assign = [&](const std::string& name, at::Tensor& target) {
     auto it = state.find(name);
     if (it == state.end()) {
-      TORCH_CHECK(name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0,
-                  "cannot load ", source, ": no tensor for '", name, "' (", model.options.describe(),
-                  ")");
+      TORCH_CHECK(
+          name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0,
+          "cannot load ", source, ": no tensor for '", name, "' (", model.options.describe(), ")");
       return;
     }
     TORCH_CHECK(it->second.sizes() == target.sizes(), "cannot load ", source, ": tensor '", name,
-                "' has shape ", it->second.sizes(), ", the architecture (", model.options.describe(),
-                ") needs ", target.sizes());
+                "' has shape ", it->second.sizes(), ", the architecture (",
+                model.options.describe(), ") needs ", target.sizes());
     target.copy_(it->second);
     used.insert(name);
   };
@@ -137,8 +149,8 @@ Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
               version.integer, " is newer than this build understands (", kFormatVersion,
               "); update hourglass");
   Checkpoint ckpt;
-  const auto config = parse_json(field(*root, "config", PyValue::Kind::kString, path).text,
-                                 "config", path);
+  const auto config =
+      parse_json(field(*root, "config", PyValue::Kind::kString, path).text, "config", path);
   try {
     ckpt.options = options_from_json(config);
   } catch (const c10::Error& e) {

@@ -29,8 +29,12 @@ bool one_of(const std::string& s, std::initializer_list<const char*> names) {
   return std::any_of(names.begin(), names.end(), [&](const char* n) { return s == n; });
 }
 
-bool is_bn(const std::string& s) { return one_of(s, {"bn1", "bn2", "bn3"}); }
-bool is_conv(const std::string& s) { return one_of(s, {"conv1", "conv2", "conv3"}); }
+bool is_bn(const std::string& s) {
+  return one_of(s, {"bn1", "bn2", "bn3"});
+}
+bool is_conv(const std::string& s) {
+  return one_of(s, {"conv1", "conv2", "conv3"});
+}
 
 // Tail of a key from `i` on, as long as it is exactly `count` parts.
 std::optional<std::string> tail(const Parts& p, size_t i, size_t count) {
@@ -48,8 +52,8 @@ std::optional<std::string> prefixed(const std::string& prefix, std::optional<std
 const at::Tensor& need(const State& state, const std::string& key, const std::string& source,
                        const char* format) {
   auto it = state.find(key);
-  TORCH_CHECK(it != state.end(), "cannot import ", source, ": the ", format,
-              " checkpoint lacks '", key, "'; is the file complete?");
+  TORCH_CHECK(it != state.end(), "cannot import ", source, ": the ", format, " checkpoint lacks '",
+              key, "'; is the file complete?");
   return it->second;
 }
 
@@ -80,9 +84,11 @@ std::optional<std::string> posenet_residual(const Parts& p, size_t i) {
 
 std::optional<std::string> posenet_hourglass(const Parts& p, size_t i) {
   if (p.size() <= i + 1) return std::nullopt;
-  if (one_of(p[i], {"up1", "low1", "low3"})) return prefixed(p[i] + ".0.", posenet_residual(p, i + 1));
+  if (one_of(p[i], {"up1", "low1", "low3"}))
+    return prefixed(p[i] + ".0.", posenet_residual(p, i + 1));
   if (p[i] != "low2") return std::nullopt;
-  if (one_of(p[i + 1], {"up1", "low1", "low2", "low3"})) return prefixed("low2.", posenet_hourglass(p, i + 1));
+  if (one_of(p[i + 1], {"up1", "low1", "low2", "low3"}))
+    return prefixed("low2.", posenet_hourglass(p, i + 1));
   return prefixed("low2.0.", posenet_residual(p, i + 1));
 }
 
@@ -90,15 +96,18 @@ std::optional<std::string> posenet_name(const Parts& p) {
   if (p.size() < 3) return std::nullopt;
   const std::string& s = p[1];
   if (p[0] == "pre") {
-    if (s == "0" && p.size() == 4 && one_of(p[2], {"conv", "bn"})) return "pre_" + p[2] + "." + p[3];
+    if (s == "0" && p.size() == 4 && one_of(p[2], {"conv", "bn"}))
+      return "pre_" + p[2] + "." + p[3];
     if (s == "1") return prefixed("pre_res1.", posenet_residual(p, 2));
     if (s == "3") return prefixed("pre_res2.", posenet_residual(p, 2));
     if (s == "4") return prefixed("pre_res3.", posenet_residual(p, 2));
     return std::nullopt;
   }
   if (!is_index(s)) return std::nullopt;
-  if (p[0] == "hgs" && p[2] == "0") return prefixed("hourglasses." + s + ".", posenet_hourglass(p, 3));
-  if (p[0] == "features" && p[2] == "0") return prefixed("res." + s + ".0.", posenet_residual(p, 3));
+  if (p[0] == "hgs" && p[2] == "0")
+    return prefixed("hourglasses." + s + ".", posenet_hourglass(p, 3));
+  if (p[0] == "features" && p[2] == "0")
+    return prefixed("res." + s + ".0.", posenet_residual(p, 3));
   if (p[0] == "features" && p[2] == "1" && p.size() == 5 && one_of(p[3], {"conv", "bn"}))
     return "fc_" + p[3] + "." + s + "." + p[4];
   if (p[0] == "outs" && p.size() == 4 && p[2] == "conv") return "score." + s + "." + p[3];
@@ -125,7 +134,8 @@ model::StackedHourglassOptions posenet_options(const State& state, const std::st
                .stem1(need(state, "pre.1.conv3.conv.weight", source, f).size(0))
                .stem2(need(state, "pre.3.conv3.conv.weight", source, f).size(0));
   TORCH_CHECK(depth < 16, "cannot import ", source,
-              ": the posenet checkpoint has no lowest hourglass level (no 'hgs.0.0.low2...low2.bn1.weight')");
+              ": the posenet checkpoint has no lowest hourglass level (no "
+              "'hgs.0.0.low2...low2.bn1.weight')");
   const auto& low1 = need(state, "hgs.0.0.low1.conv3.conv.weight", source, f);
   TORCH_CHECK(low1.size(0) == o.features(), "cannot import ", source,
               ": the hourglass widens inside (posenet 'increase' > 0), which is not supported");
@@ -159,11 +169,14 @@ std::optional<std::string> bearpaw_name(const Parts& p, int64_t depth) {
     static const char* kBranch[] = {"up1", "low1", "low3", "low2"};
     return prefixed(path + kBranch[branch] + "." + p[5] + ".", bearpaw_residual(p, 6));
   }
-  if (p[0] == "res" && is_index(p[2])) return prefixed("res." + s + "." + p[2] + ".", bearpaw_residual(p, 3));
+  if (p[0] == "res" && is_index(p[2]))
+    return prefixed("res." + s + "." + p[2] + ".", bearpaw_residual(p, 3));
   if (p[0] == "fc" && p.size() == 4 && (p[2] == "0" || p[2] == "1"))
     return (p[2] == "0" ? "fc_conv." : "fc_bn.") + s + "." + p[3];
   if (p.size() == 3 && one_of(p[0], {"score", "fc_", "score_"})) {
-    const std::string name = p[0] == "score" ? "score" : p[0] == "fc_" ? "merge_features" : "merge_preds";
+    const std::string name = p[0] == "score" ? "score"
+                             : p[0] == "fc_" ? "merge_features"
+                                             : "merge_preds";
     return name + "." + s + "." + p[2];
   }
   return std::nullopt;
@@ -205,7 +218,8 @@ ImportedState import_state_dict(const State& raw, const std::string& source) {
     std::string first = state.empty() ? "(none)" : state.begin()->first;
     TORCH_CHECK(false, "cannot import ", source,
                 ": not a stacked hourglass state dict of a known implementation (native, posenet "
-                "or bearpaw); its first key is '", first, "'");
+                "or bearpaw); its first key is '",
+                first, "'");
   }
   try {
     out.options.validate();

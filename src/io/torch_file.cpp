@@ -29,11 +29,11 @@ struct Global {
 // The globals a checkpoint legitimately names. Anything else is refused at GLOBAL time.
 const std::unordered_map<std::string, c10::ScalarType>& storage_types() {
   static const std::unordered_map<std::string, c10::ScalarType> types = {
-      {"torch.FloatStorage", c10::kFloat},   {"torch.DoubleStorage", c10::kDouble},
-      {"torch.HalfStorage", c10::kHalf},     {"torch.BFloat16Storage", c10::kBFloat16},
-      {"torch.LongStorage", c10::kLong},     {"torch.IntStorage", c10::kInt},
-      {"torch.ShortStorage", c10::kShort},   {"torch.CharStorage", c10::kChar},
-      {"torch.ByteStorage", c10::kByte},     {"torch.BoolStorage", c10::kBool}};
+      {"torch.FloatStorage", c10::kFloat}, {"torch.DoubleStorage", c10::kDouble},
+      {"torch.HalfStorage", c10::kHalf},   {"torch.BFloat16Storage", c10::kBFloat16},
+      {"torch.LongStorage", c10::kLong},   {"torch.IntStorage", c10::kInt},
+      {"torch.ShortStorage", c10::kShort}, {"torch.CharStorage", c10::kChar},
+      {"torch.ByteStorage", c10::kByte},   {"torch.BoolStorage", c10::kBool}};
   return types;
 }
 
@@ -44,8 +44,8 @@ bool allowed_global(const std::string& name) {
 
 class Unpickler {
  public:
-  Unpickler(const std::string& path, caffe2::serialize::PyTorchStreamReader& zip,
-            const char* data, size_t size)
+  Unpickler(const std::string& path, caffe2::serialize::PyTorchStreamReader& zip, const char* data,
+            size_t size)
       : path_(path), zip_(zip), p_(data), end_(data + size), begin_(data) {}
 
   PyValuePtr run() {
@@ -70,7 +70,8 @@ class Unpickler {
 
   template <typename... Args>
   std::string fail(const Args&... args) const {
-    return c10::str("cannot read ", path_, ": ", args..., " (byte ", p_ - begin_, " of the pickle)");
+    return c10::str("cannot read ", path_, ": ", args..., " (byte ", p_ - begin_,
+                    " of the pickle)");
   }
 
   const char* take(size_t n) {
@@ -110,8 +111,8 @@ class Unpickler {
     return items;
   }
   PyValuePtr value(const Item& it) const {
-    TORCH_CHECK(it.value != nullptr, fail("a ", it.global ? "global" : "storage",
-                                          " is used where a value is expected"));
+    TORCH_CHECK(it.value != nullptr,
+                fail("a ", it.global ? "global" : "storage", " is used where a value is expected"));
     return it.value;
   }
   void push(PyValuePtr v) { stack_.push_back(Item{std::move(v), nullptr, nullptr}); }
@@ -160,14 +161,16 @@ class Unpickler {
   }
 
   at::Tensor load_storage(const PyValue& pid) {
-    TORCH_CHECK(pid.kind == PyValue::Kind::kTuple && pid.items.size() >= 5 &&
-                    pid.items[0]->kind == PyValue::Kind::kString && pid.items[0]->text == "storage",
-                fail("unsupported persistent id (expected ('storage', type, key, location, numel))"));
+    TORCH_CHECK(
+        pid.kind == PyValue::Kind::kTuple && pid.items.size() >= 5 &&
+            pid.items[0]->kind == PyValue::Kind::kString && pid.items[0]->text == "storage",
+        fail("unsupported persistent id (expected ('storage', type, key, location, numel))"));
     const std::string& key = pid.items[2]->text;
     auto cached = storages_.find(key);
     if (cached != storages_.end()) return cached->second;
     const auto type = storage_types().find(pid.items[1]->text);
-    TORCH_CHECK(type != storage_types().end(), fail("unknown storage type '", pid.items[1]->text, "'"));
+    TORCH_CHECK(type != storage_types().end(),
+                fail("unknown storage type '", pid.items[1]->text, "'"));
     const auto dtype = type->second;
     const int64_t numel = pid.items[4]->integer;
     const std::string record = "data/" + key;
@@ -176,7 +179,8 @@ class Unpickler {
     size_t bytes = 0;
     std::tie(ptr, bytes) = zip_.getRecord(record);
     const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
-    TORCH_CHECK(bytes >= want, fail("record '", record, "' holds ", bytes, " bytes, expected ", want));
+    TORCH_CHECK(bytes >= want,
+                fail("record '", record, "' holds ", bytes, " bytes, expected ", want));
     auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
     if (want > 0) std::memcpy(t.data_ptr(), ptr.get(), want);
     storages_.emplace(key, t);
@@ -229,13 +233,27 @@ class Unpickler {
 
   void step(uint8_t op) {
     switch (op) {
-      case 0x80: take(1); break;                 // PROTO
-      case 0x95: take(8); break;                 // FRAME
-      case '(': marks_.push_back(stack_.size()); break;
-      case '}': push(make(PyValue::Kind::kDict)); break;
-      case ']': push(make(PyValue::Kind::kList)); break;
-      case ')': push(make(PyValue::Kind::kTuple)); break;
-      case 'N': push(make(PyValue::Kind::kNone)); break;
+      case 0x80:
+        take(1);
+        break;  // PROTO
+      case 0x95:
+        take(8);
+        break;  // FRAME
+      case '(':
+        marks_.push_back(stack_.size());
+        break;
+      case '}':
+        push(make(PyValue::Kind::kDict));
+        break;
+      case ']':
+        push(make(PyValue::Kind::kList));
+        break;
+      case ')':
+        push(make(PyValue::Kind::kTuple));
+        break;
+      case 'N':
+        push(make(PyValue::Kind::kNone));
+        break;
       case 0x88:
       case 0x89: {
         auto v = make(PyValue::Kind::kBool);
@@ -243,9 +261,15 @@ class Unpickler {
         push(v);
         break;
       }
-      case 'J': push_int(read<int32_t>()); break;
-      case 'K': push_int(read<uint8_t>()); break;
-      case 'M': push_int(read<uint16_t>()); break;
+      case 'J':
+        push_int(read<int32_t>());
+        break;
+      case 'K':
+        push_int(read<uint8_t>());
+        break;
+      case 'M':
+        push_int(read<uint16_t>());
+        break;
       case 0x8a: {  // LONG1: little-endian two's complement of n bytes
         const uint8_t n = read<uint8_t>();
         TORCH_CHECK(n <= 8, fail("integer of ", int(n), " bytes is too large"));
@@ -265,11 +289,21 @@ class Unpickler {
         push(v);
         break;
       }
-      case 'X': push_text(PyValue::Kind::kString, read<uint32_t>()); break;
-      case 0x8c: push_text(PyValue::Kind::kString, read<uint8_t>()); break;
-      case 0x8d: push_text(PyValue::Kind::kString, read<uint64_t>()); break;
-      case 'B': push_text(PyValue::Kind::kBytes, read<uint32_t>()); break;
-      case 'C': push_text(PyValue::Kind::kBytes, read<uint8_t>()); break;
+      case 'X':
+        push_text(PyValue::Kind::kString, read<uint32_t>());
+        break;
+      case 0x8c:
+        push_text(PyValue::Kind::kString, read<uint8_t>());
+        break;
+      case 0x8d:
+        push_text(PyValue::Kind::kString, read<uint64_t>());
+        break;
+      case 'B':
+        push_text(PyValue::Kind::kBytes, read<uint32_t>());
+        break;
+      case 'C':
+        push_text(PyValue::Kind::kBytes, read<uint8_t>());
+        break;
       case 't': {
         push(tuple_of(pop_to_mark()));
         break;
@@ -283,11 +317,21 @@ class Unpickler {
         push(tuple_of(std::move(items)));
         break;
       }
-      case 'q': memo_[read<uint8_t>()] = stack_top(); break;
-      case 'r': memo_[read<uint32_t>()] = stack_top(); break;
-      case 0x94: memo_[memo_.size()] = stack_top(); break;  // MEMOIZE
-      case 'h': stack_.push_back(memo_get(read<uint8_t>())); break;
-      case 'j': stack_.push_back(memo_get(read<uint32_t>())); break;
+      case 'q':
+        memo_[read<uint8_t>()] = stack_top();
+        break;
+      case 'r':
+        memo_[read<uint32_t>()] = stack_top();
+        break;
+      case 0x94:
+        memo_[memo_.size()] = stack_top();
+        break;  // MEMOIZE
+      case 'h':
+        stack_.push_back(memo_get(read<uint8_t>()));
+        break;
+      case 'j':
+        stack_.push_back(memo_get(read<uint32_t>()));
+        break;
       case 'a': {
         auto v = pop();
         append_items(value(stack_top()), {std::move(v)});
@@ -344,9 +388,15 @@ class Unpickler {
         stack_.push_back(Item{nullptr, nullptr, std::make_shared<at::Tensor>(load_storage(*pid))});
         break;
       }
-      case '0': pop(); break;
-      case '1': pop_to_mark(); break;
-      case '2': stack_.push_back(stack_top()); break;
+      case '0':
+        pop();
+        break;
+      case '1':
+        pop_to_mark();
+        break;
+      case '2':
+        stack_.push_back(stack_top());
+        break;
       default:
         TORCH_CHECK(false, fail("unsupported pickle opcode 0x", c10::str(std::hex, int(op)),
                                 ": not a checkpoint written by torch.save"));
@@ -412,16 +462,26 @@ std::vector<std::string> PyValue::string_keys() const {
 
 std::string PyValue::type_name() const {
   switch (kind) {
-    case Kind::kNone: return "None";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kBytes: return "bytes";
-    case Kind::kTensor: return "tensor";
-    case Kind::kList: return "list";
-    case Kind::kTuple: return "tuple";
-    case Kind::kDict: return "dict";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kBytes:
+      return "bytes";
+    case Kind::kTensor:
+      return "tensor";
+    case Kind::kList:
+      return "list";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kDict:
+      return "dict";
   }
   return "?";
 }
@@ -437,8 +497,8 @@ PyValuePtr read_torch_file(const std::string& path) {
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "cannot read ", path, ": the zip archive is damaged or truncated (",
-                e.msg(), ")");
+    TORCH_CHECK(false, "cannot read ", path, ": the zip archive is damaged or truncated (", e.msg(),
+                ")");
   }
   TORCH_CHECK(zip->hasRecord("data.pkl"), "cannot read ", path,
               ": the archive has no data.pkl, so it was not written by torch.save");
@@ -466,7 +526,9 @@ PyValue& PyValue::set(const std::string& key, PyValuePtr value) {
   return *this;
 }
 
-PyValuePtr PyValue::none() { return make(Kind::kNone); }
+PyValuePtr PyValue::none() {
+  return make(Kind::kNone);
+}
 PyValuePtr PyValue::of(bool b) {
   auto v = make(Kind::kBool);
   v->boolean = b;
@@ -492,7 +554,9 @@ PyValuePtr PyValue::of(const at::Tensor& t) {
   v->tensor = t;
   return v;
 }
-PyValuePtr PyValue::new_dict() { return make(Kind::kDict); }
+PyValuePtr PyValue::new_dict() {
+  return make(Kind::kDict);
+}
 PyValuePtr PyValue::new_list(std::vector<PyValuePtr> items) {
   auto v = make(Kind::kList);
   v->items = std::move(items);
@@ -614,9 +678,15 @@ class Pickler {
   void write(const PyValue& v) {
     using K = PyValue::Kind;
     switch (v.kind) {
-      case K::kNone: op('N'); break;
-      case K::kBool: op(v.boolean ? '\x88' : '\x89'); break;
-      case K::kInt: integer(v.integer); break;
+      case K::kNone:
+        op('N');
+        break;
+      case K::kBool:
+        op(v.boolean ? '\x88' : '\x89');
+        break;
+      case K::kInt:
+        integer(v.integer);
+        break;
       case K::kFloat: {
         uint64_t u;
         std::memcpy(&u, &v.real, 8);
@@ -624,13 +694,17 @@ class Pickler {
         for (int i = 7; i >= 0; --i) out_ += static_cast<char>((u >> (8 * i)) & 0xff);
         break;
       }
-      case K::kString: str(v.text); break;
+      case K::kString:
+        str(v.text);
+        break;
       case K::kBytes:
         op('B');
         raw(static_cast<uint32_t>(v.text.size()));
         out_ += v.text;
         break;
-      case K::kTensor: tensor(v.tensor); break;
+      case K::kTensor:
+        tensor(v.tensor);
+        break;
       case K::kList:
       case K::kTuple:
         op(v.kind == K::kList ? ']' : '(');

@@ -19,7 +19,8 @@ int64_t conv_macs(const nn::Conv2d& c, int64_t h, int64_t w) {
 
 nn::Sequential residuals(int64_t count, int64_t in, int64_t out) {
   nn::Sequential seq;
-  for (int64_t i = 0; i < count; ++i) seq->push_back(Residual(ResidualOptions(i == 0 ? in : out, out)));
+  for (int64_t i = 0; i < count; ++i)
+    seq->push_back(Residual(ResidualOptions(i == 0 ? in : out, out)));
   return seq;
 }
 
@@ -65,9 +66,9 @@ HourglassImpl::HourglassImpl(const HourglassOptions& o)
       low3(register_module("low3", residuals(o.residuals(), o.features(), o.features()))) {
   TORCH_CHECK(o.depth() >= 1, "hourglass depth must be at least 1, got ", o.depth());
   if (o.depth() > 1) {
-    low2 = register_module("low2", std::make_shared<HourglassImpl>(
-                                       HourglassOptions(o.depth() - 1, o.features())
-                                           .residuals(o.residuals())));
+    low2 = register_module(
+        "low2", std::make_shared<HourglassImpl>(
+                    HourglassOptions(o.depth() - 1, o.features()).residuals(o.residuals())));
   } else {
     low2_res = register_module("low2", residuals(o.residuals(), o.features(), o.features()));
   }
@@ -101,9 +102,8 @@ void StackedHourglassOptions::validate() const {
 std::string StackedHourglassOptions::describe() const {
   std::ostringstream s;
   s << stacks() << (stacks() == 1 ? " stack, " : " stacks, ") << features() << " features, depth "
-    << depth() << ", " << residuals() << " residual" << (residuals() == 1 ? "" : "s")
-    << "/block, " << joints() << " joints, stem 64-" << stem1() << "-" << stem2() << "-"
-    << features();
+    << depth() << ", " << residuals() << " residual" << (residuals() == 1 ? "" : "s") << "/block, "
+    << joints() << " joints, stem 64-" << stem1() << "-" << stem2() << "-" << features();
   return s.str();
 }
 
@@ -143,8 +143,8 @@ StackedHourglassImpl::StackedHourglassImpl(const StackedHourglassOptions& o)
 
 void StackedHourglassImpl::check_input(const torch::Tensor& x) const {
   const int64_t m = 4 << options.depth();
-  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3,
-              "network input must be N×3×H×W (RGB), got shape ", x.sizes());
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "network input must be N×3×H×W (RGB), got shape ",
+              x.sizes());
   TORCH_CHECK(x.scalar_type() == torch::kFloat, "network input must be float32, got ",
               x.scalar_type());
   TORCH_CHECK(x.size(2) > 0 && x.size(2) % m == 0 && x.size(3) > 0 && x.size(3) % m == 0,
@@ -162,8 +162,8 @@ torch::Tensor StackedHourglassImpl::forward(const torch::Tensor& input) {
   for (int64_t s = 0; s < options.stacks(); ++s) {
     auto y = hourglasses[s]->as<HourglassImpl>()->forward(x);
     y = res[s]->as<nn::SequentialImpl>()->forward(y);
-    y = torch::relu(fc_bn[s]->as<nn::BatchNorm2dImpl>()->forward(
-        fc_conv[s]->as<nn::Conv2dImpl>()->forward(y)));
+    y = torch::relu(
+        fc_bn[s]->as<nn::BatchNorm2dImpl>()->forward(fc_conv[s]->as<nn::Conv2dImpl>()->forward(y)));
     auto h = score[s]->as<nn::Conv2dImpl>()->forward(y);
     heatmaps.push_back(h);
     if (s + 1 < options.stacks()) {

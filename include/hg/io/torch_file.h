@@ -29,10 +29,10 @@ struct PyValue {
   bool boolean = false;
   int64_t integer = 0;
   double real = 0;
-  std::string text;                                    ///< kString and kBytes
-  at::Tensor tensor;                                   ///< kTensor (always on the CPU)
-  std::vector<PyValuePtr> items;                       ///< kList and kTuple
-  std::vector<std::pair<PyValuePtr, PyValuePtr>> dict; ///< kDict, in insertion order
+  std::string text;                                     ///< kString and kBytes
+  at::Tensor tensor;                                    ///< kTensor (always on the CPU)
+  std::vector<PyValuePtr> items;                        ///< kList and kTuple
+  std::vector<std::pair<PyValuePtr, PyValuePtr>> dict;  ///< kDict, in insertion order
 
   bool is_dict() const { return kind == Kind::kDict; }
   /// The value under string key `key` of a dict, or nullptr if absent (or not a dict).
@@ -55,7 +55,8 @@ struct PyValue {
 };
 
 /// Reads a `torch.save` zip file (any archive name). Throws, naming `path`, if the file is missing,
-/// truncated, not a zip checkpoint, or its pickle uses an opcode or global a checkpoint never needs.
+/// truncated, not a zip checkpoint, or its pickle uses an opcode or global a checkpoint never
+/// needs.
 PyValuePtr read_torch_file(const std::string& path);
 
 /// The string-keyed tensors of a dict value (non-tensor entries are skipped), in key order.

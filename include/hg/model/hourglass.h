@@ -85,7 +85,6 @@ struct StackedHourglassOptions {
   /// Output widths of the stem's first two residuals (64→stem1, pool, stem1→stem2, stem2→F).
   TORCH_ARG(int64_t, stem1) = 128;
   TORCH_ARG(int64_t, stem2) = 128;
-
 };
 
 bool operator==(const StackedHourglassOptions& a, const StackedHourglassOptions& b);

@@ -1,0 +1,30 @@
+#pragma once
+/// From heatmaps to joint coordinates, as the original method decodes them.
+
+#include "hg/data/transform.h"
+
+#include <ATen/Tensor.h>
+
+#include <vector>
+
+namespace hg::infer {
+
+/// The peak of every heatmap, moved a quarter pixel toward the higher neighbour in x and in y
+/// (the original code's refinement, applied, as there, only when the peak is not on the border).
+/// heatmaps: ...×h×w float (any leading dimensions, e.g. N×S×J×h×w). Returns ...×3 float32:
+/// x, y in heatmap pixels (the centre of pixel (i, j) at (i, j), the convention of
+/// data::CropTransform) and the peak value as the joint's confidence.
+at::Tensor decode_peaks(const at::Tensor& heatmaps);
+
+/// Flip-test averaging. `heatmaps` are the network's output for the crops, `mirrored` its output
+/// for the same crops mirrored horizontally (both ...×J×h×w). The mirrored maps are flipped back
+/// and their joints swapped (`flip_perm` = data::JointSet::flip_permutation()), then averaged
+/// with `heatmaps`.
+at::Tensor average_with_mirror(const at::Tensor& heatmaps, const at::Tensor& mirrored,
+                               const std::vector<int>& flip_perm);
+
+/// Maps decoded peaks (…×J×3 in heatmap pixels of the crop `crop` at side `heatmap_side`) to
+/// image pixels through the inverse crop transform; the third column (score) is kept.
+at::Tensor peaks_to_image(const at::Tensor& peaks, const data::CropParams& crop, int heatmap_side);
+
+}  // namespace hg::infer

@@ -1,0 +1,63 @@
+#include "hg/infer/decode.h"
+
+#include <torch/torch.h>
+
+namespace hg::infer {
+
+at::Tensor decode_peaks(const at::Tensor& heatmaps) {
+  TORCH_CHECK(heatmaps.dim() >= 2, "heatmaps must be ...×h×w, got ", heatmaps.sizes());
+  const int64_t h = heatmaps.size(-2), w = heatmaps.size(-1);
+  const auto maps =
+      heatmaps.detach().to(torch::kCPU, torch::kFloat).reshape({-1, h, w}).contiguous();
+  const auto idx = maps.reshape({maps.size(0), h * w}).argmax(1).contiguous();
+  auto out = torch::empty({maps.size(0), 3}, torch::kFloat);
+  auto m = maps.accessor<float, 3>();
+  auto id = idx.accessor<int64_t, 1>();
+  auto o = out.accessor<float, 2>();
+  for (int64_t k = 0; k < maps.size(0); ++k) {
+    const int64_t x = id[k] % w, y = id[k] / w;
+    float fx = static_cast<float>(x), fy = static_cast<float>(y);
+    if (x > 0 && x < w - 1 && y > 0 && y < h - 1) {
+      const float dx = m[k][y][x + 1] - m[k][y][x - 1], dy = m[k][y + 1][x] - m[k][y - 1][x];
+      fx += dx > 0 ? 0.25f : dx < 0 ? -0.25f : 0.f;
+      fy += dy > 0 ? 0.25f : dy < 0 ? -0.25f : 0.f;
+    }
+    o[k][0] = fx;
+    o[k][1] = fy;
+    o[k][2] = m[k][y][x];
+  }
+  auto shape = heatmaps.sizes().vec();
+  shape.pop_back();
+  shape.back() = 3;
+  return out.reshape(shape);
+}
+
+at::Tensor average_with_mirror(const at::Tensor& heatmaps, const at::Tensor& mirrored,
+                               const std::vector<int>& flip_perm) {
+  TORCH_CHECK(heatmaps.sizes() == mirrored.sizes(), "mirrored heatmaps have shape ",
+              mirrored.sizes(), ", expected ", heatmaps.sizes());
+  const int64_t joint_dim = heatmaps.dim() - 3;
+  TORCH_CHECK(joint_dim >= 0 && heatmaps.size(joint_dim) == static_cast<int64_t>(flip_perm.size()),
+              "flip permutation has ", flip_perm.size(), " joints, heatmaps ", heatmaps.sizes());
+  const auto perm =
+      torch::tensor(std::vector<int64_t>(flip_perm.begin(), flip_perm.end()),
+                    torch::TensorOptions().dtype(torch::kLong).device(heatmaps.device()));
+  const auto back = mirrored.flip({-1}).index_select(joint_dim, perm);
+  return (heatmaps + back) * 0.5;
+}
+
+at::Tensor peaks_to_image(const at::Tensor& peaks, const data::CropParams& crop, int heatmap_side) {
+  TORCH_CHECK(peaks.size(-1) == 3, "peaks must be ...×3, got ", peaks.sizes());
+  const data::CropTransform t(crop, heatmap_side);
+  auto out = peaks.to(torch::kFloat).contiguous().clone();
+  auto flat = out.view({-1, 3});
+  auto a = flat.accessor<float, 2>();
+  for (int64_t k = 0; k < flat.size(0); ++k) {
+    const auto p = t.inverse({a[k][0], a[k][1]});
+    a[k][0] = static_cast<float>(p.x);
+    a[k][1] = static_cast<float>(p.y);
+  }
+  return out;
+}
+
+}  // namespace hg::infer
