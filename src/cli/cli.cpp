@@ -71,6 +71,7 @@ int run(int argc, char** argv) {
   add_info_command(app, global);
   add_convert_command(app, global);
   add_forward_command(app, global);
+  add_train_command(app, global);
   add_data_command(app, global);
   try {
     app.parse(argc, argv);

@@ -133,7 +133,9 @@ void Loader::stop() {
   workers_.clear();
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  TORCH_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "first batch ", first_batch,
+              " is outside the epoch's ", batches_per_epoch(), " batches");
   stop();
   std::lock_guard<std::mutex> lock(mutex_);
   stopping_ = false;
@@ -141,7 +143,7 @@ void Loader::start_epoch(int64_t epoch) {
   ready_.clear();
   epoch_ = epoch;
   order_ = epoch_order(epoch);
-  next_claim_ = next_out_ = 0;
+  next_claim_ = next_out_ = first_batch;
   for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
 }
 

@@ -64,8 +64,9 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  /// Starts producing the batches of `epoch` (stopping any epoch in progress).
-  void start_epoch(int64_t epoch);
+  /// Starts producing the batches of `epoch` from batch `first_batch` on (stopping any epoch in
+  /// progress); a resumed training run starts mid-epoch with the same batches it would have had.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   /// The next batch of the current epoch in order; false when the epoch is done. Rethrows any
   /// error other than a bad image.
   bool next(Batch& batch);

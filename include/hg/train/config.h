@@ -1,0 +1,72 @@
+#pragma once
+/// Training configuration: one JSON object, every key overridable from the command line
+/// (`--set key=value`), saved with each run as config.json.
+
+#include "hg/model/hourglass.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hg::train {
+
+struct TrainConfig {
+  // ---- model
+  model::StackedHourglassOptions model = model::StackedHourglassOptions().stacks(2);
+
+  // ---- data
+  /// A dataset spec (data::open_dataset): "synthetic:N:SEED", or an annotation file (MPII/FLIC
+  /// .h5, COCO or custom .json).
+  std::string dataset = "synthetic:20000:1";
+  /// Image folder for .h5 annotations (their `imgname`s are relative to it).
+  std::string images;
+  /// Validation dataset spec ("" = none). For synthetic training data, use another seed:
+  /// "synthetic:500:2" is held out from "synthetic:N:1".
+  std::string val_dataset;
+  std::string val_images;
+  int64_t val_samples = 0;            ///< validation people used (0 = all of val_dataset)
+  int64_t input_size = 256;           ///< network input side, pixels
+  double sigma = 1.0;                 ///< target Gaussian σ, heatmap pixels
+  std::string augment = "paper";      ///< none | paper | original
+  bool visibility_weights = true;     ///< zero loss on joints absent or outside the crop
+
+  // ---- optimisation
+  std::string optimizer = "rmsprop";  ///< rmsprop | adam
+  double lr = 2.5e-4;
+  double rmsprop_alpha = 0.99;
+  double eps = 1e-8;
+  std::vector<int64_t> lr_drops;  ///< epochs at whose start lr is multiplied by lr_factor
+  double lr_factor = 0.1;
+  int64_t plateau_patience = 0;  ///< >0: also drop lr after this many epochs without progress
+  int64_t epochs = 10;
+  int64_t iters_per_epoch = 0;  ///< 0 = one pass over the training set
+  int64_t batch_size = 8;
+  int threads = 0;         ///< compute threads (0 = all cores)
+  int loader_threads = 0;  ///< data threads (0 = 1 on ≤ 2 cores, else 2)
+  uint64_t seed = 1;
+  int64_t save_every = 0;     ///< also keep epoch_K.hg every K epochs (0 = never)
+  int64_t max_steps = 0;      ///< stop (with a checkpoint) after this many steps in total (0 = no)
+  double max_minutes = 0;     ///< stop (with a checkpoint) after this wall time (0 = no limit)
+  bool val_flip = false;      ///< flip-test during validation
+  std::string device = "cpu"; ///< cpu | cuda | cuda:N
+
+  /// Everything as JSON (model keys under "model").
+  nlohmann::json to_json() const;
+  /// Reads keys present in `j` over the current values; unknown keys and wrong types are errors
+  /// that name the key.
+  void merge(const nlohmann::json& j);
+  /// Applies "key=value" (value parsed as JSON, else taken as a string; "model.stacks=4" for
+  /// model keys).
+  void set(const std::string& assignment);
+  /// Throws on values out of range.
+  void validate() const;
+};
+
+/// A named recipe: "paper" (8 stacks, 256 px, RMSProp 2.5e-4, the paper's augmentation, σ 1),
+/// "original" (the original code's augmentation and σ 1.75), "cpu" (a small 2-stack model at
+/// 128 px that trains in minutes on a laptop CPU) or "demo" (what `hourglass demo` runs).
+TrainConfig preset(const std::string& name);
+
+}  // namespace hg::train

@@ -1,0 +1,52 @@
+#include "hg/cli/cli.h"
+#include "hg/train/trainer.h"
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+namespace hg::cli {
+
+void add_train_command(CLI::App& app, const GlobalOptions& global) {
+  struct Args {
+    std::string recipe = "cpu", config_file, run_dir = "runs/train", resume;
+    std::vector<std::string> sets;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("train", "train a stacked hourglass network");
+  cmd->add_option("--recipe", args->recipe, "starting config: paper, original, cpu or demo")
+      ->capture_default_str();
+  cmd->add_option("--config", args->config_file, "JSON config read over the recipe")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", args->sets,
+                  "override a config key, e.g. --set epochs=20 --set model.stacks=4 "
+                  "--set dataset=data/mpii/annot/train.h5");
+  cmd->add_option("--run-dir", args->run_dir, "where checkpoints and logs go")->capture_default_str();
+  cmd->add_option("--resume", args->resume, "continue the run in this folder (its config, plus --set)");
+  cmd->callback([args, &global] {
+    auto trainer = [&] {
+      if (!args->resume.empty()) return train::Trainer::resume(args->resume, args->sets);
+      auto config = train::preset(args->recipe);
+      if (!args->config_file.empty()) {
+        std::ifstream in(args->config_file);
+        nlohmann::json j;
+        try {
+          in >> j;
+        } catch (const nlohmann::json::exception& e) {
+          TORCH_CHECK(false, "cannot read ", args->config_file, ": ", e.what());
+        }
+        config.merge(j);
+      }
+      for (const auto& s : args->sets) config.set(s);
+      if (global.threads > 0) config.threads = global.threads;
+      return train::Trainer(config, args->run_dir);
+    }();
+    const auto result = trainer.run();
+    std::cout << (result.outcome == train::Outcome::kFinished ? "finished" : "stopped") << " after "
+              << result.epoch << " epochs, " << result.step << " steps in " << result.seconds
+              << " s; best validation PCK@0.5 " << result.best << "; checkpoints in "
+              << trainer.run_dir() << "\n";
+  });
+}
+
+}  // namespace hg::cli

@@ -1,0 +1,152 @@
+#include "hg/train/config.h"
+
+#include "hg/io/checkpoint.h"
+
+#include <c10/util/Exception.h>
+
+namespace hg::train {
+namespace {
+
+// One table of the keys, so that to_json and merge cannot drift apart.
+template <typename Fn>
+void for_each_key(TrainConfig& c, Fn&& fn) {
+  fn("dataset", c.dataset);
+  fn("images", c.images);
+  fn("val_dataset", c.val_dataset);
+  fn("val_images", c.val_images);
+  fn("val_samples", c.val_samples);
+  fn("input_size", c.input_size);
+  fn("sigma", c.sigma);
+  fn("augment", c.augment);
+  fn("visibility_weights", c.visibility_weights);
+  fn("optimizer", c.optimizer);
+  fn("lr", c.lr);
+  fn("rmsprop_alpha", c.rmsprop_alpha);
+  fn("eps", c.eps);
+  fn("lr_drops", c.lr_drops);
+  fn("lr_factor", c.lr_factor);
+  fn("plateau_patience", c.plateau_patience);
+  fn("epochs", c.epochs);
+  fn("iters_per_epoch", c.iters_per_epoch);
+  fn("batch_size", c.batch_size);
+  fn("threads", c.threads);
+  fn("loader_threads", c.loader_threads);
+  fn("seed", c.seed);
+  fn("save_every", c.save_every);
+  fn("max_steps", c.max_steps);
+  fn("max_minutes", c.max_minutes);
+  fn("val_flip", c.val_flip);
+  fn("device", c.device);
+}
+
+}  // namespace
+
+nlohmann::json TrainConfig::to_json() const {
+  nlohmann::json j;
+  auto& self = const_cast<TrainConfig&>(*this);
+  for_each_key(self, [&j](const char* key, auto& value) { j[key] = value; });
+  j["model"] = io::options_to_json(model);
+  return j;
+}
+
+void TrainConfig::merge(const nlohmann::json& j) {
+  TORCH_CHECK(j.is_object(), "a training config must be a JSON object, got ", j.dump());
+  for (const auto& [key, value] : j.items()) {
+    if (key == "model") {
+      nlohmann::json m = io::options_to_json(model);
+      TORCH_CHECK(value.is_object(), "config key 'model' must be an object");
+      for (const auto& [k, v] : value.items()) m[k] = v;
+      model = io::options_from_json(m);
+      continue;
+    }
+    bool found = false;
+    for_each_key(*this, [&](const char* name, auto& field) {
+      if (key != name) return;
+      found = true;
+      try {
+        using T = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, double>) {
+          TORCH_CHECK(value.is_number(), "expected a number");
+        } else if constexpr (std::is_same_v<T, bool>) {
+          TORCH_CHECK(value.is_boolean(), "expected true or false");
+        } else if constexpr (std::is_integral_v<T>) {
+          TORCH_CHECK(value.is_number_integer(), "expected an integer");
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          TORCH_CHECK(value.is_string(), "expected a string");
+        }
+        field = value.get<T>();
+      } catch (const c10::Error& e) {
+        TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (",
+                    e.what_without_backtrace(), ")");
+      } catch (const std::exception& e) {
+        TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (", e.what(), ")");
+      }
+    });
+    TORCH_CHECK(found, "unknown config key '", key, "'");
+  }
+}
+
+void TrainConfig::set(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  TORCH_CHECK(eq != std::string::npos && eq > 0, "--set expects key=value, got '", assignment,
+              "'");
+  std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = text;
+  if (key.rfind("model.", 0) == 0) {
+    merge({{"model", {{key.substr(6), value}}}});
+  } else {
+    merge({{key, value}});
+  }
+}
+
+void TrainConfig::validate() const {
+  model.validate();
+  const int64_t m = 4 << model.depth();
+  TORCH_CHECK(input_size > 0 && input_size % m == 0, "input_size must be a multiple of ", m,
+              " (4·2^depth), got ", input_size);
+  TORCH_CHECK(optimizer == "rmsprop" || optimizer == "adam", "optimizer must be rmsprop or adam, got '",
+              optimizer, "'");
+  TORCH_CHECK(lr > 0 && eps > 0 && lr_factor > 0, "lr, eps and lr_factor must be positive");
+  TORCH_CHECK(epochs > 0 && batch_size > 0 && iters_per_epoch >= 0,
+              "epochs and batch_size must be positive");
+  TORCH_CHECK(sigma > 0, "sigma must be positive, got ", sigma);
+  TORCH_CHECK(!dataset.empty(), "a training dataset is needed (config key 'dataset')");
+}
+
+TrainConfig preset(const std::string& name) {
+  TrainConfig c;
+  if (name == "paper") {
+    c.model = model::StackedHourglassOptions().stacks(8);
+    c.augment = "paper";
+    c.batch_size = 6;
+    c.epochs = 100;
+  } else if (name == "original") {
+    c.model = model::StackedHourglassOptions().stacks(8);
+    c.augment = "original";
+    c.sigma = 1.75;
+    c.batch_size = 6;
+    c.epochs = 100;
+    c.plateau_patience = 5;
+    c.lr_factor = 0.2;
+  } else if (name == "cpu" || name == "demo") {
+    c.model = model::StackedHourglassOptions().stacks(2).features(64);
+    c.input_size = 128;
+    c.sigma = 1.0;
+    c.augment = "paper";
+    c.optimizer = "adam";
+    c.lr = 1e-3;
+    c.batch_size = 16;
+    c.epochs = 8;
+    c.dataset = "synthetic:4000:1";
+    c.val_dataset = "synthetic:300:2";
+    c.lr_drops = {6};
+    if (name == "demo") c.max_minutes = 8.0;
+  } else {
+    TORCH_CHECK(false, "unknown recipe '", name, "': use paper, original, cpu or demo");
+  }
+  return c;
+}
+
+}  // namespace hg::train
