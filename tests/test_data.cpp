@@ -122,6 +122,8 @@ TEST(MpiiReader, ReadsTheValidationSplitAndItsFirstEntry) {
 TEST(MpiiReader, JointSetHasTheMpiiFlipPairs) {
   const JointSet j = mpii_joints();
   const std::vector<int> expected = {5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10};
+  EXPECT_EQ(j.index_of("head-top"), 9);
+  EXPECT_ERROR_HAS(j.index_of("tail"), "mpii", "'tail'");
   EXPECT_EQ(j.flip_permutation(), expected);
   // Flipping twice is the identity, and each pair swaps an r- joint with its l- twin.
   const auto p = j.flip_permutation();

@@ -363,8 +363,8 @@ Scene make_scene(uint64_t seed, size_t i, const SyntheticOptions& o) {
           f.joint[static_cast<size_t>(r.integer(0, 15))] +
           cv::Point2d(r.normal(0, 0.05 * f.height), r.normal(0, 0.05 * f.height));
       oc.shape = cv::RotatedRect(at,
-                                 cv::Size2f(static_cast<float>(f.height * r.uni(0.12, 0.35)),
-                                            static_cast<float>(f.height * r.uni(0.12, 0.35))),
+                                 cv::Size2f(static_cast<float>(f.height * r.uni(0.1, 0.28)),
+                                            static_cast<float>(f.height * r.uni(0.1, 0.28))),
                                  static_cast<float>(r.uni(0, 180)));
       oc.ellipse = r.chance(0.4);
       oc.material = random_material(r);

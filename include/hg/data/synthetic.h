@@ -20,7 +20,7 @@ namespace hg::data {
 /// Generation settings.
 struct SyntheticOptions {
   int image_size = 256;          ///< side of the square images
-  double occluder_prob = 0.35;   ///< probability of 1–2 occluders over the figure
+  double occluder_prob = 0.25;   ///< probability of 1–2 occluders over the figure
   double truncation_prob = 0.1;  ///< probability that the figure is shifted partly out of frame
   int max_distractors = 2;       ///< distractor people per image: 0..max
   int clutter = 14;              ///< background shapes per image (about)
