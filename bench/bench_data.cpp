@@ -16,12 +16,13 @@ namespace {
 
 using namespace hg::data;
 
-void run_loader(benchmark::State& state, std::shared_ptr<const Dataset> d) {
+void run_loader(benchmark::State& state, std::shared_ptr<const Dataset> d, bool reduced = true) {
   torch::set_num_threads(1);
   LoaderOptions o;
   o.batch_size = 16;
   o.threads = static_cast<int>(state.range(0));
   o.sample.augment = AugmentOptions::original();
+  o.sample.reduced_decode = reduced;
   Loader loader(d, o);
   int64_t samples = 0, epoch = 0;
   for (auto _ : state) {
@@ -33,14 +34,28 @@ void run_loader(benchmark::State& state, std::shared_ptr<const Dataset> d) {
       benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
 }
 
-void BM_DataLoaderJpeg(benchmark::State& state) {
+std::shared_ptr<const Dataset> mpii_jpegs() {
   const auto mpii = read_mpii_h5(std::string(HG_TEST_DATA) + "/mpii/annot/valid.h5");
   std::vector<Annotation> samples;
   for (int k = 0; k < 64; ++k)
     for (size_t i = 0; i < 5; ++i) samples.push_back(mpii->annotation(i));
-  run_loader(state, std::make_shared<FileDataset>(mpii->joints(), samples, "5 MPII images ×64"));
+  return std::make_shared<FileDataset>(mpii->joints(), samples, "5 MPII images ×64");
+}
+
+void BM_DataLoaderJpeg(benchmark::State& state) {
+  run_loader(state, mpii_jpegs());
 }
 BENCHMARK(BM_DataLoaderJpeg)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3);
+
+// The same with every JPEG decoded in full (the reference path).
+void BM_DataLoaderJpegFullDecode(benchmark::State& state) {
+  run_loader(state, mpii_jpegs(), false);
+}
+BENCHMARK(BM_DataLoaderJpegFullDecode)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3);
 
 void BM_DataLoaderSynthetic(benchmark::State& state) {
   run_loader(state, std::make_shared<SyntheticDataset>(1024, 1));

@@ -14,7 +14,7 @@ namespace hg::data {
 namespace {
 
 // MPII joint numbers.
-enum J {
+enum MpiiJoint {
   kRAnk,
   kRKnee,
   kRHip,
