@@ -87,7 +87,7 @@ cv::Point2d dir(double a) {
 }  // a = 0 points down (y+)
 
 // An articulated figure of `height` px: proportions and joint angles drawn within human limits.
-Figure make_figure(Rng& r, double height) {
+Figure make_figure(Rng& r, double height, double back_facing_prob) {
   Figure f;
   f.height = height;
   const double H = height;
@@ -98,7 +98,7 @@ Figure make_figure(Rng& r, double height) {
   const double turn = r.chance(0.25) ? r.uni(0.45, 1.0) : 1.0;  // body turned sideways
   const double sho = len(0.115) * turn, hip = len(0.075) * turn;
   const double uarm = len(0.165), farm = len(0.15), thigh = len(0.235), shin = len(0.235);
-  f.front = r.chance(0.75);
+  f.front = !r.chance(back_facing_prob);
   // Person's right is on the image left when facing the camera.
   const double rside = f.front ? -1 : 1;
 
@@ -335,7 +335,7 @@ Scene make_scene(uint64_t seed, size_t i, const SyntheticOptions& o) {
 
   // The person: height 50–85% of the image, body box centred near the image centre.
   Figure& f = sc.person;
-  f = make_figure(r, S * r.uni(0.5, 0.85));
+  f = make_figure(r, S * r.uni(0.5, 0.85), o.back_facing_prob);
   double x0 = 1e9, y0 = 1e9, x1 = -1e9, y1 = -1e9;
   for (const auto& p : f.joint)
     x0 = std::min(x0, p.x), y0 = std::min(y0, p.y), x1 = std::max(x1, p.x), y1 = std::max(y1, p.y);
@@ -348,7 +348,7 @@ Scene make_scene(uint64_t seed, size_t i, const SyntheticOptions& o) {
   // Distractors: other people, mostly off-centre, drawn behind the person.
   const int nd = r.integer(0, o.max_distractors);
   for (int k = 0; k < nd; ++k) {
-    Figure d = make_figure(r, f.height * r.uni(0.5, 1.05));
+    Figure d = make_figure(r, f.height * r.uni(0.5, 1.05), o.back_facing_prob);
     const cv::Point2d at =
         cv::Point2d(S / 2, S / 2) + dir(r.uni(0, 2 * M_PI)) * r.uni(0.4, 0.7) * S;
     translate(d, at - (d.joint[kPelvis] + d.joint[kThorax]) * 0.5);

@@ -19,11 +19,13 @@ namespace hg::data {
 
 /// Generation settings.
 struct SyntheticOptions {
-  int image_size = 256;          ///< side of the square images
-  double occluder_prob = 0.25;   ///< probability of 1–2 occluders over the figure
-  double truncation_prob = 0.1;  ///< probability that the figure is shifted partly out of frame
-  int max_distractors = 2;       ///< distractor people per image: 0..max
-  int clutter = 14;              ///< background shapes per image (about)
+  int image_size = 256;            ///< side of the square images
+  double back_facing_prob = 0.25;  ///< probability that a figure shows its back (no face;
+                                   ///< its right side on the image right)
+  double occluder_prob = 0.25;     ///< probability of 1–2 occluders over the figure
+  double truncation_prob = 0.1;    ///< probability that the figure is shifted partly out of frame
+  int max_distractors = 2;         ///< distractor people per image: 0..max
+  int clutter = 14;                ///< background shapes per image (about)
 };
 
 /// See the file comment. Sample i is a pure function of (seed, i, options).
