@@ -710,12 +710,19 @@ TEST(Synthetic, MeanPoseScoresAtMostThirtyPercentPckh) {
 
 // ---- loader -------------------------------------------------------------------------------------
 
+namespace {
+LoaderOptions small_batches(int batch_size, int res) {
+  LoaderOptions o;
+  o.batch_size = batch_size;
+  o.sample.res = res;
+  return o;
+}
+}  // namespace
+
 TEST(Loader, BatchesAreDeterministicWhateverTheThreadCount) {
   auto d = std::make_shared<SyntheticDataset>(21, 5);
-  LoaderOptions o;
-  o.batch_size = 4;
+  LoaderOptions o = small_batches(4, 64);
   o.seed = 9;
-  o.sample.res = 64;
   o.sample.augment = AugmentOptions::original();
   std::vector<torch::Tensor> inputs[2];
   for (int threads : {1, 3}) {
@@ -751,10 +758,8 @@ TEST(Loader, BatchesAreDeterministicWhateverTheThreadCount) {
 
 TEST(Loader, RestartsAndStopsMidEpoch) {
   auto d = std::make_shared<SyntheticDataset>(64, 5);
-  LoaderOptions o;
-  o.batch_size = 4;
+  LoaderOptions o = small_batches(4, 32);
   o.prefetch = 2;
-  o.sample.res = 32;
   Batch b;
   {
     Loader loader(d, o);
@@ -786,10 +791,8 @@ TEST(Loader, MissingAndCorruptImagesAreSkippedAndCounted) {
   write_text(dir / "set.json",
              R"({"format": "hourglass-pose", "joints": ["x"], "samples": [)" + samples + "]}");
   auto d = read_custom_json((dir / "set.json").string());
-  LoaderOptions o;
-  o.batch_size = 2;
+  LoaderOptions o = small_batches(2, 32);
   o.shuffle = false;
-  o.sample.res = 32;
   Loader loader(d, o);
   testing::internal::CaptureStderr();
   loader.start_epoch(0);
