@@ -1,7 +1,7 @@
 // Loader throughput: samples per second at 256×256 with the original code's full augmentation
 // (scale, rotation, flip, colour), 2 worker threads, batches of 16 — from JPEG files (the five
 // MPII test images, 1280×720 and smaller, decoded every time) and from the synthetic generator.
-// Also the per-core cost of synthetic generation alone.
+// Also the per-core cost of synthetic generation alone and of making a sample from an image.
 //
 //   build/bench/hg_bench --benchmark_filter=Data
 
@@ -72,5 +72,24 @@ void BM_DataSyntheticGenerate(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(i), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_DataSyntheticGenerate)->Unit(benchmark::kMicrosecond);
+
+// One core: crop, colour jitter and 16 heatmaps of one pre-rendered synthetic image (256², the
+// original recipe), i.e. the loader's per-sample cost beyond decoding or generation.
+void BM_DataMakeSample(benchmark::State& state) {
+  cv::setNumThreads(1);
+  SyntheticDataset d(1, 1);
+  cv::Mat image;
+  const Annotation a = d.load(0, image);
+  SampleOptions o;
+  o.augment = AugmentOptions::original();
+  uint64_t i = 0;
+  for (auto _ : state) {
+    auto rng = sample_rng(0, 0, i++);
+    benchmark::DoNotOptimize(make_sample(a, image, d.joints(), o, sample_augment(o.augment, rng)));
+  }
+  state.counters["samples/s"] =
+      benchmark::Counter(static_cast<double>(i), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DataMakeSample)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
