@@ -227,16 +227,30 @@ void limb(cv::Mat& img, const cv::Point2d& a, const cv::Point2d& b, int width, c
         });
 }
 
+// The person's right limbs darker, left limbs lighter: a side cue that holds in unflipped images
+// (a flip, which swaps the labels, reverses it; the facing cue survives flips).
+cv::Scalar shade(const cv::Scalar& c, int side) {
+  return side == 0 ? c * 0.72 : c + (cv::Scalar::all(255) - c) * 0.3;
+}
+
+Material shade(Material m, int side) {
+  m.base = shade(m.base, side);
+  m.second = shade(m.second, side);
+  return m;
+}
+
 void draw_figure(cv::Mat& img, const Figure& f) {
   const auto& J = f.joint;
   const Material skin{f.skin, f.skin, 0, 8, 0};
   const cv::Scalar outline = f.shirt.base * 0.3;
-  // Legs (behind the torso).
+  // Legs (behind the torso); side 0 is the person's right.
   for (int side = 0; side < 2; ++side) {
     const int h = side ? kLHip : kRHip, k = side ? kLKnee : kRKnee, a = side ? kLAnk : kRAnk;
-    limb(img, J[h], J[k], f.leg_w, f.trousers, outline);
-    limb(img, J[k], J[a], f.leg_w * 9 / 10 + 1, f.shorts ? skin : f.trousers, outline);
-    cv::circle(img, fix(J[a]), (f.leg_w * 16) * 6 / 10, f.shoes, -1, cv::LINE_AA, kShift);
+    const Material trousers = shade(f.trousers, side);
+    limb(img, J[h], J[k], f.leg_w, trousers, outline);
+    limb(img, J[k], J[a], f.leg_w * 9 / 10 + 1, f.shorts ? shade(skin, side) : trousers, outline);
+    cv::circle(img, fix(J[a]), (f.leg_w * 16) * 6 / 10, shade(f.shoes, side), -1, cv::LINE_AA,
+               kShift);
   }
   // Torso: a quadrilateral from shoulders to hips, widened a little at the hips.
   const cv::Point2d hip_out = (J[kRHip] - J[kLHip]) * 0.25;
@@ -275,9 +289,10 @@ void draw_figure(cv::Mat& img, const Figure& f) {
   // Arms (in front of the torso).
   for (int side = 0; side < 2; ++side) {
     const int s = side ? kLSho : kRSho, e = side ? kLElb : kRElb, w = side ? kLWri : kRWri;
-    limb(img, J[s], J[e], f.arm_w, f.shirt, outline);
-    limb(img, J[e], J[w], f.arm_w * 9 / 10 + 1, f.short_sleeves ? skin : f.shirt, outline);
-    cv::circle(img, fix(J[w]), f.arm_w * 16 * 7 / 10, f.skin, -1, cv::LINE_AA, kShift);
+    const Material sleeve = shade(f.shirt, side), hand = shade(skin, side);
+    limb(img, J[s], J[e], f.arm_w, sleeve, outline);
+    limb(img, J[e], J[w], f.arm_w * 9 / 10 + 1, f.short_sleeves ? hand : sleeve, outline);
+    cv::circle(img, fix(J[w]), f.arm_w * 16 * 7 / 10, hand.base, -1, cv::LINE_AA, kShift);
   }
 }
 

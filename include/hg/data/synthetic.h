@@ -4,11 +4,12 @@
 /// Each sample is an image (default 256×256) of an articulated 2-D figure with the 16 MPII joints
 /// in MPII order: body height, limb proportions, thickness, pose (within joint-angle limits),
 /// facing (front: face drawn, person's right on image left; back: hair, right on image right),
-/// clothing colours and textures all vary, over a cluttered background with occluders, partly
-/// out-of-image (truncated) figures and distractor people. Annotations follow the MPII files:
-/// joints outside the image are missing, joints under an occluder are present but not visible,
-/// scale = 1.25 · height / 200 and centre = body-box centre + 15·height/200 in y (the original's
-/// adjustment), normalize = 0.6 × the head-box diagonal.
+/// clothing colours and textures all vary (the person's right limbs are drawn darker and the left
+/// ones lighter: a side cue in unflipped images that a flip augmentation reverses), over a
+/// cluttered background with occluders, partly out-of-image (truncated) figures and distractor
+/// people. Annotations follow the MPII files: joints outside the image are missing, joints under an
+/// occluder are present but not visible, scale = 1.25 · height / 200 and centre = body-box centre +
+/// 15·height/200 in y (the original's adjustment), normalize = 0.6 × the head-box diagonal.
 
 #include "hg/data/dataset.h"
 
