@@ -122,6 +122,8 @@ TEST(MpiiReader, ReadsTheValidationSplitAndItsFirstEntry) {
 TEST(MpiiReader, JointSetHasTheMpiiFlipPairs) {
   const JointSet j = mpii_joints();
   const std::vector<int> expected = {5, 4, 3, 2, 1, 0, 6, 7, 8, 9, 15, 14, 13, 12, 11, 10};
+  EXPECT_EQ(j.index_of("head-top"), 9);
+  EXPECT_ERROR_HAS(j.index_of("tail"), "mpii", "'tail'");
   EXPECT_EQ(j.flip_permutation(), expected);
   // Flipping twice is the identity, and each pair swaps an r- joint with its l- twin.
   const auto p = j.flip_permutation();
@@ -657,6 +659,26 @@ TEST(Synthetic, DeterministicBySeedWithMpiiConventions) {
   EXPECT_ERROR_HAS(a.annotation(200), "200", "out of range");
 }
 
+// MPII's sides: a figure facing the camera has its right shoulder and hip on the image left;
+// one showing its back has them on the image right.
+TEST(Synthetic, RightAndLeftFollowTheFacing) {
+  for (double back : {0.0, 1.0}) {
+    SyntheticOptions o;
+    o.back_facing_prob = back;
+    SyntheticDataset d(300, 4, o);
+    int upright = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const Annotation a = d.annotation(i);
+      if (std::abs(a.torso_angle) > 45) continue;
+      ++upright;
+      const double sign = back > 0 ? 1 : -1;  // sign of x(right) - x(left)
+      EXPECT_GT(sign * (a.joints[12].pos.x - a.joints[13].pos.x), 0) << i;  // shoulders
+      EXPECT_GT(sign * (a.joints[2].pos.x - a.joints[3].pos.x), 0) << i;    // hips
+    }
+    EXPECT_GT(upright, 200);
+  }
+}
+
 // Predicting the training set's mean pose (in the crop frame) must score at most 30% PCKh@0.5.
 TEST(Synthetic, MeanPoseScoresAtMostThirtyPercentPckh) {
   SyntheticDataset train(3000, 1), test(1000, 2);
@@ -688,12 +710,19 @@ TEST(Synthetic, MeanPoseScoresAtMostThirtyPercentPckh) {
 
 // ---- loader -------------------------------------------------------------------------------------
 
+namespace {
+LoaderOptions small_batches(int batch_size, int res) {
+  LoaderOptions o;
+  o.batch_size = batch_size;
+  o.sample.res = res;
+  return o;
+}
+}  // namespace
+
 TEST(Loader, BatchesAreDeterministicWhateverTheThreadCount) {
   auto d = std::make_shared<SyntheticDataset>(21, 5);
-  LoaderOptions o;
-  o.batch_size = 4;
+  LoaderOptions o = small_batches(4, 64);
   o.seed = 9;
-  o.sample.res = 64;
   o.sample.augment = AugmentOptions::original();
   std::vector<torch::Tensor> inputs[2];
   for (int threads : {1, 3}) {
@@ -727,6 +756,30 @@ TEST(Loader, BatchesAreDeterministicWhateverTheThreadCount) {
   EXPECT_EQ(std::set<size_t>(order.begin(), order.end()).size(), 21u);
 }
 
+TEST(Loader, RestartsAndStopsMidEpoch) {
+  auto d = std::make_shared<SyntheticDataset>(64, 5);
+  LoaderOptions o = small_batches(4, 32);
+  o.prefetch = 2;
+  Batch b;
+  {
+    Loader loader(d, o);
+    EXPECT_THROW(loader.next(b), std::exception);  // before start_epoch
+    loader.start_epoch(0);
+    ASSERT_TRUE(loader.next(b));
+    loader.start_epoch(1);  // abandons epoch 0 with batches in flight
+    int n = 0;
+    while (loader.next(b)) EXPECT_EQ(b.number, n++);
+    EXPECT_EQ(n, 16);
+    EXPECT_FALSE(loader.next(b));
+    loader.start_epoch(2);
+    ASSERT_TRUE(loader.next(b));
+  }  // destroyed mid-epoch: must neither hang nor crash
+  o.drop_last = true;
+  EXPECT_EQ(Loader(std::make_shared<SyntheticDataset>(10, 1), o).batches_per_epoch(), 2);
+  o.drop_last = false;
+  EXPECT_EQ(Loader(std::make_shared<SyntheticDataset>(10, 1), o).batches_per_epoch(), 3);
+}
+
 TEST(Loader, MissingAndCorruptImagesAreSkippedAndCounted) {
   const fs::path dir = scratch();
   fs::copy_file(kData + "/mpii/images/052475643.jpg", dir / "good.jpg");
@@ -738,10 +791,8 @@ TEST(Loader, MissingAndCorruptImagesAreSkippedAndCounted) {
   write_text(dir / "set.json",
              R"({"format": "hourglass-pose", "joints": ["x"], "samples": [)" + samples + "]}");
   auto d = read_custom_json((dir / "set.json").string());
-  LoaderOptions o;
-  o.batch_size = 2;
+  LoaderOptions o = small_batches(2, 32);
   o.shuffle = false;
-  o.sample.res = 32;
   Loader loader(d, o);
   testing::internal::CaptureStderr();
   loader.start_epoch(0);

@@ -173,6 +173,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
   stats->add_flag("--no-images", args->no_images, "do not read the images (annotations only)");
   stats->callback([args, &global] {
     apply_threads(global);
+    cv::setNumThreads(global.threads > 0 ? global.threads : -1);
     print_stats(*data::open_dataset(args->dataset, args->images), !args->no_images);
   });
 
@@ -193,6 +194,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str();
   show->callback([args, &global] {
     apply_threads(global);
+    cv::setNumThreads(global.threads > 0 ? global.threads : -1);
     auto d = data::open_dataset(args->dataset, args->images);
     TORCH_CHECK(args->index >= 0 && static_cast<size_t>(args->index) < d->size(), "--index ",
                 args->index, " is out of range: ", d->describe());

@@ -14,7 +14,7 @@ namespace hg::data {
 namespace {
 
 // MPII joint numbers.
-enum J {
+enum MpiiJoint {
   kRAnk,
   kRKnee,
   kRHip,
@@ -87,7 +87,7 @@ cv::Point2d dir(double a) {
 }  // a = 0 points down (y+)
 
 // An articulated figure of `height` px: proportions and joint angles drawn within human limits.
-Figure make_figure(Rng& r, double height) {
+Figure make_figure(Rng& r, double height, double back_facing_prob) {
   Figure f;
   f.height = height;
   const double H = height;
@@ -98,7 +98,7 @@ Figure make_figure(Rng& r, double height) {
   const double turn = r.chance(0.25) ? r.uni(0.45, 1.0) : 1.0;  // body turned sideways
   const double sho = len(0.115) * turn, hip = len(0.075) * turn;
   const double uarm = len(0.165), farm = len(0.15), thigh = len(0.235), shin = len(0.235);
-  f.front = r.chance(0.75);
+  f.front = !r.chance(back_facing_prob);
   // Person's right is on the image left when facing the camera.
   const double rside = f.front ? -1 : 1;
 
@@ -227,16 +227,30 @@ void limb(cv::Mat& img, const cv::Point2d& a, const cv::Point2d& b, int width, c
         });
 }
 
+// The person's right limbs darker, left limbs lighter: a side cue that holds in unflipped images
+// (a flip, which swaps the labels, reverses it; the facing cue survives flips).
+cv::Scalar shade(const cv::Scalar& c, int side) {
+  return side == 0 ? c * 0.72 : c + (cv::Scalar::all(255) - c) * 0.3;
+}
+
+Material shade(Material m, int side) {
+  m.base = shade(m.base, side);
+  m.second = shade(m.second, side);
+  return m;
+}
+
 void draw_figure(cv::Mat& img, const Figure& f) {
   const auto& J = f.joint;
   const Material skin{f.skin, f.skin, 0, 8, 0};
   const cv::Scalar outline = f.shirt.base * 0.3;
-  // Legs (behind the torso).
+  // Legs (behind the torso); side 0 is the person's right.
   for (int side = 0; side < 2; ++side) {
     const int h = side ? kLHip : kRHip, k = side ? kLKnee : kRKnee, a = side ? kLAnk : kRAnk;
-    limb(img, J[h], J[k], f.leg_w, f.trousers, outline);
-    limb(img, J[k], J[a], f.leg_w * 9 / 10 + 1, f.shorts ? skin : f.trousers, outline);
-    cv::circle(img, fix(J[a]), (f.leg_w * 16) * 6 / 10, f.shoes, -1, cv::LINE_AA, kShift);
+    const Material trousers = shade(f.trousers, side);
+    limb(img, J[h], J[k], f.leg_w, trousers, outline);
+    limb(img, J[k], J[a], f.leg_w * 9 / 10 + 1, f.shorts ? shade(skin, side) : trousers, outline);
+    cv::circle(img, fix(J[a]), (f.leg_w * 16) * 6 / 10, shade(f.shoes, side), -1, cv::LINE_AA,
+               kShift);
   }
   // Torso: a quadrilateral from shoulders to hips, widened a little at the hips.
   const cv::Point2d hip_out = (J[kRHip] - J[kLHip]) * 0.25;
@@ -275,9 +289,10 @@ void draw_figure(cv::Mat& img, const Figure& f) {
   // Arms (in front of the torso).
   for (int side = 0; side < 2; ++side) {
     const int s = side ? kLSho : kRSho, e = side ? kLElb : kRElb, w = side ? kLWri : kRWri;
-    limb(img, J[s], J[e], f.arm_w, f.shirt, outline);
-    limb(img, J[e], J[w], f.arm_w * 9 / 10 + 1, f.short_sleeves ? skin : f.shirt, outline);
-    cv::circle(img, fix(J[w]), f.arm_w * 16 * 7 / 10, f.skin, -1, cv::LINE_AA, kShift);
+    const Material sleeve = shade(f.shirt, side), hand = shade(skin, side);
+    limb(img, J[s], J[e], f.arm_w, sleeve, outline);
+    limb(img, J[e], J[w], f.arm_w * 9 / 10 + 1, f.short_sleeves ? hand : sleeve, outline);
+    cv::circle(img, fix(J[w]), f.arm_w * 16 * 7 / 10, hand.base, -1, cv::LINE_AA, kShift);
   }
 }
 
@@ -335,7 +350,7 @@ Scene make_scene(uint64_t seed, size_t i, const SyntheticOptions& o) {
 
   // The person: height 50–85% of the image, body box centred near the image centre.
   Figure& f = sc.person;
-  f = make_figure(r, S * r.uni(0.5, 0.85));
+  f = make_figure(r, S * r.uni(0.5, 0.85), o.back_facing_prob);
   double x0 = 1e9, y0 = 1e9, x1 = -1e9, y1 = -1e9;
   for (const auto& p : f.joint)
     x0 = std::min(x0, p.x), y0 = std::min(y0, p.y), x1 = std::max(x1, p.x), y1 = std::max(y1, p.y);
@@ -348,7 +363,7 @@ Scene make_scene(uint64_t seed, size_t i, const SyntheticOptions& o) {
   // Distractors: other people, mostly off-centre, drawn behind the person.
   const int nd = r.integer(0, o.max_distractors);
   for (int k = 0; k < nd; ++k) {
-    Figure d = make_figure(r, f.height * r.uni(0.5, 1.05));
+    Figure d = make_figure(r, f.height * r.uni(0.5, 1.05), o.back_facing_prob);
     const cv::Point2d at =
         cv::Point2d(S / 2, S / 2) + dir(r.uni(0, 2 * M_PI)) * r.uni(0.4, 0.7) * S;
     translate(d, at - (d.joint[kPelvis] + d.joint[kThorax]) * 0.5);
@@ -363,8 +378,8 @@ Scene make_scene(uint64_t seed, size_t i, const SyntheticOptions& o) {
           f.joint[static_cast<size_t>(r.integer(0, 15))] +
           cv::Point2d(r.normal(0, 0.05 * f.height), r.normal(0, 0.05 * f.height));
       oc.shape = cv::RotatedRect(at,
-                                 cv::Size2f(static_cast<float>(f.height * r.uni(0.12, 0.35)),
-                                            static_cast<float>(f.height * r.uni(0.12, 0.35))),
+                                 cv::Size2f(static_cast<float>(f.height * r.uni(0.1, 0.28)),
+                                            static_cast<float>(f.height * r.uni(0.1, 0.28))),
                                  static_cast<float>(r.uni(0, 180)));
       oc.ellipse = r.chance(0.4);
       oc.material = random_material(r);

@@ -21,8 +21,6 @@
 
 #include <opencv2/core.hpp>
 
-#include <vector>
-
 namespace hg::data {
 
 /// Where the crop centre lands: see the file comment.
@@ -69,13 +67,5 @@ class CropTransform {
   int res_;
   cv::Matx23d forward_, inverse_;
 };
-
-/// Applies `perm` (JointSet::flip_permutation) to a per-joint vector: out[i] = in[perm[i]].
-template <typename T>
-std::vector<T> permute_joints(const std::vector<T>& in, const std::vector<int>& perm) {
-  std::vector<T> out(in.size());
-  for (size_t i = 0; i < in.size(); ++i) out[i] = in[static_cast<size_t>(perm[i])];
-  return out;
-}
 
 }  // namespace hg::data
