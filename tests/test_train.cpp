@@ -1,0 +1,144 @@
+#include "hg/io/checkpoint.h"
+#include "hg/train/trainer.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using hg::train::TrainConfig;
+using hg::train::Trainer;
+
+namespace {
+
+// A model and data small enough to train in seconds: 2 stacks, 16 features, depth 2, 32 px input.
+TrainConfig tiny() {
+  TrainConfig c;
+  c.model = hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
+  c.input_size = 32;
+  c.dataset = "synthetic:64:1";
+  c.val_dataset = "";
+  c.batch_size = 8;
+  c.epochs = 3;
+  c.optimizer = "adam";
+  c.lr = 2e-3;
+  c.augment = "paper";
+  c.threads = 2;
+  c.loader_threads = 1;
+  return c;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("hg_train_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir.string();
+}
+
+std::vector<nlohmann::json> log_lines(const std::string& dir, const std::string& type) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(fs::path(dir) / "log.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] == type) lines.push_back(j);
+  }
+  return lines;
+}
+
+TEST(Train, StackLossesAreTheMseOfEveryStackAgainstTheSameTarget) {
+  const auto target = torch::rand({2, 3, 4, 4});
+  auto heatmaps = torch::stack({target, target + 1.0}, 1);  // stack 0 exact, stack 1 off by 1
+  const auto losses = hg::train::stack_losses(heatmaps, target, at::Tensor());
+  EXPECT_NEAR(losses[0].item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(losses[1].item<double>(), 1.0, 1e-6);
+  auto weight = torch::ones({2, 3});
+  weight[0][1] = 0;  // one of six maps weighted out
+  EXPECT_NEAR(hg::train::stack_losses(heatmaps, target, weight)[1].item<double>(), 5.0 / 6, 1e-6);
+}
+
+TEST(Train, LossFallsOnATinyModel) {
+  const auto dir = fresh_dir("falls");
+  auto c = tiny();
+  c.epochs = 4;
+  const auto result = Trainer(c, dir).run();
+  EXPECT_EQ(result.outcome, hg::train::Outcome::kFinished);
+  EXPECT_EQ(result.step, 4 * 8);
+  const auto epochs = log_lines(dir, "epoch");
+  ASSERT_EQ(epochs.size(), 4u);
+  EXPECT_LT(epochs.back()["train_loss"].get<double>(), 0.5 * epochs.front()["train_loss"].get<double>());
+  // Every stack is supervised: each stack's loss is logged.
+  EXPECT_EQ(log_lines(dir, "step").back()["stacks"].size(), 2u);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "config.json"));
+  // The checkpoint loads as a model anywhere a model is accepted.
+  const auto loaded = hg::io::load_model((fs::path(dir) / "last.hg").string());
+  EXPECT_TRUE(loaded.model->options == c.model);
+  EXPECT_EQ(loaded.meta["train"]["epoch"], 4);
+}
+
+TEST(Train, ResumedRunMatchesAnUninterruptedOne) {
+  auto c = tiny();
+  c.max_steps = 11;  // stops mid-epoch (8 steps per epoch)
+  const auto straight = fresh_dir("straight"), split = fresh_dir("split");
+  Trainer(c, straight).run();
+  c.max_steps = 5;
+  EXPECT_EQ(Trainer(c, split).run().outcome, hg::train::Outcome::kStopped);
+  const auto result = Trainer::resume(split, {"max_steps=11"}).run();
+  EXPECT_EQ(result.step, 11);
+  const auto a = hg::io::read_checkpoint((fs::path(straight) / "last.hg").string());
+  const auto b = hg::io::read_checkpoint((fs::path(split) / "last.hg").string());
+  ASSERT_EQ(a.state.size(), b.state.size());
+  for (const auto& [name, t] : a.state)
+    EXPECT_TRUE(torch::allclose(t.to(torch::kDouble), b.state.at(name).to(torch::kDouble), 1e-5, 1e-6))
+        << name << " differs by " << (t.to(torch::kDouble) - b.state.at(name).to(torch::kDouble)).abs().max().item<double>();
+}
+
+TEST(Train, NonFiniteLossStopsCleanlyAndKeepsTheLastGoodCheckpoint) {
+  const auto dir = fresh_dir("nan");
+  auto c = tiny();
+  c.epochs = 1;
+  Trainer(c, dir).run();
+  const auto last = (fs::path(dir) / "last.hg").string();
+  const auto before = hg::io::read_checkpoint(last);
+  try {
+    Trainer::resume(dir, {"epochs=3", "lr=1e30"}).run();
+    FAIL() << "expected the run to diverge";
+  } catch (const hg::train::DivergedError& e) {
+    EXPECT_NE(std::string(e.what()).find("the loss became"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(last), std::string::npos) << e.what();
+  }
+  const auto after = hg::io::read_checkpoint(last);
+  for (const auto& [name, t] : before.state) EXPECT_TRUE(torch::equal(t, after.state.at(name))) << name;
+}
+
+TEST(Train, ConfigErrorsNameTheKey) {
+  TrainConfig c;
+  auto message = [&](const std::string& assignment) {
+    try {
+      c.set(assignment);
+    } catch (const c10::Error& e) {
+      return std::string(e.what_without_backtrace());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message("lrate=0.1").find("unknown config key 'lrate'"), std::string::npos);
+  EXPECT_NE(message("epochs=ten").find("config key 'epochs'"), std::string::npos);
+  EXPECT_NE(message("model.wings=2").find("unknown architecture key 'wings'"), std::string::npos);
+  c.set("model.stacks=4");
+  EXPECT_EQ(c.model.stacks(), 4);
+  c.set("lr_drops=[3, 5]");
+  EXPECT_EQ(c.lr_drops, (std::vector<int64_t>{3, 5}));
+}
+
+TEST(Train, UnwritableRunFolderIsReportedBeforeTraining) {
+  try {
+    Trainer(tiny(), "/proc/hg-run").run();
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("/proc/hg-run"), std::string::npos);
+  }
+}
+
+}  // namespace
