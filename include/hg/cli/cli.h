@@ -30,9 +30,11 @@ void add_info_command(CLI::App& app, const GlobalOptions& global);
 void add_convert_command(CLI::App& app, const GlobalOptions& global);
 void add_forward_command(CLI::App& app, const GlobalOptions& global);
 void add_train_command(CLI::App& app, const GlobalOptions& global);
+void add_demo_command(CLI::App& app, const GlobalOptions& global);
 void add_data_command(CLI::App& app, const GlobalOptions& global);
 
-/// Sets LibTorch's intra-op thread count (0 = cores); Debian's LibTorch starts with one.
+/// Sets LibTorch's intra-op thread count (0 = cores; Debian's LibTorch starts with one) and
+/// flushes denormal floats to zero.
 void apply_threads(const GlobalOptions& global);
 
 /// Parses "cpu", "cuda" or "cuda:N"; a CUDA device without CUDA support in LibTorch is an error
