@@ -11,10 +11,12 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace {
 
@@ -181,6 +183,44 @@ TEST(Eval, ReproducesHandComputedPckhOnValidH5) {
   EXPECT_GT(fs::file_size(dir / "pck.png"), 1000u);
 }
 
+// Real predictions of some method (pos_pred_src of gt_valid_official.mat, saved in valid.h5's
+// order as preds_valid_example.h5) scored against the official truth file: the expected numbers
+// come from a line-by-line port of the official evaluation (eval_PCKh.py, SC_BIAS 0.6, strict
+// threshold, jnt_missing) run on the same .mat.
+TEST(Eval, ReproducesTheOfficialMpiiEvaluation) {
+  const auto dir = scratch("eval_official");
+  const auto annot = kData + "/mpii/annot/";
+  const auto r = run_tool("eval " + annot + "valid.h5 --predictions " + annot +
+                          "preds_valid_example.h5 --official-truth " + annot +
+                          "gt_valid_official.mat --json " + (dir / "pck.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto got = read_json(dir / "pck.json");
+  const std::map<std::string, std::map<std::string, double>> official = {
+      {"pckh@0.5",
+       {{"head", 95.6002728513},
+        {"shoulder", 92.7139945652},
+        {"elbow", 83.3645772083},
+        {"wrist", 76.7357158489},
+        {"hip", 81.9283239799},
+        {"knee", 73.3627755232},
+        {"ankle", 65.4461547387},
+        {"mean", 81.4584447839},
+        {"mean_weighted", 82.3367161072}}},
+      {"pckh@0.1",
+       {{"head", 42.5648021828},
+        {"shoulder", 33.0332880435},
+        {"elbow", 32.8447420347},
+        {"wrist", 31.058072789},
+        {"hip", 15.7003377028},
+        {"knee", 20.5130784708},
+        {"ankle", 19.8627859834},
+        {"mean", 28.3975871336},
+        {"mean_weighted", 28.9747593026}}}};
+  for (const auto& [key, table] : official)
+    for (const auto& [group, value] : table)
+      EXPECT_NEAR(got[key][group].get<double>(), value, 1e-8) << key << " " << group;
+}
+
 TEST(Eval, RejectsPredictionsOfTheWrongShape) {
   const auto dir = scratch("eval_bad");
   hg::eval::write_predictions_h5((dir / "preds.h5").string(), torch::zeros({5, 16, 2}));
@@ -247,6 +287,21 @@ TEST(Predict, BadInputsAreReportedAndTheOthersStillProcessed) {
   ASSERT_EQ(ok["people"].size(), 1u);
   EXPECT_EQ(ok["people"][0]["found_by"], "box");
   EXPECT_EQ(j["flip_test"], false);
+}
+
+TEST(Predict, VideoToJsonAndAnnotatedVideo) {
+  const auto dir = scratch("video");
+  const auto r = run_tool("predict --threads 2 --no-flip --whole-image --weights " + kFixture +
+                          " " + kData + "/video/posetrack_000001.mp4 --draw " + dir.string() +
+                          " -o " + (dir / "out.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = read_json(dir / "out.json");
+  ASSERT_GT(j["results"].size(), 1u);
+  EXPECT_EQ(j["results"][0]["frame"], 0);
+  EXPECT_EQ(j["results"][1]["frame"], 1);
+  cv::VideoCapture drawn((dir / "posetrack_000001.mp4").string());
+  ASSERT_TRUE(drawn.isOpened());
+  EXPECT_EQ(static_cast<size_t>(drawn.get(cv::CAP_PROP_FRAME_COUNT)), j["results"].size());
 }
 
 TEST(Show, WritesTheMontageAndThePerStackView) {

@@ -194,7 +194,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
       truth = official;
     }
     const auto rows = torch::nonzero(p.have).squeeze(1);
-    const auto pick = [&](const at::Tensor& t) { return t.slice(0, 0, n).index_select(0, rows); };
+    const auto pick = [&](const at::Tensor& t) {
+      return t.slice(0, 0, static_cast<int64_t>(n)).index_select(0, rows);
+    };
     const auto metric = eval::metric_for(d->joints());
     const auto thresholds = eval::curve_thresholds();
     const int64_t stacks = p.joints.size(1);

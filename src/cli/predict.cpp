@@ -44,7 +44,7 @@ void draw_people(cv::Mat& rgb, const std::vector<infer::PosePrediction>& people,
         p.person.box.width > 0 ? p.person.box
                                : cv::Rect2d(c.center.x - 100 * c.scale, c.center.y - 100 * c.scale,
                                             200 * c.scale, 200 * c.scale);
-    cv::rectangle(rgb, square, cv::Scalar(255, 220, 0), 1, cv::LINE_AA);
+    cv::rectangle(rgb, cv::Rect(square), cv::Scalar(255, 220, 0), 1, cv::LINE_AA);
     const auto a = p.joints.accessor<float, 3>();
     const int64_t last = a.size(0) - 1;
     std::vector<cv::Point2d> at(static_cast<size_t>(joints.size()));

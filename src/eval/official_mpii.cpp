@@ -3,10 +3,12 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <stdexcept>
 
 namespace hg::eval {
 namespace {
@@ -27,7 +29,7 @@ struct Element {
 };
 
 [[noreturn]] void bad(const std::string& path, const std::string& why) {
-  TORCH_CHECK(false, "cannot read the official MPII truth ", path, ": ", why);
+  throw std::runtime_error("cannot read the official MPII truth " + path + ": " + why);
 }
 
 // Reads the element at `off` of [buf, end) and advances `off` past it (and its padding).

@@ -53,7 +53,7 @@ void plot_curves(const std::string& png_path, const std::vector<double>& thresho
       PLFLT lw = 0, lh = 0;
       pls.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
                  PL_POSITION_RIGHT | PL_POSITION_BOTTOM | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0,
-                 1, 1, 0, 0, n, opts.data(), 1.0, 0.9, 2.0, 0.0, text_colours.data(), labels.data(),
+                 1, 1, n, 1, n, opts.data(), 1.0, 0.9, 2.0, 0.0, text_colours.data(), labels.data(),
                  nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(), widths.data(),
                  nullptr, nullptr, nullptr, nullptr);
     }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <stdexcept>
 
 namespace hg::eval {
 
@@ -30,8 +31,8 @@ at::Tensor read_predictions_h5(const std::string& path) {
     ds.read(out.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE);
     return rank == 3 ? out.unsqueeze(1) : out;
   } catch (const H5::Exception& e) {
-    TORCH_CHECK(false, "cannot read predictions ", path, ": HDF5 error in ", e.getFuncName(), ": ",
-                e.getDetailMsg());
+    throw std::runtime_error("cannot read predictions " + path + ": HDF5 error in " +
+                             e.getFuncName() + ": " + e.getDetailMsg());
   }
 }
 

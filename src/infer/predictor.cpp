@@ -61,12 +61,15 @@ data::CropParams crop_of_image(cv::Size size) {
 
 std::vector<PersonCrop> detect_people(const cv::Mat& rgb, int max_people) {
   // The default people SVM has a 64×128 window around a ~96 px tall person: enlarge small
-  // images so that people filling a good part of them are still found.
-  constexpr int kMinSide = 400;
-  const double up = std::max(1.0, kMinSide / static_cast<double>(std::min(rgb.cols, rgb.rows)));
+  // images so that people filling a good part of them are still found, and shrink large ones,
+  // whose people are large too, to keep the multi-scale search fast.
+  constexpr double kMinSide = 400, kMaxSide = 800;
+  const double f = std::min(rgb.cols, rgb.rows) < kMinSide
+                       ? kMinSide / std::min(rgb.cols, rgb.rows)
+                       : std::min(1.0, kMaxSide / std::max(rgb.cols, rgb.rows));
   cv::Mat gray;
   cv::cvtColor(rgb, gray, cv::COLOR_RGB2GRAY);
-  if (up > 1) cv::resize(gray, gray, cv::Size(), up, up, cv::INTER_LINEAR);
+  if (f != 1) cv::resize(gray, gray, cv::Size(), f, f, f > 1 ? cv::INTER_LINEAR : cv::INTER_AREA);
   cv::HOGDescriptor hog;
   hog.setSVMDetector(cv::HOGDescriptor::getDefaultPeopleDetector());
   std::vector<cv::Rect> found;
@@ -79,8 +82,7 @@ std::vector<PersonCrop> detect_people(const cv::Mat& rgb, int max_people) {
   std::vector<PersonCrop> people;
   for (size_t k : order) {
     if (static_cast<int>(people.size()) >= max_people) break;
-    const cv::Rect2d box(found[k].x / up, found[k].y / up, found[k].width / up,
-                         found[k].height / up);
+    const cv::Rect2d box(found[k].x / f, found[k].y / f, found[k].width / f, found[k].height / f);
     people.push_back({crop_of_box(box), PersonSource::kDetector, box, weights[k]});
   }
   return people;

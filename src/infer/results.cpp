@@ -58,7 +58,7 @@ std::vector<ImageResult> read_results(const std::string& path, const data::Joint
               "cannot read ", path,
               ": not a predictions file of `hourglass predict` (no \"format\": "
               "\"hourglass-predictions\")");
-  TORCH_CHECK(root.contains("joints") && root["joints"] == joints.names, "cannot use ", path,
+  TORCH_CHECK(root.contains("joints") && root["joints"] == json(joints.names), "cannot use ", path,
               ": its joints ", root.value("joints", json()).dump(), " are not those of the '",
               joints.name, "' dataset");
   TORCH_CHECK(root.contains("results") && root["results"].is_array(), "cannot read ", path,

@@ -59,8 +59,9 @@ data::CropParams crop_of_box(const cv::Rect2d& box);
 data::CropParams crop_of_image(cv::Size size);
 
 /// People found by OpenCV's built-in HOG people detector (default people SVM, no download) in
-/// an RGB image, best score first, at most `max_people`. Images are enlarged first when small so
-/// that people down to ~100 px tall are found.
+/// an RGB image, best score first, at most `max_people`. The search runs on the image resized to
+/// a shorter side of at least 400 and a longer side of at most 800 pixels (people below about a
+/// quarter of the image height in large images are missed).
 std::vector<PersonCrop> detect_people(const cv::Mat& rgb, int max_people = 10);
 
 /// Inference settings.
