@@ -15,7 +15,7 @@ namespace hg::infer {
 Backend torch_backend(model::StackedHourglass model, c10::Device device) {
   model->to(device);
   model->eval();
-  return [model, device](const at::Tensor& input) {
+  return [model, device](const at::Tensor& input) mutable {
     torch::InferenceMode guard;
     return model->forward(input.to(device));
   };
