@@ -311,14 +311,14 @@ TEST(Show, WritesTheMontageAndThePerStackView) {
                     (dir / "montage.png").string());
   ASSERT_EQ(r.code, 0) << r.out;
   const auto m = cv::imread((dir / "montage.png").string());
-  EXPECT_EQ(m.cols, 6 * 512);  // 6 tiles of the 256 px crop at zoom 2
-  EXPECT_EQ(m.rows, 3 * 512);  // skeleton, max, 16 joints = 18 tiles
-  r = run_tool("show --threads 2 " + image + " --weights " + kFixture + " --stacks --zoom 1 -o " +
+  EXPECT_EQ(m.cols, 6 * 256);  // 6 tiles of the 256 px crop
+  EXPECT_EQ(m.rows, 3 * 256);  // skeleton, max, 16 joints = 18 tiles
+  r = run_tool("show --threads 2 " + image + " --weights " + kFixture + " --stacks --zoom 2 -o " +
                (dir / "stacks.png").string());
   ASSERT_EQ(r.code, 0) << r.out;
   const auto s = cv::imread((dir / "stacks.png").string());
-  EXPECT_EQ(s.cols, 2 * 256);
-  EXPECT_EQ(s.rows, 2 * 256);
+  EXPECT_EQ(s.cols, 2 * 512);  // 2 stacks at zoom 2
+  EXPECT_EQ(s.rows, 2 * 512);
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ namespace {
 
 struct Args {
   std::string image, output = "show.png";
-  int person = 0, zoom = 2;
+  int person = 0, zoom = 1;
   bool stacks = false;
   PredictorArgs model;
   PersonArgs people;
@@ -37,7 +37,10 @@ View view_of(const infer::PosePrediction& p, const cv::Mat& crop, int64_t stack,
   c.grid = grid;
   const data::CropTransform t(c, input_size);
   const auto a = p.joints.accessor<float, 3>();
-  const auto maps = p.heatmaps[stack].contiguous();
+  // Shown on one scale per stack, [0, the stack's highest value], so that untrained or
+  // differently scaled outputs stay readable and weak joints look weak.
+  const auto raw = p.heatmaps[stack];
+  const auto maps = (raw.clamp_min(0) / raw.max().clamp_min(1e-6)).contiguous();
   for (int64_t j = 0; j < maps.size(0); ++j) {
     const auto u = t.forward({a[stack][j][0], a[stack][j][1]});
     // Crop pixel centre u → magnified pixel centre (u + 0.5)·zoom - 0.5.
