@@ -1,29 +1,18 @@
 // End-to-end checks of the `hourglass` tool, run as a user would.
 #include "hg/io/torch_file.h"
+#include "tool_runner.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
+using Result = hg::test::ToolResult;
 Result run(const std::string& args) {
-  const std::string cmd = std::string(HG_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), out};
+  return hg::test::run_tool(args);
 }
 
 const std::string kFixtures = std::string(HG_TEST_DATA) + "/fixtures/";

@@ -77,6 +77,9 @@ int run(int argc, char** argv) {
   add_train_command(app, global);
   add_demo_command(app, global);
   add_data_command(app, global);
+  add_predict_command(app, global);
+  add_eval_command(app, global);
+  add_show_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,7 @@
 #include "hg/data/augment.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
+#include "hg/io/draw.h"
 
 #include <torch/torch.h>
 #include <opencv2/core.hpp>
@@ -17,18 +18,7 @@ namespace hg::cli {
 
 namespace {
 
-// Right joints red, left blue, the rest green (by the "r-"/"l-" name prefix).
-cv::Scalar side_colour(const std::string& name) {
-  if (name.rfind("r-", 0) == 0) return {230, 60, 40};
-  if (name.rfind("l-", 0) == 0) return {50, 110, 240};
-  return {40, 200, 60};
-}
-
-void put_label(cv::Mat& img, const std::string& text, cv::Point at, double size = 0.45) {
-  cv::putText(img, text, at, cv::FONT_HERSHEY_SIMPLEX, size, cv::Scalar(0, 0, 0), 3, cv::LINE_AA);
-  cv::putText(img, text, at, cv::FONT_HERSHEY_SIMPLEX, size, cv::Scalar(255, 255, 255), 1,
-              cv::LINE_AA);
-}
+using io::put_label;
 
 // The crop magnified `zoom` times with the target skeleton: joint j is drawn where heatmap j
 // peaks (so after a flip's swap), at the centre of that heatmap pixel.
@@ -50,13 +40,7 @@ cv::Mat render_skeleton(const data::Sample& s, const data::JointSet& joints, int
     at[j] = (cv::Point2d(peak) + cv::Point2d(0.5, 0.5)) * f * zoom - cv::Point2d(0.5, 0.5);
   }
   cv::Mat skel = crop8.clone();
-  for (const auto& [a, b] : joints.skeleton)
-    if (ok[a] && ok[b]) cv::line(skel, at[a], at[b], side_colour(joints.names[b]), 3, cv::LINE_AA);
-  for (size_t j = 0; j < at.size(); ++j)
-    if (ok[j]) {
-      cv::circle(skel, at[j], 5, side_colour(joints.names[j]), -1, cv::LINE_AA);
-      cv::circle(skel, at[j], 5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-    }
+  io::draw_skeleton(skel, at, ok, joints);
   return skel;
 }
 
@@ -72,24 +56,14 @@ cv::Mat render_sample(const data::Sample& s, const data::JointSet& joints, int z
 
   cv::Mat hmax = cv::Mat::zeros(side, side, CV_32F);
   for (const auto& h : s.heatmaps) cv::max(hmax, h, hmax);
-  cv::Mat heat8, colour;
-  hmax.convertTo(heat8, CV_8U, 255);
-  cv::resize(heat8, heat8, cv::Size(big, big), 0, 0, cv::INTER_NEAREST);
-  cv::applyColorMap(heat8, colour, cv::COLORMAP_JET);
-  cv::cvtColor(colour, colour, cv::COLOR_BGR2RGB);
-  cv::Mat overlay;
-  cv::addWeighted(crop8, 0.5, colour, 0.5, 0, overlay);
+  cv::Mat overlay = io::overlay_map(crop8, hmax);
   put_label(overlay, "max of heatmaps", {6, 18});
 
   const int cols = 4, cell = big / cols;
   const int rows = (static_cast<int>(s.heatmaps.size()) + cols - 1) / cols;
   cv::Mat grid(std::max(big, rows * cell), cell * cols, CV_8UC3, cv::Scalar(40, 40, 40));
   for (size_t j = 0; j < s.heatmaps.size(); ++j) {
-    cv::Mat h8, hc;
-    s.heatmaps[j].convertTo(h8, CV_8U, 255);
-    cv::resize(h8, h8, cv::Size(cell - 2, cell - 2), 0, 0, cv::INTER_NEAREST);
-    cv::applyColorMap(h8, hc, cv::COLORMAP_JET);
-    cv::cvtColor(hc, hc, cv::COLOR_BGR2RGB);
+    const cv::Mat hc = io::colour_map(s.heatmaps[j], cv::Size(cell - 2, cell - 2));
     const cv::Rect r(static_cast<int>(j % cols) * cell + 1, static_cast<int>(j / cols) * cell + 1,
                      cell - 2, cell - 2);
     hc.copyTo(grid(r));
@@ -224,16 +198,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
         put_label(tiles.back(), std::to_string(i), {4, 14});
       }
     }
-    cv::Mat out = tiles[0];
-    if (tiles.size() > 1) {
-      const int cols = 4, w = tiles[0].cols, h = tiles[0].rows;
-      const int rows = (static_cast<int>(tiles.size()) + cols - 1) / cols;
-      out = cv::Mat(rows * h, std::min<int>(cols, static_cast<int>(tiles.size())) * w, CV_8UC3,
-                    cv::Scalar(40, 40, 40));
-      for (size_t k = 0; k < tiles.size(); ++k)
-        tiles[k].copyTo(
-            out(cv::Rect(static_cast<int>(k % cols) * w, static_cast<int>(k / cols) * h, w, h)));
-    }
+    cv::Mat out = io::tile(tiles, 4);
     cv::cvtColor(out, out, cv::COLOR_RGB2BGR);
     TORCH_CHECK(cv::imwrite(args->output, out), "cannot write ", args->output);
     std::printf("wrote %s\n", args->output.c_str());

@@ -9,6 +9,8 @@ namespace hg::eval {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The margin of the readers' box → crop (scale = 1.25 · max(w, h) / 200).
+constexpr double kBoxMargin = 1.25;
 
 // Joints outside the mean, as in the official MPII evaluation.
 bool excluded_from_mean(const std::string& name) {
@@ -51,7 +53,7 @@ Truth truth_of(const data::Dataset& dataset) {
   auto normalize = t.normalize.accessor<double, 1>();
   for (int64_t i = 0; i < n; ++i) {
     const auto a = dataset.annotation(static_cast<size_t>(i));
-    normalize[i] = a.normalize;
+    normalize[i] = a.normalize > 0 ? a.normalize : 200 * a.scale / kBoxMargin;
     for (int64_t k = 0; k < j; ++k) {
       joints[i][k][0] = a.joints[k].pos.x;
       joints[i][k][1] = a.joints[k].pos.y;
@@ -118,6 +120,26 @@ PckTable pck_table(const at::Tensor& errors, const data::JointSet& joints, doubl
   t.mean = mean_of(t.per_joint, used);
   t.mean_weighted = total > 0 ? weighted / total : kNaN;
   return t;
+}
+
+std::vector<double> curve_thresholds() {
+  std::vector<double> t;
+  for (int k = 0; k <= 50; ++k) t.push_back(k / 100.0);
+  return t;
+}
+
+nlohmann::json table_to_json(const PckTable& table) {
+  auto value = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
+  nlohmann::json j = nlohmann::json::object();
+  for (size_t g = 0; g < table.groups.size(); ++g) j[table.group_names[g]] = value(table.groups[g]);
+  j["mean"] = value(table.mean);
+  j["mean_weighted"] = value(table.mean_weighted);
+  return j;
+}
+
+Metric metric_for(const data::JointSet& joints) {
+  if (joints.name == "mpii" || joints.name == "synthetic") return {"pckh", {0.5, 0.1}};
+  return {"pck", {0.2}};
 }
 
 }  // namespace hg::eval

@@ -4,12 +4,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hg/infer/predictor.h"
 #include "hg/model/hourglass.h"
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 
 #include <c10/core/Device.h>
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace hg::cli {
 
@@ -32,6 +37,54 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global);
 void add_train_command(CLI::App& app, const GlobalOptions& global);
 void add_demo_command(CLI::App& app, const GlobalOptions& global);
 void add_data_command(CLI::App& app, const GlobalOptions& global);
+void add_predict_command(CLI::App& app, const GlobalOptions& global);
+void add_eval_command(CLI::App& app, const GlobalOptions& global);
+void add_show_command(CLI::App& app, const GlobalOptions& global);
+
+/// Model flags of the commands that run the network (predict, eval, show).
+struct PredictorArgs {
+  std::string weights;  ///< checkpoint, any supported format
+  std::string backend = "torch";
+  std::string device = "cpu";  ///< cpu, cuda, cuda:N
+  int size = 0;                ///< input side; 0 = the checkpoint's meta, else 256
+  bool no_flip = false;        ///< disable the flip test
+  int batch = 8;               ///< crops per network call
+};
+/// Registers --weights (required unless `weights_optional`), --backend, --device, --size,
+/// --no-flip, --batch; returns the --weights option.
+CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
+                                   bool weights_optional = false);
+/// Loads the checkpoint and builds the predictor the flags describe (threads must be set).
+infer::Predictor make_predictor(const PredictorArgs& args);
+
+/// Flags saying where the people are (predict, show).
+struct PersonArgs {
+  std::vector<double> center;  ///< X,Y (with scale)
+  double scale = 0;            ///< crop side 200·scale pixels
+  std::vector<double> box;     ///< x,y,w,h
+  std::string boxes;           ///< JSON file of boxes per image (see PersonFinder)
+  bool whole_image = false;
+  int max_people = 10;  ///< detector: at most this many per image
+};
+/// Registers --center, --scale, --box, --boxes, --whole-image, --max-people.
+void add_person_options(CLI::App& cmd, PersonArgs& args);
+
+/// Finds the people of each image as the flags say: --center/--scale, --box, --boxes FILE
+/// (a JSON object mapping an image's file name, or "VIDEO#FRAME" for frame FRAME (from 0) of a
+/// video, to a list of boxes [x, y, w, h] in image pixels; images it does not list fall back to
+/// the detector), --whole-image, else OpenCV's HOG people detector; when the detector finds no
+/// one, the whole image.
+class PersonFinder {
+ public:
+  /// Validates the flags and reads the boxes file (throws naming it when malformed).
+  explicit PersonFinder(const PersonArgs& args);
+  /// The people of `rgb`, known as `key` (the image's file name, or "VIDEO#FRAME") in --boxes.
+  std::vector<infer::PersonCrop> find(const std::string& key, const cv::Mat& rgb) const;
+
+ private:
+  PersonArgs args_;
+  nlohmann::json boxes_;
+};
 
 /// Sets LibTorch's intra-op thread count (0 = cores; Debian's LibTorch starts with one) and
 /// flushes denormal floats to zero.

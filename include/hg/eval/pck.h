@@ -8,6 +8,7 @@
 #include "hg/data/dataset.h"
 
 #include <ATen/Tensor.h>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ at::Tensor normalized_errors(const at::Tensor& pred, const at::Tensor& truth,
 struct Truth {
   at::Tensor joints, present, normalize;
 };
+/// The truth of every annotation. `normalize` is the annotation's (MPII: 0.6 × head-box
+/// diagonal, FLIC: torso length); where it has none (0: COCO), the person box's longer side,
+/// recovered from the crop as 200·scale / 1.25 (the COCO and custom readers' box → scale), so
+/// that COCO gets PCK relative to the box size.
 Truth truth_of(const data::Dataset& dataset);
 
 /// PCK of each joint, in percent, at `threshold`: 100·#(err < threshold) / #present. NaN for a
@@ -42,9 +47,23 @@ struct PckTable {
   double mean_weighted = 0;  ///< the same joints weighted by their present counts
 };
 
+/// The thresholds of the PCK curve: 0, 0.01, …, 0.5 (51 values, as the official MPII plots).
+std::vector<double> curve_thresholds();
+
 /// Builds the table for a joint set at `threshold`. Groups are found by name: "head" is the
 /// head top where the set has one (MPII), else the mean of nose, eyes and ears; the others are
 /// the l-/r- pairs (shoulder, elbow, wrist, hip, knee, ankle) present in the set.
 PckTable pck_table(const at::Tensor& errors, const data::JointSet& joints, double threshold);
+
+/// The table as JSON: {group name: percent, …, "mean": …, "mean_weighted": …}; NaN → null.
+nlohmann::json table_to_json(const PckTable& table);
+
+/// The metric a dataset is scored with: "pckh" (head-normalised, MPII and synthetic) at 0.5 and
+/// 0.1, else "pck" (FLIC: torso; COCO: box size; custom: its normalize) at 0.2.
+struct Metric {
+  std::string name;                ///< "pckh" or "pck"
+  std::vector<double> thresholds;  ///< the tables reported, main one first
+};
+Metric metric_for(const data::JointSet& joints);
 
 }  // namespace hg::eval

@@ -1,0 +1,226 @@
+#include "hg/cli/cli.h"
+#include "hg/data/dataset.h"
+#include "hg/infer/results.h"
+#include "hg/io/draw.h"
+
+#include <torch/torch.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+namespace fs = std::filesystem;
+
+namespace hg::cli {
+namespace {
+
+const std::vector<std::string> kImageExtensions = {".jpg", ".jpeg", ".png", ".bmp",
+                                                   ".tif", ".tiff", ".webp"};
+const std::vector<std::string> kVideoExtensions = {".mp4", ".avi", ".mov", ".mkv", ".webm"};
+
+std::string lower_extension(const fs::path& p) {
+  auto e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e;
+}
+
+bool has_extension(const fs::path& p, const std::vector<std::string>& list) {
+  return std::find(list.begin(), list.end(), lower_extension(p)) != list.end();
+}
+
+// The skeleton of every person (last stack), the box or crop square it came from.
+void draw_people(cv::Mat& rgb, const std::vector<infer::PosePrediction>& people,
+                 const data::JointSet& joints, double min_score) {
+  const int thickness = std::max(2, std::min(rgb.cols, rgb.rows) / 200);
+  for (const auto& p : people) {
+    const auto& c = p.person.crop;
+    const cv::Rect2d square =
+        p.person.box.width > 0 ? p.person.box
+                               : cv::Rect2d(c.center.x - 100 * c.scale, c.center.y - 100 * c.scale,
+                                            200 * c.scale, 200 * c.scale);
+    cv::rectangle(rgb, cv::Rect(square), cv::Scalar(255, 220, 0), 1, cv::LINE_AA);
+    const auto a = p.joints.accessor<float, 3>();
+    const int64_t last = a.size(0) - 1;
+    std::vector<cv::Point2d> at(static_cast<size_t>(joints.size()));
+    std::vector<bool> shown(at.size());
+    for (size_t j = 0; j < at.size(); ++j) {
+      at[j] = {a[last][j][0], a[last][j][1]};
+      shown[j] = a[last][j][2] >= min_score;
+    }
+    io::draw_skeleton(rgb, at, shown, joints, thickness);
+  }
+}
+
+struct Args {
+  std::vector<std::string> inputs;
+  std::string output, draw;
+  double min_score = 0;
+  PredictorArgs model;
+  PersonArgs people;
+};
+
+class Run {
+ public:
+  Run(const Args& args, nlohmann::json& results)
+      : args_(args),
+        predictor_(make_predictor(args.model)),
+        finder_(args.people),
+        results_(results) {
+    if (!args_.draw.empty()) fs::create_directories(args_.draw);
+  }
+
+  const infer::Predictor& predictor() const { return predictor_; }
+
+  // Expands a folder into its images; any failure is recorded and counted, never thrown.
+  void input(const std::string& path) {
+    const fs::path p(path);
+    if (fs::is_directory(p)) {
+      std::vector<fs::path> files;
+      for (const auto& e : fs::directory_iterator(p))
+        if (e.is_regular_file() && has_extension(e.path(), kImageExtensions))
+          files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      if (files.empty())
+        return fail(path, "the folder has no images (" + c10::Join(", ", kImageExtensions) + ")");
+      for (size_t i = 0; i < files.size(); ++i) {
+        if (files.size() > 1)
+          std::cerr << "\rpredict: " << path << ": image " << i + 1 << "/" << files.size()
+                    << std::flush;
+        image(files[i].string());
+      }
+      if (files.size() > 1) std::cerr << "\n";
+    } else if (!fs::exists(p)) {
+      fail(path, "no such file or folder");
+    } else if (has_extension(p, kVideoExtensions)) {
+      video(path);
+    } else if (has_extension(p, kImageExtensions)) {
+      image(path);
+    } else {
+      fail(path, "unknown extension '" + p.extension().string() + "': images are " +
+                     c10::Join(", ", kImageExtensions) + ", videos " +
+                     c10::Join(", ", kVideoExtensions));
+    }
+  }
+
+  int failed() const { return failed_; }
+  int done() const { return done_; }
+
+ private:
+  void fail(const std::string& path, const std::string& why) {
+    std::cerr << "hourglass: error: " << path << ": " << why << "\n";
+    results_.push_back({{"input", path}, {"error", why}});
+    ++failed_;
+  }
+
+  nlohmann::json predict(const std::string& path, int64_t frame, const std::string& key,
+                         cv::Mat& rgb) {
+    const auto people = predictor_.predict(rgb, finder_.find(key, rgb));
+    nlohmann::json r = {{"input", path}};
+    if (frame >= 0) r["frame"] = frame;
+    r["width"] = rgb.cols;
+    r["height"] = rgb.rows;
+    r["people"] = nlohmann::json::array();
+    for (const auto& p : people)
+      r["people"].push_back(infer::person_to_json(p, predictor_.joints()));
+    if (!args_.draw.empty()) draw_people(rgb, people, predictor_.joints(), args_.min_score);
+    return r;
+  }
+
+  void image(const std::string& path) {
+    cv::Mat rgb;
+    try {
+      rgb = data::read_image_rgb(path);
+    } catch (const data::ImageError& e) {
+      return fail(path, e.what());
+    }
+    results_.push_back(predict(path, -1, fs::path(path).filename().string(), rgb));
+    if (!args_.draw.empty()) {
+      const auto out = (fs::path(args_.draw) / fs::path(path).stem()).string() + ".jpg";
+      cv::cvtColor(rgb, rgb, cv::COLOR_RGB2BGR);
+      if (!cv::imwrite(out, rgb)) return fail(path, "cannot write " + out);
+    }
+    ++done_;
+  }
+
+  void video(const std::string& path) {
+    cv::VideoCapture cap(path);
+    if (!cap.isOpened()) return fail(path, "cannot open the video (corrupt, or no decoder)");
+    const auto total = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
+    const double fps = cap.get(cv::CAP_PROP_FPS);
+    cv::VideoWriter writer;
+    std::string out;
+    const std::string name = fs::path(path).filename().string();
+    cv::Mat bgr, rgb;
+    int64_t frame = 0;
+    for (; cap.read(bgr); ++frame) {
+      cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+      results_.push_back(predict(path, frame, name + "#" + std::to_string(frame), rgb));
+      if (!args_.draw.empty()) {
+        if (!writer.isOpened()) {
+          out = (fs::path(args_.draw) / fs::path(path).stem()).string() + ".mp4";
+          writer.open(out, cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps > 0 ? fps : 25,
+                      rgb.size());
+          if (!writer.isOpened()) return fail(path, "cannot write the video " + out);
+        }
+        cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+        writer.write(bgr);
+      }
+      std::cerr << "\rpredict: " << name << ": frame " << frame + 1;
+      if (total > 0) std::cerr << "/" << total;
+      std::cerr << std::flush;
+    }
+    std::cerr << "\n";
+    if (frame == 0) return fail(path, "the video has no readable frame");
+    if (!out.empty()) std::cerr << "wrote " << out << "\n";
+    ++done_;
+  }
+
+  const Args& args_;
+  infer::Predictor predictor_;
+  PersonFinder finder_;
+  nlohmann::json& results_;
+  int failed_ = 0, done_ = 0;
+};
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, const GlobalOptions& global) {
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "predict", "estimate poses on images, folders of images and videos → JSON (+ drawings)");
+  cmd->add_option("inputs", args->inputs, "images, folders of images, videos")->required();
+  add_predictor_options(*cmd, args->model);
+  add_person_options(*cmd, args->people);
+  cmd->add_option("--output,-o", args->output, "JSON file to write (default: standard output)");
+  cmd->add_option("--draw", args->draw,
+                  "folder for the images (NAME.jpg) or videos (NAME.mp4) with skeletons drawn");
+  cmd->add_option("--min-score", args->min_score, "draw only joints scoring at least this")
+      ->capture_default_str();
+  cmd->callback([args, &global] {
+    apply_threads(global);
+    auto results = nlohmann::json::array();
+    Run run(*args, results);
+    for (const auto& input : args->inputs) run.input(input);
+    auto doc = infer::results_header(run.predictor().joints(), args->model.weights,
+                                     run.predictor().options());
+    doc["results"] = std::move(results);
+    if (args->output.empty()) {
+      std::cout << doc.dump(1) << "\n";
+    } else {
+      std::ofstream out(args->output);
+      out << doc.dump(1) << "\n";
+      TORCH_CHECK(out.good(), "cannot write ", args->output);
+      std::cerr << "wrote " << args->output << " (" << run.done() << " inputs)\n";
+    }
+    TORCH_CHECK(run.failed() == 0, run.failed(), " of ", run.failed() + run.done(),
+                " inputs failed (see the messages above; the others were processed)");
+  });
+}
+
+}  // namespace hg::cli

@@ -1,0 +1,67 @@
+#include "hg/eval/plot.h"
+
+#include <plplot/plstream.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace hg::eval {
+
+void plot_curves(const std::string& png_path, const std::vector<double>& thresholds,
+                 const std::vector<Panel>& panels, const std::string& x_label, int width,
+                 int height) {
+  if (panels.empty() || thresholds.empty())
+    throw std::invalid_argument("nothing to plot into " + png_path);
+  // Debian's PLplot ships no PNG driver; its "mem" driver rasterises into our buffer, which
+  // OpenCV then encodes.
+  cv::Mat rgb(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
+  {
+    plstream pls;
+    pls.scolbg(255, 255, 255);
+    pls.scol0(1, 0, 0, 0);  // axes and labels black
+    pls.sdev("mem");
+    pls.smem(width, height, rgb.data);
+    pls.ssub(static_cast<PLINT>(panels.size()), 1);
+    pls.init();
+    // Distinct colours for the curves (cmap0 entries 2…).
+    const std::vector<cv::Vec3b> palette = {
+        {31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
+        {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+    for (size_t c = 0; c < palette.size(); ++c)
+      pls.scol0(static_cast<PLINT>(c + 2), palette[c][0], palette[c][1], palette[c][2]);
+    const double xmax = thresholds.back();
+    for (const auto& panel : panels) {
+      pls.col0(1);
+      pls.env(0, xmax, 0, 100, 0, 2);  // axis = 2: with a grid
+      pls.lab(x_label.c_str(), "% of joints", panel.title.c_str());
+      const auto n = static_cast<PLINT>(panel.curves.size());
+      std::vector<PLINT> opts(n, PL_LEGEND_LINE), text_colours(n, 1), colours(n), styles(n, 1);
+      std::vector<PLFLT> widths(n, 2);
+      std::vector<const char*> labels(n);
+      for (PLINT k = 0; k < n; ++k) {
+        const auto& c = panel.curves[k];
+        colours[k] = 2 + k % static_cast<PLINT>(palette.size());
+        labels[k] = c.label.c_str();
+        pls.col0(colours[k]);
+        pls.width(2);
+        pls.line(static_cast<PLINT>(std::min(c.values.size(), thresholds.size())),
+                 thresholds.data(), c.values.data());
+      }
+      pls.width(1);
+      PLFLT lw = 0, lh = 0;
+      pls.legend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+                 PL_POSITION_RIGHT | PL_POSITION_BOTTOM | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0,
+                 1, 1, n, 1, n, opts.data(), 1.0, 0.9, 2.0, 0.0, text_colours.data(), labels.data(),
+                 nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(), widths.data(),
+                 nullptr, nullptr, nullptr, nullptr);
+    }
+  }  // the stream's destructor flushes the page into the buffer
+  cv::cvtColor(rgb, rgb, cv::COLOR_RGB2BGR);
+  if (!cv::imwrite(png_path, rgb))
+    throw std::runtime_error("cannot write the plot " + png_path +
+                             ": check the folder exists and the name ends in .png");
+}
+
+}  // namespace hg::eval

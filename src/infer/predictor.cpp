@@ -1,0 +1,178 @@
+#include "hg/infer/predictor.h"
+
+#include "hg/infer/decode.h"
+
+#include <torch/torch.h>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+
+namespace hg::infer {
+
+Backend torch_backend(model::StackedHourglass model, c10::Device device) {
+  model->to(device);
+  model->eval();
+  return [model, device](const at::Tensor& input) mutable {
+    torch::InferenceMode guard;
+    return model->forward(input.to(device));
+  };
+}
+
+std::string source_name(PersonSource source) {
+  switch (source) {
+    case PersonSource::kCenterScale:
+      return "center-scale";
+    case PersonSource::kBox:
+      return "box";
+    case PersonSource::kBoxesFile:
+      return "boxes-file";
+    case PersonSource::kDetector:
+      return "hog-detector";
+    case PersonSource::kWholeImage:
+      return "whole-image";
+    case PersonSource::kNoDetection:
+      return "whole-image-no-detection";
+    case PersonSource::kAnnotation:
+      return "annotation";
+  }
+  return "unknown";
+}
+
+data::CropParams crop_of_box(const cv::Rect2d& box) {
+  if (!(box.width > 0 && box.height > 0))
+    throw std::invalid_argument("a person box needs a positive width and height, got " +
+                                std::to_string(box.width) + "×" + std::to_string(box.height));
+  data::CropParams p;
+  p.center = {box.x + box.width / 2, box.y + box.height / 2};
+  p.scale = 1.25 * std::max(box.width, box.height) / 200.0;
+  return p;
+}
+
+data::CropParams crop_of_image(cv::Size size) {
+  data::CropParams p;
+  // The image spans [-0.5, W - 0.5]: its centre is at (W - 1) / 2.
+  p.center = {(size.width - 1) / 2.0, (size.height - 1) / 2.0};
+  p.scale = std::max(size.width, size.height) / 200.0;
+  return p;
+}
+
+std::vector<PersonCrop> detect_people(const cv::Mat& rgb, int max_people) {
+  // The default people SVM has a 64×128 window around a ~96 px tall person: enlarge small
+  // images so that people filling a good part of them are still found, and shrink large ones,
+  // whose people are large too, to keep the multi-scale search fast.
+  constexpr double kMinSide = 400, kMaxSide = 800;
+  const double f = std::min(rgb.cols, rgb.rows) < kMinSide
+                       ? kMinSide / std::min(rgb.cols, rgb.rows)
+                       : std::min(1.0, kMaxSide / std::max(rgb.cols, rgb.rows));
+  cv::Mat gray;
+  cv::cvtColor(rgb, gray, cv::COLOR_RGB2GRAY);
+  if (f != 1) cv::resize(gray, gray, cv::Size(), f, f, f > 1 ? cv::INTER_LINEAR : cv::INTER_AREA);
+  cv::HOGDescriptor hog;
+  hog.setSVMDetector(cv::HOGDescriptor::getDefaultPeopleDetector());
+  std::vector<cv::Rect> found;
+  std::vector<double> weights;
+  hog.detectMultiScale(gray, found, weights, 0, cv::Size(8, 8), cv::Size(16, 16), 1.05, 2);
+  std::vector<size_t> order(found.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return weights[a] > weights[b]; });
+  std::vector<PersonCrop> people;
+  for (size_t k : order) {
+    if (static_cast<int>(people.size()) >= max_people) break;
+    const cv::Rect2d box(found[k].x / f, found[k].y / f, found[k].width / f, found[k].height / f);
+    people.push_back({crop_of_box(box), PersonSource::kDetector, box, weights[k]});
+  }
+  return people;
+}
+
+Predictor::Predictor(Backend backend, data::JointSet joints, PredictorOptions options)
+    : backend_(std::move(backend)),
+      joints_(std::move(joints)),
+      flip_perm_(joints_.flip_permutation()),
+      options_(options) {
+  TORCH_CHECK(backend_, "the predictor needs a backend");
+  TORCH_CHECK(options_.input_size >= 16 && options_.input_size % 4 == 0,
+              "input size must be a multiple of 4 and >= 16, got ", options_.input_size);
+  TORCH_CHECK(options_.batch >= 1, "batch must be >= 1, got ", options_.batch);
+}
+
+at::Tensor Predictor::crops(const cv::Mat& rgb, const std::vector<PersonCrop>& people) const {
+  TORCH_CHECK(rgb.type() == CV_8UC3, "the predictor takes 8-bit RGB images");
+  const int r = options_.input_size;
+  auto out = torch::empty({static_cast<int64_t>(people.size()), r, r, 3}, torch::kUInt8);
+  for (size_t i = 0; i < people.size(); ++i) {
+    auto crop = people[i].crop;
+    crop.grid = options_.grid;
+    const cv::Mat warped = data::CropTransform(crop, r).warp(rgb);
+    cv::Mat dst(r, r, CV_8UC3, out[static_cast<int64_t>(i)].data_ptr<uint8_t>());
+    warped.copyTo(dst);
+  }
+  return out.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
+}
+
+at::Tensor Predictor::heatmaps(const at::Tensor& input) const {
+  const int64_t n = input.size(0);
+  // One call on the crops and their mirrors together: one batch for the engine to fill.
+  const auto x = options_.flip ? torch::cat({input, input.flip({3})}) : input;
+  auto out = backend_(x).to(torch::kCPU, torch::kFloat);
+  TORCH_CHECK(out.dim() == 5 && out.size(0) == x.size(0) && out.size(2) == joints_.size(),
+              "the backend returned heatmaps of shape ", out.sizes(), " for ", x.size(0),
+              " crops; expected N×S×", joints_.size(), "×h×w");
+  if (!options_.flip) return out;
+  return average_with_mirror(out.slice(0, 0, n), out.slice(0, n), flip_perm_);
+}
+
+std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
+                                               const std::vector<PersonCrop>& people,
+                                               bool keep_heatmaps) const {
+  std::vector<PosePrediction> out;
+  for (size_t first = 0; first < people.size(); first += static_cast<size_t>(options_.batch)) {
+    const size_t last = std::min(people.size(), first + static_cast<size_t>(options_.batch));
+    const std::vector<PersonCrop> chunk(people.begin() + first, people.begin() + last);
+    const auto maps = heatmaps(crops(rgb, chunk));
+    const auto peaks = decode_peaks(maps);  // N×S×J×3, heatmap pixels
+    const int side = static_cast<int>(maps.size(-1));
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      auto crop = chunk[i].crop;
+      crop.grid = options_.grid;
+      const auto k = static_cast<int64_t>(i);
+      out.push_back({chunk[i], peaks_to_image(peaks[k], crop, side),
+                     keep_heatmaps ? maps[k].clone() : at::Tensor()});
+    }
+  }
+  return out;
+}
+
+data::JointSet joints_for_model(int64_t count) {
+  if (count == 16) return data::mpii_joints();
+  if (count == 11) return data::flic_joints();
+  if (count == 17) return data::coco_joints();
+  data::JointSet j;
+  j.name = "generic";
+  for (int64_t k = 0; k < count; ++k) j.names.push_back("joint-" + std::to_string(k));
+  return j;
+}
+
+PredictorOptions options_for_model(const io::LoadedModel& model) {
+  PredictorOptions o;
+  if (model.format != io::CheckpointFormat::kNative) {
+    o.grid = data::PixelGrid::kOriginal;
+  } else if (model.meta.contains("pixel_grid")) {
+    const auto g = model.meta["pixel_grid"];
+    TORCH_CHECK(g == "exact" || g == "original", "checkpoint meta 'pixel_grid' = ", g.dump(),
+                " is not 'exact' or 'original'");
+    o.grid = g == "exact" ? data::PixelGrid::kExact : data::PixelGrid::kOriginal;
+  }
+  if (model.meta.contains("input_size")) {
+    TORCH_CHECK(model.meta["input_size"].is_number_integer(),
+                "checkpoint meta 'input_size' = ", model.meta["input_size"].dump(),
+                " is not an integer");
+    o.input_size = model.meta["input_size"].get<int>();
+  }
+  return o;
+}
+
+}  // namespace hg::infer

@@ -1,0 +1,104 @@
+#include "hg/infer/results.h"
+
+#include <torch/torch.h>
+
+#include <fstream>
+
+namespace hg::infer {
+
+using nlohmann::json;
+
+json results_header(const data::JointSet& joints, const std::string& model,
+                    const PredictorOptions& options) {
+  json skeleton = json::array();
+  for (const auto& [a, b] : joints.skeleton) skeleton.push_back({a, b});
+  return {{"format", "hourglass-predictions"},
+          {"version", 1},
+          {"joint_set", joints.name},
+          {"joints", joints.names},
+          {"skeleton", skeleton},
+          {"model", model},
+          {"input_size", options.input_size},
+          {"flip_test", options.flip}};
+}
+
+json person_to_json(const PosePrediction& p, const data::JointSet& joints) {
+  json out = {{"found_by", source_name(p.person.source)}};
+  const auto& b = p.person.box;
+  if (b.width > 0) out["box"] = {b.x, b.y, b.width, b.height};
+  if (p.person.source == PersonSource::kDetector) out["detection_score"] = p.person.detection;
+  out["center"] = {p.person.crop.center.x, p.person.crop.center.y};
+  out["scale"] = p.person.crop.scale;
+  const auto a = p.joints.accessor<float, 3>();
+  const int64_t stacks = a.size(0), last = stacks - 1;
+  json named = json::object();
+  for (int j = 0; j < joints.size(); ++j)
+    named[joints.names[j]] = {{"x", a[last][j][0]}, {"y", a[last][j][1]}, {"score", a[last][j][2]}};
+  out["joints"] = named;
+  json all = json::array();
+  for (int64_t s = 0; s < stacks; ++s) {
+    json stack = json::array();
+    for (int j = 0; j < joints.size(); ++j) stack.push_back({a[s][j][0], a[s][j][1], a[s][j][2]});
+    all.push_back(stack);
+  }
+  out["stacks"] = all;
+  return out;
+}
+
+std::vector<ImageResult> read_results(const std::string& path, const data::JointSet& joints) {
+  std::ifstream in(path);
+  TORCH_CHECK(in, "cannot open predictions file ", path);
+  json root;
+  try {
+    root = json::parse(in);
+  } catch (const json::parse_error& e) {
+    TORCH_CHECK(false, "cannot read predictions file ", path, ": not valid JSON: ", e.what());
+  }
+  TORCH_CHECK(root.is_object() && root.value("format", "") == "hourglass-predictions",
+              "cannot read ", path,
+              ": not a predictions file of `hourglass predict` (no \"format\": "
+              "\"hourglass-predictions\")");
+  TORCH_CHECK(root.contains("joints") && root["joints"] == json(joints.names), "cannot use ", path,
+              ": its joints ", root.value("joints", json()).dump(), " are not those of the '",
+              joints.name, "' dataset");
+  TORCH_CHECK(root.contains("results") && root["results"].is_array(), "cannot read ", path,
+              ": no 'results' list");
+  std::vector<ImageResult> out;
+  const auto& results = root["results"];
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    const std::string where = "results[" + std::to_string(i) + "]";
+    try {
+      ImageResult ir;
+      ir.input = r.at("input").get<std::string>();
+      ir.frame = r.value("frame", int64_t{-1});
+      ir.error = r.value("error", "");
+      for (const auto& p : r.value("people", json::array())) {
+        PersonResult pr;
+        pr.center = {p.at("center").at(0).get<double>(), p.at("center").at(1).get<double>()};
+        pr.scale = p.at("scale").get<double>();
+        const auto stacks = p.at("stacks").get<std::vector<std::vector<std::vector<float>>>>();
+        TORCH_CHECK(!stacks.empty(), "no stacks");
+        pr.joints = torch::empty({static_cast<int64_t>(stacks.size()), joints.size(), 3});
+        auto acc = pr.joints.accessor<float, 3>();
+        for (size_t s = 0; s < stacks.size(); ++s) {
+          TORCH_CHECK(stacks[s].size() == static_cast<size_t>(joints.size()), "stack ", s, " has ",
+                      stacks[s].size(), " joints, expected ", joints.size());
+          for (int j = 0; j < joints.size(); ++j) {
+            TORCH_CHECK(stacks[s][j].size() == 3, "joint ", j, " is not [x, y, score]");
+            for (int c = 0; c < 3; ++c) acc[s][j][c] = stacks[s][j][c];
+          }
+        }
+        ir.people.push_back(std::move(pr));
+      }
+      out.push_back(std::move(ir));
+    } catch (const json::exception& e) {
+      TORCH_CHECK(false, "cannot read ", path, ": ", where, ": ", e.what());
+    } catch (const c10::Error& e) {
+      TORCH_CHECK(false, "cannot read ", path, ": ", where, ": ", e.what_without_backtrace());
+    }
+  }
+  return out;
+}
+
+}  // namespace hg::infer
