@@ -1,0 +1,239 @@
+// The oneDNN engine against the LibTorch model (the reference path), on the fixture checkpoints
+// and on random models whose batch-norm statistics are randomised so that folding is exercised.
+//
+// Inputs are smooth synthetic images (bilinearly upsampled low-resolution noise plus Gaussian
+// blobs), like photographs in their spectrum; there is no trained model yet, so "decoded joints"
+// are the arg-max of each heatmap of a random-weight network.
+#include "hg/engine/engine.h"
+#include "hg/io/checkpoint.h"
+#include "hg/model/hourglass.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+
+namespace {
+
+using hg::engine::Algorithm;
+using hg::engine::Engine;
+using hg::engine::EngineOptions;
+using hg::engine::Precision;
+using hg::model::StackedHourglass;
+using hg::model::StackedHourglassOptions;
+
+/// A model with random weights and random (but plausible) batch-norm statistics and affines.
+StackedHourglass random_model(const StackedHourglassOptions& options, uint64_t seed) {
+  torch::manual_seed(seed);
+  StackedHourglass net(options);
+  torch::NoGradGuard no_grad;
+  for (const auto& m : net->modules(false)) {
+    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->running_mean.normal_(0, 0.3);
+      bn->running_var.uniform_(0.4, 2.0);
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.normal_(0, 0.2);
+    }
+  }
+  net->eval();
+  return net;
+}
+
+/// n smooth RGB images in [0, 1]: upsampled 8×8 noise plus a few bright Gaussian blobs.
+at::Tensor smooth_images(int64_t n, int64_t h, int64_t w, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto x = torch::nn::functional::interpolate(torch::rand({n, 3, 8, 8}),
+                                              torch::nn::functional::InterpolateFuncOptions()
+                                                  .size(std::vector<int64_t>{h, w})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
+  const auto ys = torch::arange(h, torch::kFloat).view({1, 1, h, 1});
+  const auto xs = torch::arange(w, torch::kFloat).view({1, 1, 1, w});
+  for (int blob = 0; blob < 4; ++blob) {
+    const auto cy = torch::rand({n, 1, 1, 1}) * h, cx = torch::rand({n, 1, 1, 1}) * w;
+    const auto sigma = 0.03 * h + torch::rand({n, 1, 1, 1}) * 0.05 * h;
+    x = x + torch::exp(-((ys - cy).pow(2) + (xs - cx).pow(2)) / (2 * sigma * sigma));
+  }
+  return (x / x.amax({1, 2, 3}, true)).contiguous();
+}
+
+at::Tensor reference(StackedHourglass& net, const at::Tensor& x) {
+  torch::InferenceMode guard;
+  return net->forward(x);
+}
+
+Engine build(StackedHourglass& net, const at::Tensor& x, Precision precision, Algorithm algorithm) {
+  EngineOptions o;
+  o.precision = precision;
+  o.algorithm = algorithm;
+  o.batch = x.size(0);
+  o.height = x.size(2);
+  o.width = x.size(3);
+  return Engine::build(*net, o);
+}
+
+/// max |a − b| / max |b|.
+double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+/// Arg-max position (x, y) of every heatmap: N×S×J×h×w → N×S×J×2.
+at::Tensor decode(const at::Tensor& heatmaps) {
+  const int64_t w = heatmaps.size(4);
+  const auto idx = heatmaps.flatten(3).argmax(3);
+  return torch::stack({idx % w, idx.div(w, "floor")}, -1);
+}
+
+/// Fraction of joints whose decoded positions differ by at most `tolerance` pixels (Chebyshev).
+double joints_within(const at::Tensor& a, const at::Tensor& b, int64_t tolerance) {
+  const auto d = (decode(a) - decode(b)).abs().amax(-1);
+  return (d <= tolerance).to(torch::kDouble).mean().item<double>();
+}
+
+void expect_direct_matches(StackedHourglass& net, const at::Tensor& x) {
+  auto engine = build(net, x, Precision::kF32, Algorithm::kDirect);
+  EXPECT_EQ(engine.summary().winograd, 0);
+  const auto expected = reference(net, x);
+  const auto out = engine.forward(x);
+  ASSERT_EQ(out.sizes(), expected.sizes());
+  EXPECT_LE(relative_error(out, expected), 1e-4) << engine.summary().layers;
+  // A second pass through the same plan (buffers reused) gives the same result.
+  EXPECT_TRUE(torch::equal(engine.forward(x), out));
+}
+
+struct Shape {
+  int64_t stacks, features, depth, residuals, joints, stem1, stem2, batch, h, w;
+};
+
+std::string shape_name(const ::testing::TestParamInfo<Shape>& info) {
+  const auto& s = info.param;
+  return "s" + std::to_string(s.stacks) + "f" + std::to_string(s.features) + "d" +
+         std::to_string(s.depth) + "r" + std::to_string(s.residuals) + "j" +
+         std::to_string(s.joints) + "_" + std::to_string(s.stem1) + "_" + std::to_string(s.stem2) +
+         "_n" + std::to_string(s.batch) + "_" + std::to_string(s.h) + "x" + std::to_string(s.w);
+}
+
+class EngineShapes : public ::testing::TestWithParam<Shape> {
+ protected:
+  StackedHourglass model() const {
+    const auto& s = GetParam();
+    return random_model(StackedHourglassOptions()
+                            .stacks(s.stacks)
+                            .features(s.features)
+                            .depth(s.depth)
+                            .residuals(s.residuals)
+                            .joints(s.joints)
+                            .stem1(s.stem1)
+                            .stem2(s.stem2),
+                        static_cast<uint64_t>(s.features * 131 + s.stacks));
+  }
+  at::Tensor input() const {
+    const auto& s = GetParam();
+    return smooth_images(s.batch, s.h, s.w, 7);
+  }
+};
+
+TEST_P(EngineShapes, DirectF32EqualsLibTorch) {
+  auto net = model();
+  expect_direct_matches(net, input());
+}
+
+TEST_P(EngineShapes, WinogradIsCloseAndDecodesTheSameJoints) {
+  auto net = model();
+  const auto x = input();
+  auto engine = build(net, x, Precision::kF32, Algorithm::kWinograd);
+  const auto expected = reference(net, x);
+  const auto out = engine.forward(x);
+  EXPECT_LE(relative_error(out, expected), 1e-3) << engine.summary().layers;
+  EXPECT_GE(joints_within(out, expected, 0), 0.999);
+}
+
+TEST_P(EngineShapes, AutoF32IsCloseToLibTorch) {
+  auto net = model();
+  const auto x = input();
+  auto engine = build(net, x, Precision::kF32, Algorithm::kAuto);
+  EXPECT_LE(relative_error(engine.forward(x), reference(net, x)), 1e-3);
+}
+
+// Channel counts that are not multiples of 16 (padded blocks), several residuals per block, skip
+// convolutions in the stem, non-square inputs, batches, shallow and deep hourglasses.
+INSTANTIATE_TEST_SUITE_P(Configs, EngineShapes,
+                         ::testing::Values(Shape{1, 32, 4, 1, 16, 128, 128, 1, 64, 64},
+                                           Shape{2, 64, 3, 1, 17, 64, 96, 2, 64, 96},
+                                           Shape{3, 32, 2, 2, 11, 32, 48, 3, 48, 32},
+                                           Shape{2, 24, 1, 3, 5, 16, 24, 2, 16, 24}),
+                         shape_name);
+
+TEST(EngineWinograd, IsUsedWhereTheShapesAllowIt) {
+  auto net = random_model(StackedHourglassOptions().stacks(1).features(64).depth(2), 3);
+  const auto x = smooth_images(1, 64, 64, 1);
+  auto engine = build(net, x, Precision::kF32, Algorithm::kWinograd);
+  EXPECT_GT(engine.summary().winograd, 0) << engine.summary().layers;
+}
+
+class EngineFixtures : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EngineFixtures, DirectF32EqualsLibTorch) {
+  auto loaded = hg::io::load_model(std::string(HG_TEST_DATA) + "/fixtures/" + GetParam());
+  expect_direct_matches(loaded.model, smooth_images(2, 64, 64, 5));
+}
+
+TEST_P(EngineFixtures, WinogradDecodesTheSameJoints) {
+  auto loaded = hg::io::load_model(std::string(HG_TEST_DATA) + "/fixtures/" + GetParam());
+  const auto x = smooth_images(2, 64, 64, 6);
+  auto engine = build(loaded.model, x, Precision::kF32, Algorithm::kWinograd);
+  const auto expected = reference(loaded.model, x);
+  const auto out = engine.forward(x);
+  EXPECT_LE(relative_error(out, expected), 1e-3);
+  EXPECT_GE(joints_within(out, expected, 0), 0.999);
+}
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, EngineFixtures,
+                         ::testing::Values("posenet_s1_f32_state_dict.pt",
+                                           "posenet_s2_f64_checkpoint.pt",
+                                           "bearpaw_hg_s2_b1_f64.pth.tar"),
+                         [](const auto& info) {
+                           return info.param.substr(0, info.param.find('.'));
+                         });
+
+// bf16 against the engine's own f32 (direct) result: with 8 bits of mantissa, heatmap values move
+// by ~1%, so the test asks for the decoded joints, on many synthetic images, to stay within 1 px.
+TEST(EngineBf16, DecodedJointsStayWithinOnePixelOfF32) {
+  if (!hg::engine::bf16_supported())
+    GTEST_SKIP() << "this CPU lacks AVX512-BF16 (avx512_core_bf16): bf16 mode is refused here";
+  auto net = random_model(StackedHourglassOptions().stacks(2).features(64).depth(3), 11);
+  const auto x = smooth_images(16, 64, 64, 12);
+  const auto f32 = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  for (auto algorithm : {Algorithm::kDirect, Algorithm::kAuto}) {
+    auto engine = build(net, x, Precision::kBf16, algorithm);
+    EXPECT_GT(engine.summary().bf16, 0);
+    const double within = joints_within(engine.forward(x), f32, 1);
+    EXPECT_GE(within, 0.99) << hg::engine::algorithm_name(algorithm) << "\n"
+                            << engine.summary().layers;
+  }
+}
+
+TEST(EngineBf16, IsRefusedClearlyWithoutAvx512Bf16) {
+  if (hg::engine::bf16_supported()) GTEST_SKIP() << "this CPU has AVX512-BF16";
+  auto net = random_model(StackedHourglassOptions().stacks(1).features(16).depth(1), 1);
+  try {
+    build(net, smooth_images(1, 16, 16, 1), Precision::kBf16, Algorithm::kDirect);
+    FAIL() << "expected bf16 to be refused";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("AVX512-BF16"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Engine, RejectsOtherInputShapesAndBadOptions) {
+  auto net = random_model(StackedHourglassOptions().stacks(1).features(16).depth(1), 2);
+  auto engine = build(net, smooth_images(1, 16, 16, 1), Precision::kF32, Algorithm::kDirect);
+  EXPECT_THROW(engine.forward(torch::rand({2, 3, 16, 16})), c10::Error);
+  EXPECT_THROW(engine.forward(torch::rand({1, 3, 16, 16}, torch::kDouble)), c10::Error);
+  EngineOptions o;
+  o.height = 20;
+  EXPECT_THROW(Engine::build(*net, o), c10::Error);
+  EXPECT_THROW(hg::engine::parse_precision("fp16"), c10::Error);
+  EXPECT_THROW(hg::engine::parse_algorithm("fft"), c10::Error);
+}
+
+}  // namespace
