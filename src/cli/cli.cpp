@@ -58,6 +58,7 @@ int run(int argc, char** argv) {
   add_info_command(app, global);
   add_convert_command(app, global);
   add_forward_command(app, global);
+  add_bench_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,4 +1,5 @@
 #include "hg/cli/cli.h"
+#include "hg/engine/engine.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/torch_file.h"
 
@@ -6,6 +7,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <memory>
 
 namespace hg::cli {
@@ -16,8 +18,8 @@ at::Tensor read_input(const std::string& path) {
   const io::PyValue* v = root.get();
   if (root->is_dict()) {
     v = root->find("input");
-    TORCH_CHECK(v != nullptr, "cannot read ", path, ": the dict has no key 'input' (keys: ",
-                c10::Join(", ", root->string_keys()), ")");
+    TORCH_CHECK(v != nullptr, "cannot read ", path,
+                ": the dict has no key 'input' (keys: ", c10::Join(", ", root->string_keys()), ")");
   }
   TORCH_CHECK(v->kind == io::PyValue::Kind::kTensor, "cannot read ", path,
               ": expected a tensor under 'input', found a ", v->type_name());
@@ -30,10 +32,12 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string weights, input, output;
     int64_t batch = 8;
+    std::string backend = "torch", precision = "f32", algorithm = "auto";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "forward", "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}");
+      "forward",
+      "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}");
   cmd->add_option("--weights,-w", args->weights, "checkpoint (native, posenet or bearpaw)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -44,6 +48,14 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--batch", args->batch, "images per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--backend", args->backend, "torch (LibTorch) or engine (oneDNN)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"torch", "engine"}));
+  cmd->add_option("--precision", args->precision, "engine precision: f32 or bf16")
+      ->capture_default_str();
+  cmd->add_option("--algorithm", args->algorithm,
+                  "engine 3x3 convolutions: auto (timed per layer), direct or winograd")
+      ->capture_default_str();
   cmd->callback([args, &global] {
     apply_threads(global);
     auto loaded = io::load_model(args->weights);
@@ -52,21 +64,41 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     torch::InferenceMode guard;
     std::vector<at::Tensor> outputs;
     const int64_t n = input.size(0);
+    const std::string description = loaded.model->options.describe();
+    // One engine per batch size (the last batch may be smaller). Engines hold their own weights,
+    // so the LibTorch model is freed once all are built, to keep the peak memory down.
+    const size_t engines_needed = n > args->batch && n % args->batch != 0 ? 2 : 1;
+    std::map<int64_t, engine::Engine> engines;
+    auto run_batch = [&](const at::Tensor& x) {
+      if (args->backend == "torch") return loaded.model->forward(x);
+      auto it = engines.find(x.size(0));
+      if (it == engines.end()) {
+        engine::EngineOptions o;
+        o.threads = global.threads;
+        o.precision = engine::parse_precision(args->precision);
+        o.algorithm = engine::parse_algorithm(args->algorithm);
+        o.batch = x.size(0);
+        o.height = x.size(2);
+        o.width = x.size(3);
+        it = engines.emplace(x.size(0), engine::Engine::build(*loaded.model, o)).first;
+        if (engines.size() == engines_needed) loaded.model = nullptr;
+      }
+      return it->second.forward(x);
+    };
     const auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n; i += args->batch) {
-      outputs.push_back(loaded.model->forward(input.slice(0, i, std::min(n, i + args->batch))));
+      outputs.push_back(run_batch(input.slice(0, i, std::min(n, i + args->batch))));
       if (n > args->batch)
         std::cerr << "\rforward: " << std::min(n, i + args->batch) << "/" << n << " images"
                   << std::flush;
     }
-    const double ms = std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - start).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (n > args->batch) std::cerr << "\n";
     auto output = torch::cat(outputs, 0);
     io::write_tensor_dict(args->output, {{"output", output}});
-    std::cout << "wrote " << args->output << ": output " << output.sizes() << " ("
-              << loaded.model->options.describe() << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1)
-              << " ms/image)\n";
+    std::cout << "wrote " << args->output << ": output " << output.sizes() << " (" << description
+              << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1) << " ms/image)\n";
   });
 }
 

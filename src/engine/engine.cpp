@@ -232,13 +232,15 @@ class Builder {
     return dst;
   }
 
-  /// relu(s ⊙ x + t) for the batch norm `bn`, as a new value of type `type`.
-  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn, Dt type) {
+  /// relu(s ⊙ x + t) for the batch norm `bn`, as a new float32 value. (oneDNN 2.6 has a JIT
+  /// binary kernel only for per-channel operands in the source's blocked layout and f32 output;
+  /// others fall back to its reference kernel, ~100× slower. A bf16 reader converts it.)
+  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn) {
     auto [s, t] = bn_scale_shift(bn);
-    const memory::desc channel_md({1, x.channels(), 1, 1}, Dt::f32, Tag::nchw);
+    const memory::desc channel_md({1, x.channels(), 1, 1}, Dt::f32, kBlocked);
     const memory scale = import(s.to(at::kFloat).contiguous(), channel_md);
     const memory shift = import(t.to(at::kFloat).contiguous(), channel_md);
-    const memory::desc dst_md = blocked(x.md.dims(), type);
+    const memory::desc dst_md = blocked(x.md.dims(), Dt::f32);
     dnnl::post_ops ops;
     ops.append_binary(dnnl::algorithm::binary_add, channel_md);
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -461,9 +463,8 @@ class NetworkEmitter {
   Value residual(const model::ResidualImpl& r, const Value& x, bool keep) {
     const ConvWeights w1 = fold(*r.conv1, r.bn2.get()), w2 = fold(*r.conv2, r.bn3.get()),
                       w3 = fold(*r.conv3, nullptr);
-    const Choice c1 = b_.internal_choice(x, w1), c2 = b_.internal_choice(x, w2),
-                 c3 = b_.internal_choice(x, w3);
-    const Value a = b_.bn_relu(x, *r.bn1, c1.type);
+    const Choice c2 = b_.internal_choice(x, w2), c3 = b_.internal_choice(x, w3);
+    const Value a = b_.bn_relu(x, *r.bn1);
     Value acc;
     if (r.has_skip()) {
       acc = b_.conv(x, fold(*r.skip, nullptr), false, Dt::f32, false);

@@ -27,6 +27,7 @@ void add_architecture_options(CLI::App& cmd, model::StackedHourglassOptions& opt
 void add_info_command(CLI::App& app, const GlobalOptions& global);
 void add_convert_command(CLI::App& app, const GlobalOptions& global);
 void add_forward_command(CLI::App& app, const GlobalOptions& global);
+void add_bench_command(CLI::App& app, const GlobalOptions& global);
 
 /// Sets LibTorch's intra-op thread count (0 = cores); Debian's LibTorch starts with one.
 void apply_threads(const GlobalOptions& global);
