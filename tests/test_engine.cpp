@@ -11,6 +11,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <iostream>
 #include <string>
 
 namespace {
@@ -196,20 +199,59 @@ INSTANTIATE_TEST_SUITE_P(Checkpoints, EngineFixtures,
                            return info.param.substr(0, info.param.find('.'));
                          });
 
-// bf16 against the engine's own f32 (direct) result: with 8 bits of mantissa, heatmap values move
-// by ~1%, so the test asks for the decoded joints, on many synthetic images, to stay within 1 px.
+/// Per heatmap of N×S×J×h×w: how far the maximum stands above the best value farther than 1 px
+/// from it, as a fraction of the heatmap's range (0: a tie elsewhere, the arg-max is ambiguous).
+at::Tensor peak_margins(const at::Tensor& heatmaps) {
+  const int64_t h = heatmaps.size(3), w = heatmaps.size(4);
+  const auto flat = heatmaps.flatten(0, 2).contiguous();
+  auto margins = torch::empty({flat.size(0)}, torch::kDouble);
+  const auto a = flat.accessor<float, 3>();
+  for (int64_t k = 0; k < flat.size(0); ++k) {
+    float best = a[k][0][0], low = best;
+    int64_t by = 0, bx = 0;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        if (a[k][y][x] > best) best = a[k][y][x], by = y, bx = x;
+        low = std::min(low, a[k][y][x]);
+      }
+    float second = low;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (std::abs(y - by) > 1 || std::abs(x - bx) > 1) second = std::max(second, a[k][y][x]);
+    margins[k] = best > low ? (best - second) / (best - low) : 0.0;
+  }
+  return margins.view({heatmaps.size(0), heatmaps.size(1), heatmaps.size(2)});
+}
+
+// bf16 against the engine's own f32 (direct) result on 32 synthetic images. With 8 bits of
+// mantissa, heatmap values move by about 1% of their range. A random-weight network's heatmaps
+// often have several near-equal maxima far apart, whose arg-max any rounding flips (f32 Winograd
+// flips some too), so the 1 px criterion is asked of the joints whose f32 peak is unambiguous:
+// it exceeds everything farther than 1 px by at least 5% of the heatmap's range. The test also
+// bounds the heatmap error and checks that such joints are not rare.
 TEST(EngineBf16, DecodedJointsStayWithinOnePixelOfF32) {
   if (!hg::engine::bf16_supported())
     GTEST_SKIP() << "this CPU lacks AVX512-BF16 (avx512_core_bf16): bf16 mode is refused here";
   auto net = random_model(StackedHourglassOptions().stacks(2).features(64).depth(3), 11);
-  const auto x = smooth_images(16, 64, 64, 12);
+  const auto x = smooth_images(32, 64, 64, 12);
   const auto f32 = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  const auto clear = peak_margins(f32) >= 0.05;
+  const double clear_fraction = clear.to(torch::kDouble).mean().item<double>();
+  EXPECT_GE(clear_fraction, 0.3);  // 40% with this seed
   for (auto algorithm : {Algorithm::kDirect, Algorithm::kAuto}) {
     auto engine = build(net, x, Precision::kBf16, algorithm);
     EXPECT_GT(engine.summary().bf16, 0);
-    const double within = joints_within(engine.forward(x), f32, 1);
-    EXPECT_GE(within, 0.99) << hg::engine::algorithm_name(algorithm) << "\n"
-                            << engine.summary().layers;
+    const auto out = engine.forward(x);
+    EXPECT_LE(relative_error(out, f32), 2e-2);  // 0.6% measured
+    const auto close = (decode(out) - decode(f32)).abs().amax(-1) <= 1;
+    const double within = close.masked_select(clear).to(torch::kDouble).mean().item<double>();
+    EXPECT_GE(within, 0.99) << hg::engine::algorithm_name(algorithm) << ": of "
+                            << clear.sum().item<int64_t>() << " unambiguous joints; "
+                            << joints_within(out, f32, 1) << " of all joints";
+    std::cout << "bf16 " << hg::engine::algorithm_name(algorithm) << ": " << within * 100 << "% of "
+              << clear.sum().item<int64_t>() << " unambiguous joints within 1 px ("
+              << joints_within(out, f32, 1) * 100 << "% of all " << clear.numel() << "); max error "
+              << relative_error(out, f32) << " of max |f32|\n";
   }
 }
 
