@@ -62,6 +62,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     int64_t size = 256, batch = 8;
     int runs = 5;
     bool no_torch = false;
+    std::vector<std::string> modes{"f32-direct", "f32-auto", "bf16-direct", "bf16-auto"};
     model::StackedHourglassOptions options;
   };
   auto args = std::make_shared<Args>();
@@ -77,6 +78,10 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-torch", args->no_torch, "skip the LibTorch measurements");
+  cmd->add_option("--modes", args->modes, "engine modes to measure (precision-algorithm)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(
+          {"f32-direct", "f32-auto", "f32-winograd", "bf16-direct", "bf16-auto", "bf16-winograd"}));
   cmd->add_option("--json", args->json, "also write the results to this JSON file");
   add_architecture_options(*cmd, args->options);
   cmd->callback([args, &global] {
@@ -97,16 +102,16 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                 net->options.describe().c_str(), long(args->size), long(args->size), gmac, threads,
                 args->runs);
 
-    std::vector<EngineMode> modes = {
-        {"f32-direct", engine::Precision::kF32, engine::Algorithm::kDirect},
-        {"f32-auto", engine::Precision::kF32, engine::Algorithm::kAuto}};
-    if (engine::bf16_supported()) {
-      modes.push_back({"bf16-direct", engine::Precision::kBf16, engine::Algorithm::kDirect});
-      modes.push_back({"bf16-auto", engine::Precision::kBf16, engine::Algorithm::kAuto});
-    } else {
-      std::printf("bf16 modes skipped: this CPU lacks AVX512-BF16\n");
+    std::vector<EngineMode> modes;
+    for (const auto& name : args->modes) {
+      const auto dash = name.find('-');
+      const EngineMode mode{name, engine::parse_precision(name.substr(0, dash)),
+                            engine::parse_algorithm(name.substr(dash + 1))};
+      if (mode.precision == engine::Precision::kBf16 && !engine::bf16_supported())
+        std::printf("%s skipped: this CPU lacks AVX512-BF16\n", name.c_str());
+      else
+        modes.push_back(mode);
     }
-
     std::vector<int64_t> batches = {1};
     if (args->batch > 1) batches.push_back(args->batch);
     std::vector<Measurement> results;

@@ -45,7 +45,17 @@ using Tag = memory::format_tag;
 
 constexpr Tag kBlocked = Tag::nChw16c;
 constexpr int64_t kInputBuffer = -1;
+constexpr int64_t kScratchpadBuffer = -2;
 constexpr size_t kAlignment = 64;
+
+/// Attributes of every planned primitive: `ops`, and a scratchpad the plan provides (one buffer
+/// shared by all steps, as they run one at a time) instead of one oneDNN allocates per call.
+dnnl::primitive_attr attributes(const dnnl::post_ops& ops = {}) {
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(
@@ -144,6 +154,12 @@ class BufferPool {
     free_[best] = false;
     return best;
   }
+  /// A buffer of its own, never shared.
+  int64_t dedicated(size_t bytes) {
+    sizes_.push_back(bytes);
+    free_.push_back(false);
+    return static_cast<int64_t>(sizes_.size()) - 1;
+  }
   void release(int64_t buffer) {
     if (buffer >= 0) free_[buffer] = true;
   }
@@ -220,10 +236,11 @@ class Builder {
     Value dst = sum_into ? *sum_into : Value{dst_md, pool_.acquire(dst_md.get_size()), internal};
     memory weights = import(w.weight, pd.weights_desc());
     memory bias = import(w.bias, pd.bias_desc());
-    emit(dnnl::convolution_forward(pd), {{DNNL_ARG_SRC, in.md, in.buffer, {}},
-                                         {DNNL_ARG_WEIGHTS, {}, 0, weights},
-                                         {DNNL_ARG_BIAS, {}, 0, bias},
-                                         {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+    emit(pd, dnnl::convolution_forward(pd),
+         {{DNNL_ARG_SRC, in.md, in.buffer, {}},
+          {DNNL_ARG_WEIGHTS, {}, 0, weights},
+          {DNNL_ARG_BIAS, {}, 0, bias},
+          {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
     if (in.buffer != src.buffer) release(in);
     ++plan_.summary.convolutions;
     plan_.summary.winograd += c.algorithm == dnnl::algorithm::convolution_winograd;
@@ -244,15 +261,15 @@ class Builder {
     dnnl::post_ops ops;
     ops.append_binary(dnnl::algorithm::binary_add, channel_md);
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
     dnnl::binary::primitive_desc pd(
-        dnnl::binary::desc(dnnl::algorithm::binary_mul, x.md, channel_md, dst_md), attr, plan_.cpu);
+        dnnl::binary::desc(dnnl::algorithm::binary_mul, x.md, channel_md, dst_md), attributes(ops),
+        plan_.cpu);
     Value dst{dst_md, pool_.acquire(dst_md.get_size()), true};
-    emit(dnnl::binary(pd), {{DNNL_ARG_SRC_0, x.md, x.buffer, {}},
-                            {DNNL_ARG_SRC_1, {}, 0, scale},
-                            {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, {}, 0, shift},
-                            {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+    emit(pd, dnnl::binary(pd),
+         {{DNNL_ARG_SRC_0, x.md, x.buffer, {}},
+          {DNNL_ARG_SRC_1, {}, 0, scale},
+          {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, {}, 0, shift},
+          {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
     return dst;
   }
 
@@ -264,9 +281,9 @@ class Builder {
         dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
                                     dnnl::algorithm::pooling_max, x.md, dst_md, {2, 2}, {2, 2},
                                     {0, 0}, {0, 0}),
-        plan_.cpu);
+        attributes(), plan_.cpu);
     Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
-    emit(dnnl::pooling_forward(pd),
+    emit(pd, dnnl::pooling_forward(pd),
          {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
     return dst;
   }
@@ -275,13 +292,11 @@ class Builder {
   void upsample_add(const Value& low, const Value& into) {
     dnnl::post_ops ops;
     ops.append_sum(1.f);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
     dnnl::resampling_forward::primitive_desc pd(
         dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference,
                                        dnnl::algorithm::resampling_nearest, low.md, into.md),
-        attr, plan_.cpu);
-    emit(dnnl::resampling_forward(pd),
+        attributes(ops), plan_.cpu);
+    emit(pd, dnnl::resampling_forward(pd),
          {{DNNL_ARG_SRC, low.md, low.buffer, {}}, {DNNL_ARG_DST, into.md, into.buffer, {}}});
   }
 
@@ -289,7 +304,8 @@ class Builder {
   Value convert(const Value& x, Dt type) {
     const memory::desc dst_md = blocked(x.md.dims(), type);
     Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
-    emit(dnnl::reorder(dnnl::reorder::primitive_desc(plan_.cpu, x.md, plan_.cpu, dst_md)),
+    const dnnl::reorder::primitive_desc pd(plan_.cpu, x.md, plan_.cpu, dst_md, attributes());
+    emit(pd, dnnl::reorder(pd),
          {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}});
     return dst;
   }
@@ -300,7 +316,8 @@ class Builder {
     const int64_t plane = d[2] * d[3];
     const memory::desc out_md(d, Dt::f32, {plan_.stacks * d[1] * plane, plane, d[3], 1});
     plan_.outputs.emplace_back(out_md, plan_.cpu, nullptr);
-    emit(dnnl::reorder(dnnl::reorder::primitive_desc(plan_.cpu, h.md, plan_.cpu, out_md)),
+    const dnnl::reorder::primitive_desc pd(plan_.cpu, h.md, plan_.cpu, out_md, attributes());
+    emit(pd, dnnl::reorder(pd),
          {{DNNL_ARG_FROM, h.md, h.buffer, {}}, {DNNL_ARG_TO, {}, 0, plan_.outputs.back()}});
   }
 
@@ -314,6 +331,7 @@ class Builder {
 
   /// Allocates the arena and binds every step's arguments to it.
   void finish() {
+    const int64_t scratchpad = pool_.dedicated(scratchpad_bytes_);
     const auto [offsets, total] = pool_.layout();
     plan_.arena.reset(std::aligned_alloc(kAlignment, std::max(total, kAlignment)));
     TORCH_CHECK(plan_.arena, "cannot allocate the engine's ", total, "-byte activation arena");
@@ -325,6 +343,10 @@ class Builder {
           step.args.emplace(a.arg, a.fixed);
         else if (a.buffer == kInputBuffer)
           step.args.emplace(a.arg, plan_.input);
+        else if (a.buffer == kScratchpadBuffer)
+          step.args.emplace(
+              a.arg, memory({{static_cast<int64_t>(scratchpad_bytes_)}, Dt::u8, Tag::x}, plan_.cpu,
+                            base + offsets[scratchpad]));
         else
           step.args.emplace(a.arg, memory(a.md, plan_.cpu, base + offsets[a.buffer]));
       }
@@ -352,13 +374,11 @@ class Builder {
     const memory::desc weights_md({s.out, s.in, s.kernel, s.kernel}, c.type, Tag::any);
     const memory::desc bias_md({s.out}, Dt::f32, Tag::x);
     const int64_t pad = s.kernel / 2;
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
     return dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, c.algorithm, src_md,
                                         weights_md, bias_md, dst_md, {s.stride, s.stride},
                                         {pad, pad}, {pad, pad}),
-        attr, plan_.cpu);
+        attributes(ops), plan_.cpu);
   }
 
   /// Fastest of the allowed choices for `s`, timed once per distinct shape.
@@ -372,7 +392,7 @@ class Builder {
     const Choice winograd{Dt::f32, dnnl::algorithm::convolution_winograd};
     if (options_.algorithm != Algorithm::kDirect && s.kernel == 3 && s.stride == 1 &&
         winograd_available(s)) {
-      if (options_.algorithm == Algorithm::kWinograd || time_ms(s, winograd) < time_ms(s, direct))
+      if (options_.algorithm == Algorithm::kWinograd || faster(s, direct, winograd))
         best = winograd;
     }
     choices_.emplace(s, best);
@@ -390,31 +410,42 @@ class Builder {
     }
   }
 
-  /// Best of a few runs of the convolution on scratch data (a ReLU post-op, as most layers have).
-  double time_ms(const ConvShape& s, const Choice& c) const {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    const int64_t oh = s.height / s.stride, ow = s.width / s.stride;
-    auto pd = conv_pd(s, c, blocked({s.batch, s.in, s.height, s.width}, c.type),
-                      blocked({s.batch, s.out, oh, ow}, c.type), ops);
-    std::unordered_map<int, memory> args;
-    for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
-                           {DNNL_ARG_WEIGHTS, pd.weights_desc()},
-                           {DNNL_ARG_BIAS, pd.bias_desc()},
-                           {DNNL_ARG_DST, pd.dst_desc()}}) {
-      memory m(md, plan_.cpu);
-      std::memset(m.get_data_handle(), 0, md.get_size());  // no NaNs or denormals in the timing
-      args.emplace(arg, m);
+  /// Whether `b` runs faster than `a` on `s`: best of a few runs of each on scratch data, taken
+  /// in turns so that a busy machine slows both alike (a ReLU post-op, as most layers have).
+  bool faster(const ConvShape& s, const Choice& a, const Choice& b) const {
+    struct Candidate {
+      dnnl::convolution_forward primitive;
+      std::unordered_map<int, memory> args;
+      double best_ms = 1e30;
+    };
+    std::vector<Candidate> candidates;
+    for (const Choice& c : {a, b}) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      const int64_t oh = s.height / s.stride, ow = s.width / s.stride;
+      auto pd = conv_pd(s, c, blocked({s.batch, s.in, s.height, s.width}, c.type),
+                        blocked({s.batch, s.out, oh, ow}, c.type), ops);
+      Candidate candidate{dnnl::convolution_forward(pd), {}};
+      for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
+                             {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                             {DNNL_ARG_BIAS, pd.bias_desc()},
+                             {DNNL_ARG_DST, pd.dst_desc()},
+                             {DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc()}}) {
+        memory m(md, plan_.cpu);
+        std::memset(m.get_data_handle(), 0, md.get_size());  // no NaNs or denormals in timing
+        candidate.args.emplace(arg, m);
+      }
+      candidates.push_back(std::move(candidate));
     }
-    dnnl::convolution_forward prim(pd);
-    double best = 1e30;
-    for (int i = 0; i < 4; ++i) {
-      const double start = now_ms();
-      prim.execute(plan_.stream, args);
-      plan_.stream.wait();
-      if (i > 0) best = std::min(best, now_ms() - start);
+    for (int round = 0; round < 4; ++round) {
+      for (auto& c : candidates) {
+        const double start = now_ms();
+        c.primitive.execute(plan_.stream, c.args);
+        plan_.stream.wait();
+        if (round > 0) c.best_ms = std::min(c.best_ms, now_ms() - start);  // round 0 warms up
+      }
     }
-    return best;
+    return candidates[1].best_ms < candidates[0].best_ms;
   }
 
   /// A memory in layout `md` holding the contiguous float32 tensor `t`, of md's element count.
@@ -429,7 +460,13 @@ class Builder {
     return dst;
   }
 
-  void emit(const dnnl::primitive& p, std::vector<ArgRef> args) {
+  template <typename PrimitiveDesc>
+  void emit(const PrimitiveDesc& pd, const dnnl::primitive& p, std::vector<ArgRef> args) {
+    const size_t scratchpad = pd.scratchpad_desc().get_size();
+    if (scratchpad > 0) {
+      scratchpad_bytes_ = std::max(scratchpad_bytes_, scratchpad);
+      args.push_back({DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}});
+    }
     pending_.push_back({p, std::move(args)});
   }
 
@@ -450,6 +487,7 @@ class Builder {
   const EngineOptions& options_;
   BufferPool pool_;
   std::vector<PendingStep> pending_;
+  size_t scratchpad_bytes_ = 0;
   std::map<ConvShape, Choice> choices_;
   std::map<std::string, std::string> layers_;
 };
