@@ -137,9 +137,12 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
         o.height = o.width = args->size;
         auto e = engine::Engine::build(*net, o);
         const auto& s = e.summary();
-        char note[160];
-        std::snprintf(note, sizeof note, "  (%ld/%ld convs Winograd, %ld bf16; build %.0f ms)",
-                      long(s.winograd), long(s.convolutions), long(s.bf16), s.build_ms);
+        char note[200];
+        std::snprintf(note, sizeof note,
+                      "  (%ld/%ld convs Winograd, %ld bf16; weights %.0f MB, activations %.0f MB; "
+                      "build %.0f ms)",
+                      long(s.winograd), long(s.convolutions), long(s.bf16), s.weight_bytes / 1e6,
+                      s.activation_bytes / 1e6, s.build_ms);
         report({"engine", mode.name, batch, time_runs([&] { e.forward(x); }, args->runs)}, note);
       }
     }
