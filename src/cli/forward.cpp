@@ -70,25 +70,28 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     std::vector<at::Tensor> outputs;
     const int64_t n = input.size(0);
     const std::string description = loaded.model->options.describe();
-    // One engine per batch size (the last batch may be smaller). Engines hold their own weights,
-    // so the LibTorch model is freed once all are built, to keep the peak memory down.
-    const size_t engines_needed = n > args->batch && n % args->batch != 0 ? 2 : 1;
+    // One engine per batch size (the last batch may be smaller). The last one built takes the
+    // model's weights over, so that they never exist twice in memory.
     std::map<int64_t, engine::Engine> engines;
-    auto run_batch = [&](const at::Tensor& x) {
-      if (args->backend == "torch") return loaded.model->forward(x);
-      auto it = engines.find(x.size(0));
-      if (it == engines.end()) {
+    if (args->backend == "engine") {
+      std::vector<int64_t> sizes{std::min(n, args->batch)};
+      if (n > args->batch && n % args->batch != 0) sizes.push_back(n % args->batch);
+      for (size_t k = 0; k < sizes.size(); ++k) {
         engine::EngineOptions o;
         o.threads = global.threads;
         o.precision = engine::parse_precision(args->precision);
         o.algorithm = engine::parse_algorithm(args->algorithm);
-        o.batch = x.size(0);
-        o.height = x.size(2);
-        o.width = x.size(3);
-        it = engines.emplace(x.size(0), engine::Engine::build(*loaded.model, o)).first;
-        if (engines.size() == engines_needed) loaded.model = nullptr;
+        o.batch = sizes[k];
+        o.height = input.size(2);
+        o.width = input.size(3);
+        engines.emplace(sizes[k], k + 1 < sizes.size()
+                                      ? engine::Engine::build(*loaded.model, o)
+                                      : engine::Engine::build_consuming(*loaded.model, o));
       }
-      return it->second.forward(x);
+      loaded.model = nullptr;
+    }
+    auto run_batch = [&](const at::Tensor& x) {
+      return engines.empty() ? loaded.model->forward(x) : engines.at(x.size(0)).forward(x);
     };
     const auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n; i += args->batch) {

@@ -21,6 +21,7 @@
 
 #include "hg/model/hourglass.h"
 
+#include <malloc.h>
 #include <omp.h>
 #include <torch/torch.h>
 #include <dnnl.hpp>
@@ -207,7 +208,7 @@ namespace {
 
 class Builder {
  public:
-  Builder(Engine::Plan& plan) : plan_(plan), options_(plan.options) {}
+  explicit Builder(Engine::Plan& plan) : plan_(plan), options_(plan.options) {}
 
   Value input(const memory::desc& md) {
     plan_.input = memory(md, plan_.cpu, nullptr);
@@ -493,10 +494,11 @@ class Builder {
 };
 
 /// Emits the network in execution order. `keep` says whether a value passed in is still needed
-/// afterwards (then it is not overwritten in place).
+/// afterwards (then it is not overwritten in place). With `consume`, each module's tensors are
+/// freed as soon as the plan has its own copy of them.
 class NetworkEmitter {
  public:
-  explicit NetworkEmitter(Builder& b) : b_(b) {}
+  NetworkEmitter(Builder& b, bool consume) : b_(b), consume_(consume) {}
 
   Value residual(const model::ResidualImpl& r, const Value& x, bool keep) {
     const ConvWeights w1 = fold(*r.conv1, r.bn2.get()), w2 = fold(*r.conv2, r.bn3.get()),
@@ -516,6 +518,7 @@ class NetworkEmitter {
     b_.release(t1);
     b_.conv(t2, w3, false, Dt::f32, false, &acc);
     b_.release(t2);
+    done(r);
     return acc;
   }
 
@@ -540,6 +543,8 @@ class NetworkEmitter {
 
   void network(const model::StackedHourglassImpl& net, const Value& input) {
     Value x = b_.conv(input, fold(*net.pre_conv, net.pre_bn.get()), true, Dt::f32, false);
+    done(*net.pre_conv);
+    done(*net.pre_bn);
     x = residual(*net.pre_res1, x, false);
     const Value pooled = b_.max_pool(x);
     b_.release(x);
@@ -564,11 +569,26 @@ class NetworkEmitter {
       }
       b_.release(z);
       b_.release(h);
+      for (const auto* list :
+           {&net.fc_conv, &net.fc_bn, &net.score, &net.merge_features, &net.merge_preds})
+        if (s < static_cast<int64_t>((*list)->size())) done(*(*list)->ptr(s));
+      // Freed tensors stay in the heap's free lists, scattered between newer blocks; hand the
+      // whole free pages back to the system, or the resident memory would not go down.
+      if (consume_) malloc_trim(0);
     }
   }
 
  private:
+  /// Frees the storage of `m`'s parameters and buffers (in place, so that every handle on them
+  /// lets go) when consuming the model.
+  void done(const nn::Module& m) const {
+    if (!consume_) return;
+    for (auto t : m.parameters()) t.set_();
+    for (auto t : m.buffers()) t.set_();
+  }
+
   Builder& b_;
+  const bool consume_;
 };
 
 int resolve_threads(int threads) {
@@ -616,6 +636,15 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 Engine::~Engine() = default;
 
 Engine Engine::build(const model::StackedHourglassImpl& model, const EngineOptions& options) {
+  return Engine(build_plan(model, options, false));
+}
+
+Engine Engine::build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options) {
+  return Engine(build_plan(model, options, true));
+}
+
+std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassImpl& model,
+                                                 const EngineOptions& options, bool consume) {
   const double start = now_ms();
   const int64_t m = 4 << model.options.depth();
   TORCH_CHECK(options.batch >= 1, "engine batch must be at least 1, got ", options.batch);
@@ -638,13 +667,13 @@ Engine Engine::build(const model::StackedHourglassImpl& model, const EngineOptio
   Builder builder(*plan);
   const Value in = builder.input(
       memory::desc({options.batch, 3, options.height, options.width}, Dt::f32, Tag::nchw));
-  NetworkEmitter(builder).network(model, in);
+  NetworkEmitter(builder, consume).network(model, in);
   builder.finish();
   plan->summary.build_ms = now_ms() - start;
-  return Engine(std::move(plan));
+  return plan;
 }
 
-at::Tensor Engine::forward(const at::Tensor& input) const {
+at::Tensor Engine::forward(const at::Tensor& input) {
   const auto& o = plan_->options;
   TORCH_CHECK(input.dim() == 4 && input.size(0) == o.batch && input.size(1) == 3 &&
                   input.size(2) == o.height && input.size(3) == o.width,

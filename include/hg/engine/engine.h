@@ -6,6 +6,12 @@
 /// additions, all activations in oneDNN's blocked layout (nChw16c), weights reordered once, and
 /// activation buffers shared by a liveness-based memory plan. Engine::forward then runs that plan;
 /// its output equals StackedHourglassImpl::forward's up to floating-point rounding.
+///
+/// Memory: the engine keeps its own (reordered) weights, about the model's size in f32 direct
+/// mode, half in bf16; Winograd layers keep transformed weights, 4× a 3×3 kernel's size. oneDNN
+/// runs on OpenMP (libgomp, as LibTorch): on a machine shared with other busy processes,
+/// OMP_WAIT_POLICY=passive avoids threads spinning at barriers while their partner waits for a
+/// core.
 
 #include <ATen/core/Tensor.h>
 
@@ -73,14 +79,19 @@ class Engine {
   /// freed afterwards). Throws if the options are invalid for the model (shape not a multiple of
   /// 4·2^depth) or if bf16 is asked for on a CPU without avx512_core_bf16.
   static Engine build(const model::StackedHourglassImpl& model, const EngineOptions& options);
+  /// Like build, but frees each of the model's parameters and buffers as soon as the engine has
+  /// its copy, so that the two copies of the weights never coexist (peak memory: one copy). The
+  /// model must not be used afterwards.
+  static Engine build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options);
 
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;
   ~Engine();
 
   /// input: batch×3×height×width float32 (any strides; made contiguous) →
-  /// batch×stacks×joints×(height/4)×(width/4) float32, a new tensor on every call.
-  at::Tensor forward(const at::Tensor& input) const;
+  /// batch×stacks×joints×(height/4)×(width/4) float32, a new tensor on every call. One call at a
+  /// time per engine: the plan's activation buffers are shared by all calls.
+  at::Tensor forward(const at::Tensor& input);
 
   const EngineOptions& options() const;
   const EngineSummary& summary() const;
@@ -90,6 +101,8 @@ class Engine {
 
  private:
   explicit Engine(std::unique_ptr<Plan> plan);
+  static std::unique_ptr<Plan> build_plan(const model::StackedHourglassImpl& model,
+                                          const EngineOptions& options, bool consume);
   std::unique_ptr<Plan> plan_;
 };
 
