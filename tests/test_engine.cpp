@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -158,6 +160,32 @@ TEST_P(EngineShapes, AutoF32IsCloseToLibTorch) {
   EXPECT_LE(relative_error(engine.forward(x), reference(net, x)), 1e-3);
 }
 
+TEST_P(EngineShapes, Bf16IsCloseToF32) {
+  if (!hg::engine::bf16_supported()) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  auto net = model();
+  const auto x = input();
+  const auto f32 = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  for (auto algorithm : {Algorithm::kDirect, Algorithm::kWinograd}) {
+    auto engine = build(net, x, Precision::kBf16, algorithm);
+    EXPECT_LE(relative_error(engine.forward(x), f32), 3e-2) << engine.summary().layers;
+  }
+}
+
+TEST_P(EngineShapes, BuildConsumingFreesTheModelAndGivesTheSameOutput) {
+  auto net = model();
+  const auto x = input();
+  const auto expected = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  EngineOptions o;
+  o.algorithm = Algorithm::kDirect;
+  o.batch = x.size(0);
+  o.height = x.size(2);
+  o.width = x.size(3);
+  auto engine = Engine::build_consuming(*net, o);
+  for (const auto& t : net->parameters()) EXPECT_EQ(t.numel(), 0);
+  for (const auto& t : net->buffers()) EXPECT_EQ(t.numel(), 0);
+  EXPECT_TRUE(torch::equal(engine.forward(x), expected));
+}
+
 // Channel counts that are not multiples of 16 (padded blocks), several residuals per block, skip
 // convolutions in the stem, non-square inputs, batches, shallow and deep hourglasses.
 INSTANTIATE_TEST_SUITE_P(Configs, EngineShapes,
@@ -189,6 +217,15 @@ TEST_P(EngineFixtures, WinogradDecodesTheSameJoints) {
   const auto out = engine.forward(x);
   EXPECT_LE(relative_error(out, expected), 1e-3);
   EXPECT_GE(joints_within(out, expected, 0), 0.999);
+}
+
+TEST_P(EngineFixtures, Bf16IsCloseToF32) {
+  if (!hg::engine::bf16_supported()) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  auto loaded = hg::io::load_model(std::string(HG_TEST_DATA) + "/fixtures/" + GetParam());
+  const auto x = smooth_images(2, 64, 64, 8);
+  const auto f32 = build(loaded.model, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  auto engine = build(loaded.model, x, Precision::kBf16, Algorithm::kAuto);
+  EXPECT_LE(relative_error(engine.forward(x), f32), 3e-2) << engine.summary().layers;
 }
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, EngineFixtures,
@@ -253,6 +290,21 @@ TEST(EngineBf16, DecodedJointsStayWithinOnePixelOfF32) {
               << joints_within(out, f32, 1) * 100 << "% of all " << clear.numel() << "); max error "
               << relative_error(out, f32) << " of max |f32|\n";
   }
+}
+
+// ONEDNN_MAX_CPU_ISA makes oneDNN act as on a CPU without AVX512-BF16 (it is read once per
+// process, hence the tool in a child process).
+TEST(EngineBf16, IsRefusedClearlyWhenOneDnnMayNotUseIt) {
+  const std::string fixture = std::string(HG_TEST_DATA) + "/fixtures/posenet_s1_f32_state_dict";
+  const std::string log = ::testing::TempDir() + "engine_bf16_refusal.log";
+  const std::string command = "ONEDNN_MAX_CPU_ISA=AVX512_CORE " + std::string(HG_BINARY) +
+                              " forward -w " + fixture + ".pt -i " + fixture + ".io.pt -o " +
+                              ::testing::TempDir() + "unused.pt --backend engine --precision " +
+                              "bf16 > " + log + " 2>&1";
+  EXPECT_NE(std::system(command.c_str()), 0);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("needs a CPU with AVX512-BF16"), std::string::npos) << text;
 }
 
 TEST(EngineBf16, IsRefusedClearlyWithoutAvx512Bf16) {

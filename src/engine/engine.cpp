@@ -218,7 +218,7 @@ class Builder {
   void release(const Value& v) { pool_.release(v.buffer); }
 
   /// The convolution `w` on `src`; ReLU if `relu`; accumulates into `*sum_into` (and returns it)
-  /// if given, else writes a new value of type `dst_type` (f32 if the algorithm demands it),
+  /// if given, else writes a new value of type `dst_type` (f32 for an f32 convolution),
   /// internal or trunk as `internal` says.
   Value conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type, bool internal,
              const Value* sum_into = nullptr) {
@@ -226,7 +226,7 @@ class Builder {
     const Choice c = choose(shape);
     Value in = src;
     if (src.md.data_type() != c.type) in = convert(src, c.type);
-    if (c.algorithm == dnnl::algorithm::convolution_winograd) dst_type = Dt::f32;
+    if (c.type == Dt::f32) dst_type = Dt::f32;  // oneDNN's f32 kernels write f32 only
     const int64_t oh = src.height() / w.stride, ow = src.width() / w.stride;
     const memory::desc dst_md =
         sum_into ? sum_into->md : blocked({shape.batch, shape.out, oh, ow}, dst_type);
@@ -375,11 +375,19 @@ class Builder {
     const memory::desc weights_md({s.out, s.in, s.kernel, s.kernel}, c.type, Tag::any);
     const memory::desc bias_md({s.out}, Dt::f32, Tag::x);
     const int64_t pad = s.kernel / 2;
-    return dnnl::convolution_forward::primitive_desc(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, c.algorithm, src_md,
-                                        weights_md, bias_md, dst_md, {s.stride, s.stride},
-                                        {pad, pad}, {pad, pad}),
-        attributes(ops), plan_.cpu);
+    try {
+      return dnnl::convolution_forward::primitive_desc(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, c.algorithm, src_md,
+                                          weights_md, bias_md, dst_md, {s.stride, s.stride},
+                                          {pad, pad}, {pad, pad}),
+          attributes(ops), plan_.cpu);
+    } catch (const dnnl::error& e) {
+      TORCH_CHECK(false, "oneDNN has no ", c.type == Dt::bf16 ? "bf16" : "f32", " ",
+                  c.algorithm == dnnl::algorithm::convolution_winograd ? "Winograd" : "direct",
+                  " convolution ", s.in, "->", s.out, " ", s.kernel, "x", s.kernel, "/", s.stride,
+                  " on ", s.batch, "x", s.height, "x", s.width, " (", e.what(),
+                  "); try another --precision or --algorithm");
+    }
   }
 
   /// Fastest of the allowed choices for `s`, timed once per distinct shape.
@@ -406,7 +414,7 @@ class Builder {
               blocked({s.batch, s.in, s.height, s.width}, Dt::f32),
               blocked({s.batch, s.out, s.height, s.width}, Dt::f32), {});
       return true;
-    } catch (const dnnl::error&) {
+    } catch (const c10::Error&) {
       return false;
     }
   }
