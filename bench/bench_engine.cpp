@@ -1,6 +1,7 @@
 // Micro-benchmarks of the oneDNN engine: the primitives its plans are made of, configured as the
 // engine configures them (nChw16c activations, weights in the primitive's own layout, fused
 // post-ops), on the 8-stack network's shapes; and whole plans per precision and algorithm.
+// Rates are per wall-clock second (UseRealTime): the work runs on oneDNN's threads.
 #include "hg/engine/engine.h"
 #include "hg/model/hourglass.h"
 
@@ -86,7 +87,8 @@ BENCHMARK(BM_Convolution)
     ->ArgsProduct({{128}, {128}, {3}, {64, 32, 16}, {0, 1, 2}})
     ->ArgsProduct({{256}, {128}, {1}, {64}, {0, 2}})
     ->ArgsProduct({{128}, {256}, {1}, {64}, {0, 2}})
-    ->Unit(benchmark::kMicrosecond);
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 /// The pre-activation pass of a residual input: relu(s ⊙ x + t) per channel.
 void BM_BnRelu(benchmark::State& state) {
@@ -108,7 +110,11 @@ void BM_BnRelu(benchmark::State& state) {
               {DNNL_ARG_DST, x}}),
       3.0 * c * side * side);
 }
-BENCHMARK(BM_BnRelu)->Args({256, 64})->Args({256, 16})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BnRelu)
+    ->Args({256, 64})
+    ->Args({256, 16})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 /// The hourglass's 2×2 max-pool and its nearest upsampling added into the skip branch.
 void BM_PoolAndUpsampleAdd(benchmark::State& state) {
@@ -141,7 +147,7 @@ void BM_PoolAndUpsampleAdd(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * 3 * big.get_size());
 }
-BENCHMARK(BM_PoolAndUpsampleAdd)->Args({256, 64})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PoolAndUpsampleAdd)->Args({256, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 /// A whole plan. Args: stacks, precision (0 f32, 1 bf16), algorithm (0 auto, 1 direct, 2 Winograd).
 void BM_EngineForward(benchmark::State& state) {
@@ -166,6 +172,7 @@ BENCHMARK(BM_EngineForward)
     ->ArgNames({"stacks", "bf16", "alg"})
     ->ArgsProduct({{2}, {0, 1}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
-    ->MinTime(1.0);
+    ->MinTime(1.0)
+    ->UseRealTime();
 
 }  // namespace

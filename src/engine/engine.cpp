@@ -446,7 +446,7 @@ class Builder {
       }
       candidates.push_back(std::move(candidate));
     }
-    for (int round = 0; round < 4; ++round) {
+    for (int round = 0; round < 6; ++round) {
       for (auto& c : candidates) {
         const double start = now_ms();
         c.primitive.execute(plan_.stream, c.args);
