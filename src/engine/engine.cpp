@@ -401,7 +401,7 @@ class Builder {
     const Choice winograd{Dt::f32, dnnl::algorithm::convolution_winograd};
     if (options_.algorithm != Algorithm::kDirect && s.kernel == 3 && s.stride == 1 &&
         winograd_available(s)) {
-      if (options_.algorithm == Algorithm::kWinograd || faster(s, direct, winograd))
+      if (options_.algorithm == Algorithm::kWinograd || clearly_faster(s, direct, winograd))
         best = winograd;
     }
     choices_.emplace(s, best);
@@ -419,9 +419,11 @@ class Builder {
     }
   }
 
-  /// Whether `b` runs faster than `a` on `s`: best of a few runs of each on scratch data, taken
-  /// in turns so that a busy machine slows both alike (a ReLU post-op, as most layers have).
-  bool faster(const ConvShape& s, const Choice& a, const Choice& b) const {
+  /// Whether `b` runs at least 10% faster than `a` on `s` (Winograd keeps 4× the weights of a
+  /// direct 3×3 layer, worth it only for a clear gain): best of a few runs of each on scratch
+  /// data, taken in turns so that a busy machine slows both alike (with a ReLU post-op, as most
+  /// layers have).
+  bool clearly_faster(const ConvShape& s, const Choice& a, const Choice& b) const {
     struct Candidate {
       dnnl::convolution_forward primitive;
       std::unordered_map<int, memory> args;
@@ -454,7 +456,7 @@ class Builder {
         if (round > 0) c.best_ms = std::min(c.best_ms, now_ms() - start);  // round 0 warms up
       }
     }
-    return candidates[1].best_ms < candidates[0].best_ms;
+    return candidates[1].best_ms < 0.9 * candidates[0].best_ms;
   }
 
   /// A memory in layout `md` holding the contiguous float32 tensor `t`, of md's element count.
