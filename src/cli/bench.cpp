@@ -29,17 +29,11 @@ struct Measurement {
   double ms_per_image() const { return median_ms() / batch; }
 };
 
-/// One untimed warm-up pass, then `runs` timed ones.
-std::vector<double> time_runs(const std::function<void()>& pass, int runs) {
+double elapsed_ms(const std::function<void()>& pass) {
+  const auto start = std::chrono::steady_clock::now();
   pass();
-  std::vector<double> ms;
-  for (int i = 0; i < runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    pass();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                     .count());
-  }
-  return ms;
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 double peak_rss_mb() {
@@ -67,7 +61,9 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "bench", "forward latency (batch 1) and throughput of the engine's modes and of LibTorch");
+      "bench",
+      "forward latency (batch 1) and throughput of the engine's modes and of LibTorch, measured "
+      "in turns");
   cmd->add_option("--weights,-w", args->weights, "a checkpoint (default: random weights)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--size", args->size, "input side in pixels")->capture_default_str();
@@ -122,11 +118,24 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
       std::fflush(stdout);
       results.push_back(r);
     };
+    // Per batch, every backend and mode is built first, then they run in turns, one pass each
+    // per round: on a shared machine, load that comes and goes then slows all of them alike.
     for (const int64_t batch : batches) {
       const auto x = torch::rand({batch, 3, args->size, args->size});
+      struct Contender {
+        Measurement measurement;
+        std::function<void()> pass;
+        std::string note;
+      };
+      std::vector<Contender> contenders;
+      std::vector<std::unique_ptr<engine::Engine>> engines;
       if (!args->no_torch) {
-        torch::InferenceMode guard;
-        report({"torch", "eager", batch, time_runs([&] { net->forward(x); }, args->runs)}, "");
+        contenders.push_back({{"torch", "eager", batch, {}},
+                              [&] {
+                                torch::InferenceMode guard;
+                                net->forward(x);
+                              },
+                              ""});
       }
       for (const auto& mode : modes) {
         engine::EngineOptions o;
@@ -135,16 +144,21 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
         o.algorithm = mode.algorithm;
         o.batch = batch;
         o.height = o.width = args->size;
-        auto e = engine::Engine::build(*net, o);
-        const auto& s = e.summary();
+        engines.push_back(std::make_unique<engine::Engine>(engine::Engine::build(*net, o)));
+        auto* e = engines.back().get();
+        const auto& s = e->summary();
         char note[200];
         std::snprintf(note, sizeof note,
                       "  (%ld/%ld convs Winograd, %ld bf16; weights %.0f MB, activations %.0f MB; "
                       "build %.0f ms)",
                       long(s.winograd), long(s.convolutions), long(s.bf16), s.weight_bytes / 1e6,
                       s.activation_bytes / 1e6, s.build_ms);
-        report({"engine", mode.name, batch, time_runs([&] { e.forward(x); }, args->runs)}, note);
+        contenders.push_back({{"engine", mode.name, batch, {}}, [e, &x] { e->forward(x); }, note});
       }
+      for (auto& c : contenders) c.pass();  // warm-up
+      for (int run = 0; run < args->runs; ++run)
+        for (auto& c : contenders) c.measurement.runs_ms.push_back(elapsed_ms(c.pass));
+      for (const auto& c : contenders) report(c.measurement, c.note);
     }
 
     nlohmann::json j;

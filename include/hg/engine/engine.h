@@ -34,8 +34,8 @@ enum class Precision {
 
 /// How each 3×3 convolution is computed.
 enum class Algorithm {
-  kAuto,    ///< direct or Winograd F(4×4,3×3) per layer, whichever is faster when timed at build
-  kDirect,  ///< direct convolution only (most accurate)
+  kAuto,      ///< per layer, Winograd F(4×4,3×3) if timed ≥10% faster than direct at build
+  kDirect,    ///< direct convolution only (most accurate)
   kWinograd,  ///< Winograd (f32) wherever oneDNN supports it, direct elsewhere
 };
 
