@@ -1,11 +1,15 @@
 #include "hg/cli/cli.h"
+#include "hg/engine/engine.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/torch_file.h"
 
 #include <torch/torch.h>
 
+#include <malloc.h>
+
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <memory>
 
 namespace hg::cli {
@@ -31,6 +35,7 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     std::string weights, input, output;
     int64_t batch = 8;
     std::string device = "cpu";
+    std::string backend = "torch", precision = "f32", algorithm = "auto";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -47,6 +52,14 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--backend", args->backend, "torch (LibTorch) or engine (oneDNN)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"torch", "engine"}));
+  cmd->add_option("--precision", args->precision, "engine precision: f32 or bf16")
+      ->capture_default_str();
+  cmd->add_option("--algorithm", args->algorithm,
+                  "engine 3x3 convolutions: auto (timed per layer), direct or winograd")
+      ->capture_default_str();
   cmd->callback([args, &global] {
     apply_threads(global);
     const auto device = parse_device(args->device);
@@ -54,16 +67,46 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     // matches the CPU within 1e-6 relative instead of 1e-3.
     at::globalContext().setAllowTF32CuDNN(false);
     auto loaded = io::load_model(args->weights);
+    // Reading a checkpoint leaves freed buffers in the heap; give them back before the engine
+    // allocates its weights, so that they do not add up in the peak resident memory.
+    malloc_trim(0);
     loaded.model->to(device);
     auto input = read_input(args->input).to(torch::kFloat).contiguous();
     loaded.model->check_input(input);
     torch::InferenceMode guard;
     std::vector<at::Tensor> outputs;
     const int64_t n = input.size(0);
+    const std::string description = loaded.model->options.describe();
+    // One engine per batch size (the last batch may be smaller). The last one built takes the
+    // model's weights over, so that they never exist twice in memory.
+    std::map<int64_t, engine::Engine> engines;
+    if (args->backend == "engine") {
+      TORCH_CHECK(device.is_cpu(),
+                  "--backend engine runs on the CPU; use --backend torch with --device ",
+                  args->device);
+      std::vector<int64_t> sizes{std::min(n, args->batch)};
+      if (n > args->batch && n % args->batch != 0) sizes.push_back(n % args->batch);
+      for (size_t k = 0; k < sizes.size(); ++k) {
+        engine::EngineOptions o;
+        o.threads = global.threads;
+        o.precision = engine::parse_precision(args->precision);
+        o.algorithm = engine::parse_algorithm(args->algorithm);
+        o.batch = sizes[k];
+        o.height = input.size(2);
+        o.width = input.size(3);
+        engines.emplace(sizes[k], k + 1 < sizes.size()
+                                      ? engine::Engine::build(*loaded.model, o)
+                                      : engine::Engine::build_consuming(*loaded.model, o));
+      }
+      loaded.model = nullptr;
+    }
+    auto run_batch = [&](const at::Tensor& x) {
+      return engines.empty() ? loaded.model->forward(x.to(device)).cpu()
+                             : engines.at(x.size(0)).forward(x);
+    };
     const auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n; i += args->batch) {
-      const auto chunk = input.slice(0, i, std::min(n, i + args->batch)).to(device);
-      outputs.push_back(loaded.model->forward(chunk).cpu());
+      outputs.push_back(run_batch(input.slice(0, i, std::min(n, i + args->batch))));
       if (n > args->batch)
         std::cerr << "\rforward: " << std::min(n, i + args->batch) << "/" << n << " images"
                   << std::flush;
@@ -73,9 +116,8 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     if (n > args->batch) std::cerr << "\n";
     auto output = torch::cat(outputs, 0);
     io::write_tensor_dict(args->output, {{"output", output}});
-    std::cout << "wrote " << args->output << ": output " << output.sizes() << " ("
-              << loaded.model->options.describe() << "; " << ms << " ms, "
-              << ms / std::max<int64_t>(n, 1) << " ms/image)\n";
+    std::cout << "wrote " << args->output << ": output " << output.sizes() << " (" << description
+              << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1) << " ms/image)\n";
   });
 }
 

@@ -1,0 +1,109 @@
+#pragma once
+/// A fast CPU inference engine for the stacked hourglass network, built on oneDNN.
+///
+/// Engine::build turns a loaded model into a fixed plan of oneDNN primitives for one input shape:
+/// batch norm folded into the convolutions, convolutions fused with their ReLU and residual
+/// additions, all activations in oneDNN's blocked layout (nChw16c), weights reordered once, and
+/// activation buffers shared by a liveness-based memory plan. Engine::forward then runs that plan;
+/// its output equals StackedHourglassImpl::forward's up to floating-point rounding.
+///
+/// Memory: the engine keeps its own (reordered) weights, about the model's size in f32 direct
+/// mode, half in bf16; Winograd layers keep transformed weights, 4× a 3×3 kernel's size. oneDNN
+/// runs on OpenMP (libgomp, as LibTorch): on a machine shared with other busy processes,
+/// OMP_WAIT_POLICY=passive avoids threads spinning at barriers while their partner waits for a
+/// core.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace hg::model {
+class StackedHourglassImpl;
+}
+
+namespace hg::engine {
+
+/// Arithmetic of the convolutions. Activations between residual blocks (the trunk), heatmaps and
+/// the output are always float32.
+enum class Precision {
+  kF32,   ///< float32 everywhere (default)
+  kBf16,  ///< bfloat16 inside residuals and heads, f32 accumulation; needs avx512_core_bf16
+};
+
+/// How each 3×3 convolution is computed.
+enum class Algorithm {
+  kAuto,      ///< per layer, Winograd F(4×4,3×3) if timed ≥10% faster than direct at build
+  kDirect,    ///< direct convolution only (most accurate)
+  kWinograd,  ///< Winograd (f32) wherever oneDNN supports it, direct elsewhere
+};
+
+std::string precision_name(Precision precision);
+std::string algorithm_name(Algorithm algorithm);
+/// "f32"/"bf16" and "auto"/"direct"/"winograd"; throws naming the accepted values otherwise.
+Precision parse_precision(const std::string& name);
+Algorithm parse_algorithm(const std::string& name);
+
+/// True when this CPU (and oneDNN's ISA limit, ONEDNN_MAX_CPU_ISA) allows avx512_core_bf16.
+bool bf16_supported();
+
+struct EngineOptions {
+  /// oneDNN (OpenMP) threads; 0 = as many as the machine has cores. Applies process-wide, so it
+  /// also sets LibTorch's OpenMP thread count.
+  int threads = 0;
+  Precision precision = Precision::kF32;
+  Algorithm algorithm = Algorithm::kAuto;
+  /// The only input shape the plan accepts: batch×3×height×width.
+  int64_t batch = 1;
+  int64_t height = 256;
+  int64_t width = 256;
+};
+
+/// What a built plan contains.
+struct EngineSummary {
+  int64_t convolutions = 0;      ///< convolution primitives
+  int64_t winograd = 0;          ///< of which Winograd
+  int64_t bf16 = 0;              ///< of which computing in bfloat16
+  int64_t steps = 0;             ///< primitives executed per forward pass (conversions included)
+  int64_t weight_bytes = 0;      ///< reordered weights and biases
+  int64_t activation_bytes = 0;  ///< the shared activation arena
+  double build_ms = 0;           ///< time Engine::build took (timing included)
+  /// One line per distinct convolution shape: shape, choice, oneDNN implementation.
+  std::string layers;
+};
+
+class Engine {
+ public:
+  /// Builds the plan for `model` (read only; the engine keeps no reference to it, so it may be
+  /// freed afterwards). Throws if the options are invalid for the model (shape not a multiple of
+  /// 4·2^depth) or if bf16 is asked for on a CPU without avx512_core_bf16.
+  static Engine build(const model::StackedHourglassImpl& model, const EngineOptions& options);
+  /// Like build, but frees each of the model's parameters and buffers as soon as the engine has
+  /// its copy, so that the two copies of the weights never coexist (peak memory: one copy). The
+  /// model must not be used afterwards.
+  static Engine build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options);
+
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+  ~Engine();
+
+  /// input: batch×3×height×width float32 (any strides; made contiguous) →
+  /// batch×stacks×joints×(height/4)×(width/4) float32, a new tensor on every call. One call at a
+  /// time per engine: the plan's activation buffers are shared by all calls.
+  at::Tensor forward(const at::Tensor& input);
+
+  const EngineOptions& options() const;
+  const EngineSummary& summary() const;
+
+  /// The built primitives and buffers (opaque: defined in engine.cpp).
+  struct Plan;
+
+ private:
+  explicit Engine(std::unique_ptr<Plan> plan);
+  static std::unique_ptr<Plan> build_plan(const model::StackedHourglassImpl& model,
+                                          const EngineOptions& options, bool consume);
+  std::unique_ptr<Plan> plan_;
+};
+
+}  // namespace hg::engine

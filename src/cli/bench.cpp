@@ -1,0 +1,214 @@
+#include "hg/cli/cli.h"
+#include "hg/engine/engine.h"
+#include "hg/io/checkpoint.h"
+
+#include <sys/resource.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+
+namespace hg::cli {
+namespace {
+
+/// One measured configuration: milliseconds per forward pass of `batch` images, every run.
+struct Measurement {
+  std::string backend, mode;
+  int64_t batch = 1;
+  std::vector<double> runs_ms;
+  double median_ms() const {
+    auto v = runs_ms;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+  double ms_per_image() const { return median_ms() / batch; }
+};
+
+double elapsed_ms(const std::function<void()>& pass) {
+  const auto start = std::chrono::steady_clock::now();
+  pass();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+struct EngineMode {
+  std::string name;
+  engine::Precision precision;
+  engine::Algorithm algorithm;
+};
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, const GlobalOptions& global) {
+  struct Args {
+    std::string weights, json;
+    int64_t size = 256, batch = 8;
+    int runs = 5;
+    bool no_torch = false;
+    std::vector<std::string> modes{"f32-direct", "f32-auto", "bf16-direct", "bf16-auto"};
+    model::StackedHourglassOptions options;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "forward latency (batch 1) and throughput of the engine's modes and of LibTorch, measured "
+      "in turns");
+  cmd->add_option("--weights,-w", args->weights, "a checkpoint (default: random weights)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--size", args->size, "input side in pixels")->capture_default_str();
+  cmd->add_option("--batch", args->batch, "batch of the throughput measurement")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--runs", args->runs, "timed runs per configuration (the median is reported)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-torch", args->no_torch, "skip the LibTorch measurements");
+  cmd->add_option("--modes", args->modes, "engine modes to measure (precision-algorithm)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(
+          {"f32-direct", "f32-auto", "f32-winograd", "bf16-direct", "bf16-auto", "bf16-winograd"}));
+  cmd->add_option("--json", args->json, "also write the results to this JSON file");
+  add_architecture_options(*cmd, args->options);
+  cmd->callback([args, &global] {
+    apply_threads(global);
+    model::StackedHourglass net{nullptr};
+    if (!args->weights.empty()) {
+      net = io::load_model(args->weights).model;
+    } else {
+      net = model::StackedHourglass(args->options);
+      net->eval();
+    }
+    const int64_t m = 4 << net->options.depth();
+    TORCH_CHECK(args->size > 0 && args->size % m == 0, "--size must be a positive multiple of ", m,
+                " (4·2^depth), got ", args->size);
+    const double gmac = net->macs(args->size, args->size) / 1e9;
+    const int threads = at::get_num_threads();
+    std::printf("model: %s; input %ld×%ld; %.2f GMAC/image; %d threads; median of %d runs\n",
+                net->options.describe().c_str(), long(args->size), long(args->size), gmac, threads,
+                args->runs);
+
+    std::vector<EngineMode> modes;
+    for (const auto& name : args->modes) {
+      const auto dash = name.find('-');
+      const EngineMode mode{name, engine::parse_precision(name.substr(0, dash)),
+                            engine::parse_algorithm(name.substr(dash + 1))};
+      if (mode.precision == engine::Precision::kBf16 && !engine::bf16_supported())
+        std::printf("%s skipped: this CPU lacks AVX512-BF16\n", name.c_str());
+      else
+        modes.push_back(mode);
+    }
+    std::vector<int64_t> batches = {1};
+    if (args->batch > 1) batches.push_back(args->batch);
+    std::vector<Measurement> results;
+    auto report = [&](const Measurement& r, const std::string& note) {
+      std::printf("%-7s %-12s batch %-2ld %9.2f ms/image  %7.1f GFLOP/s%s\n", r.backend.c_str(),
+                  r.mode.c_str(), long(r.batch), r.ms_per_image(),
+                  2 * gmac / (r.ms_per_image() / 1e3), note.c_str());
+      std::fflush(stdout);
+      results.push_back(r);
+    };
+    // Per batch, every backend and mode is built first, then they run in turns, one pass each
+    // per round: on a shared machine, load that comes and goes then slows all of them alike.
+    for (const int64_t batch : batches) {
+      const auto x = torch::rand({batch, 3, args->size, args->size});
+      struct Contender {
+        Measurement measurement;
+        std::function<void()> pass;
+        std::string note;
+      };
+      std::vector<Contender> contenders;
+      std::vector<std::unique_ptr<engine::Engine>> engines;
+      if (!args->no_torch) {
+        contenders.push_back({{"torch", "eager", batch, {}},
+                              [&] {
+                                torch::InferenceMode guard;
+                                net->forward(x);
+                              },
+                              ""});
+      }
+      for (const auto& mode : modes) {
+        engine::EngineOptions o;
+        o.threads = global.threads;
+        o.precision = mode.precision;
+        o.algorithm = mode.algorithm;
+        o.batch = batch;
+        o.height = o.width = args->size;
+        engines.push_back(std::make_unique<engine::Engine>(engine::Engine::build(*net, o)));
+        auto* e = engines.back().get();
+        const auto& s = e->summary();
+        char note[200];
+        std::snprintf(note, sizeof note,
+                      "  (%ld/%ld convs Winograd, %ld bf16; weights %.0f MB, activations %.0f MB; "
+                      "build %.0f ms)",
+                      long(s.winograd), long(s.convolutions), long(s.bf16), s.weight_bytes / 1e6,
+                      s.activation_bytes / 1e6, s.build_ms);
+        contenders.push_back({{"engine", mode.name, batch, {}}, [e, &x] { e->forward(x); }, note});
+      }
+      for (auto& c : contenders) c.pass();  // warm-up
+      for (int run = 0; run < args->runs; ++run)
+        for (auto& c : contenders) c.measurement.runs_ms.push_back(elapsed_ms(c.pass));
+      for (const auto& c : contenders) report(c.measurement, c.note);
+    }
+
+    nlohmann::json j;
+    j["model"] = io::options_to_json(net->options);
+    j["size"] = args->size;
+    j["threads"] = threads;
+    j["gmac_per_image"] = gmac;
+    j["runs"] = args->runs;
+    std::printf("\nsummary (ms/image; ratio = LibTorch / engine, same batch, same run):\n");
+    for (const int64_t batch : batches) {
+      const Measurement* torch_result = nullptr;
+      const Measurement* fastest = nullptr;
+      for (const auto& r : results) {
+        if (r.batch != batch) continue;
+        if (r.backend == "torch") torch_result = &r;
+        if (r.backend == "engine" && (!fastest || r.ms_per_image() < fastest->ms_per_image()))
+          fastest = &r;
+      }
+      for (const auto& r : results) {
+        if (r.batch != batch) continue;
+        const bool is_fastest = &r == fastest;
+        std::printf("  batch %-2ld %-7s %-12s %9.2f", long(batch), r.backend.c_str(),
+                    r.mode.c_str(), r.ms_per_image());
+        if (torch_result && r.backend == "engine")
+          std::printf("  %5.2fx", torch_result->ms_per_image() / r.ms_per_image());
+        std::printf("%s\n", is_fastest ? "  <- fastest" : "");
+        j["results"].push_back({{"backend", r.backend},
+                                {"mode", r.mode},
+                                {"batch", r.batch},
+                                {"ms_per_image", r.ms_per_image()},
+                                {"runs_ms", r.runs_ms},
+                                {"gflops", 2 * gmac / (r.ms_per_image() / 1e3)}});
+      }
+      if (fastest) {
+        j["results"].push_back({{"backend", "engine"},
+                                {"mode", "fastest"},
+                                {"batch", batch},
+                                {"fastest_of", fastest->mode},
+                                {"ms_per_image", fastest->ms_per_image()},
+                                {"gflops", 2 * gmac / (fastest->ms_per_image() / 1e3)}});
+      }
+    }
+    j["peak_rss_mb"] = peak_rss_mb();
+    std::printf("peak RSS: %.0f MB\n", peak_rss_mb());
+    if (!args->json.empty()) {
+      std::ofstream out(args->json);
+      TORCH_CHECK(out, "cannot write ", args->json);
+      out << j.dump(2) << "\n";
+    }
+  });
+}
+
+}  // namespace hg::cli

@@ -1,0 +1,714 @@
+// Builds and runs the oneDNN plan of a stacked hourglass network.
+//
+// Batch-norm folding. Inference batch norm is an affine map per channel c:
+//   BN(y)_c = gamma_c (y_c - mean_c) / sqrt(var_c + eps) + beta_c = s_c y_c + t_c,
+//   s_c = gamma_c / sqrt(var_c + eps),  t_c = beta_c - s_c mean_c.
+// A BN after a convolution y = W * x + b folds into it exactly:
+//   BN(W * x + b) = (s ⊙ W) * x + (s ⊙ b + t),   s scaling W's output channels,
+// which covers pre_bn after pre_conv, fc_bn after fc_conv and, inside each pre-activation
+// residual, bn2 after conv1 and bn3 after conv2 (their ReLU becomes the convolution's post-op).
+// The residual's bn1 + ReLU act on the trunk, which the identity path needs unnormalised, so it
+// stays one pass: relu(s ⊙ x + t) (a binary multiply with add and ReLU post-ops). Folding is
+// computed in double and rounded once to float.
+//
+// The plan. Every activation lives in oneDNN's nChw16c layout. The trunk (residual inputs and
+// outputs, pooled and upsampled values, heatmaps) is float32; values inside a residual or a head
+// use the convolutions' precision. A residual's conv3 accumulates into the trunk in place (sum
+// post-op), the upsampled low branch is added by the resampling's sum post-op, and each stack's
+// merge convolutions accumulate into the next stack's input. Buffers are taken from and returned
+// to a pool in execution order, so values that are never alive together share memory.
+#include "hg/engine/engine.h"
+
+#include "hg/model/hourglass.h"
+
+#include <malloc.h>
+#include <omp.h>
+#include <torch/torch.h>
+#include <dnnl.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+
+namespace hg::engine {
+namespace {
+
+namespace nn = torch::nn;
+using dnnl::memory;
+using Dt = memory::data_type;
+using Tag = memory::format_tag;
+
+constexpr Tag kBlocked = Tag::nChw16c;
+constexpr int64_t kInputBuffer = -1;
+constexpr int64_t kScratchpadBuffer = -2;
+constexpr size_t kAlignment = 64;
+
+/// Attributes of every planned primitive: `ops`, and a scratchpad the plan provides (one buffer
+/// shared by all steps, as they run one at a time) instead of one oneDNN allocates per call.
+dnnl::primitive_attr attributes(const dnnl::post_ops& ops = {}) {
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A convolution's float32 weights (O×I×kh×kw) and bias (O) after folding.
+struct ConvWeights {
+  at::Tensor weight, bias;
+  int64_t stride = 1;
+};
+
+std::pair<at::Tensor, at::Tensor> bn_scale_shift(const nn::BatchNorm2dImpl& bn) {
+  const auto mean = bn.running_mean.to(at::kDouble);
+  const auto var = bn.running_var.to(at::kDouble);
+  const auto gamma = bn.weight.defined() ? bn.weight.to(at::kDouble) : torch::ones_like(mean);
+  const auto beta = bn.bias.defined() ? bn.bias.to(at::kDouble) : torch::zeros_like(mean);
+  const auto s = gamma / (var + bn.options.eps()).sqrt();
+  return {s, beta - s * mean};
+}
+
+ConvWeights fold(const nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl* bn) {
+  TORCH_CHECK((*conv.options.stride())[0] == (*conv.options.stride())[1] &&
+                  conv.weight.size(2) == conv.weight.size(3),
+              "the engine supports square kernels and strides only, got ", conv.weight.sizes());
+  auto w = conv.weight.to(at::kDouble);
+  auto b = conv.bias.defined() ? conv.bias.to(at::kDouble) : torch::zeros({w.size(0)}, at::kDouble);
+  if (bn != nullptr) {
+    auto [s, t] = bn_scale_shift(*bn);
+    w = w * s.view({-1, 1, 1, 1});
+    b = b * s + t;
+  }
+  return {w.to(at::kFloat).contiguous(), b.to(at::kFloat).contiguous(),
+          (*conv.options.stride())[0]};
+}
+
+/// An activation: its layout and the pool buffer holding it (kInputBuffer: the caller's input).
+/// Internal values (inside a residual or a head) may be stored in the convolutions' precision;
+/// the others, the trunk, are float32.
+struct Value {
+  memory::desc md;
+  int64_t buffer = kInputBuffer;
+  bool internal = false;
+  int64_t channels() const { return md.dims()[1]; }
+  int64_t height() const { return md.dims()[2]; }
+  int64_t width() const { return md.dims()[3]; }
+};
+
+/// A primitive argument: a pool buffer seen through `md`, or a memory object of its own.
+struct ArgRef {
+  int arg;
+  memory::desc md;
+  int64_t buffer;
+  memory fixed;
+};
+
+/// How one convolution is computed.
+struct Choice {
+  Dt type = Dt::f32;
+  dnnl::algorithm algorithm = dnnl::algorithm::convolution_direct;
+};
+
+struct ConvShape {
+  int64_t batch, in, out, kernel, stride, height, width;
+  /// Whether the source is a value this plan can produce in any precision (not the trunk).
+  bool internal;
+  auto key() const { return std::tie(batch, in, out, kernel, stride, height, width, internal); }
+  bool operator<(const ConvShape& o) const { return key() < o.key(); }
+};
+
+/// Best-fit pool of activation buffers, used in execution order while the plan is built.
+class BufferPool {
+ public:
+  int64_t acquire(size_t bytes) {
+    int64_t best = -1;
+    for (size_t i = 0; i < sizes_.size(); ++i) {
+      if (!free_[i]) continue;
+      // Prefer the smallest buffer that fits, else the largest (grown to fit).
+      const bool fits = sizes_[i] >= bytes;
+      if (best < 0) {
+        best = static_cast<int64_t>(i);
+        continue;
+      }
+      const bool best_fits = sizes_[best] >= bytes;
+      if ((fits && (!best_fits || sizes_[i] < sizes_[best])) ||
+          (!fits && !best_fits && sizes_[i] > sizes_[best]))
+        best = static_cast<int64_t>(i);
+    }
+    if (best < 0) {
+      sizes_.push_back(0);
+      free_.push_back(true);
+      best = static_cast<int64_t>(sizes_.size()) - 1;
+    }
+    sizes_[best] = std::max(sizes_[best], bytes);
+    free_[best] = false;
+    return best;
+  }
+  /// A buffer of its own, never shared.
+  int64_t dedicated(size_t bytes) {
+    sizes_.push_back(bytes);
+    free_.push_back(false);
+    return static_cast<int64_t>(sizes_.size()) - 1;
+  }
+  void release(int64_t buffer) {
+    if (buffer >= 0) free_[buffer] = true;
+  }
+  /// Byte offsets of every buffer in one arena, and the arena's size.
+  std::pair<std::vector<size_t>, size_t> layout() const {
+    std::vector<size_t> offsets;
+    size_t total = 0;
+    for (size_t s : sizes_) {
+      offsets.push_back(total);
+      total += (s + kAlignment - 1) / kAlignment * kAlignment;
+    }
+    return {offsets, total};
+  }
+
+ private:
+  std::vector<size_t> sizes_;
+  std::vector<bool> free_;
+};
+
+struct PendingStep {
+  dnnl::primitive primitive;
+  std::vector<ArgRef> args;
+};
+
+}  // namespace
+
+struct Engine::Plan {
+  EngineOptions options;
+  EngineSummary summary;
+  int64_t stacks = 0, joints = 0;
+  dnnl::engine cpu{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{cpu};
+  struct Step {
+    dnnl::primitive primitive;
+    std::unordered_map<int, memory> args;
+  };
+  std::vector<Step> steps;
+  std::unique_ptr<void, decltype(&std::free)> arena{nullptr, &std::free};
+  memory input;
+  /// Per stack, the output tensor's stack-th slice (set on every forward).
+  std::vector<memory> outputs;
+};
+
+namespace {
+
+class Builder {
+ public:
+  explicit Builder(Engine::Plan& plan) : plan_(plan), options_(plan.options) {}
+
+  Value input(const memory::desc& md) {
+    plan_.input = memory(md, plan_.cpu, nullptr);
+    return {md, kInputBuffer};
+  }
+
+  void release(const Value& v) { pool_.release(v.buffer); }
+
+  /// The convolution `w` on `src`; ReLU if `relu`; accumulates into `*sum_into` (and returns it)
+  /// if given, else writes a new value of type `dst_type` (f32 for an f32 convolution),
+  /// internal or trunk as `internal` says.
+  Value conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type, bool internal,
+             const Value* sum_into = nullptr) {
+    const ConvShape shape = conv_shape(src, w);
+    const Choice c = choose(shape);
+    Value in = src;
+    if (src.md.data_type() != c.type) in = convert(src, c.type);
+    if (c.type == Dt::f32) dst_type = Dt::f32;  // oneDNN's f32 kernels write f32 only
+    const int64_t oh = src.height() / w.stride, ow = src.width() / w.stride;
+    const memory::desc dst_md =
+        sum_into ? sum_into->md : blocked({shape.batch, shape.out, oh, ow}, dst_type);
+    dnnl::post_ops ops;
+    if (sum_into) ops.append_sum(1.f);
+    if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    auto pd = conv_pd(shape, c, in.md, dst_md, ops);
+    Value dst = sum_into ? *sum_into : Value{dst_md, pool_.acquire(dst_md.get_size()), internal};
+    memory weights = import(w.weight, pd.weights_desc());
+    memory bias = import(w.bias, pd.bias_desc());
+    emit(pd, dnnl::convolution_forward(pd),
+         {{DNNL_ARG_SRC, in.md, in.buffer, {}},
+          {DNNL_ARG_WEIGHTS, {}, 0, weights},
+          {DNNL_ARG_BIAS, {}, 0, bias},
+          {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+    if (in.buffer != src.buffer) release(in);
+    ++plan_.summary.convolutions;
+    plan_.summary.winograd += c.algorithm == dnnl::algorithm::convolution_winograd;
+    plan_.summary.bf16 += c.type == Dt::bf16;
+    describe_layer(shape, c, pd.impl_info_str());
+    return dst;
+  }
+
+  /// relu(s ⊙ x + t) for the batch norm `bn`, as a new float32 value. (oneDNN 2.6 has a JIT
+  /// binary kernel only for per-channel operands in the source's blocked layout and f32 output;
+  /// others fall back to its reference kernel, ~100× slower. A bf16 reader converts it.)
+  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn) {
+    auto [s, t] = bn_scale_shift(bn);
+    const memory::desc channel_md({1, x.channels(), 1, 1}, Dt::f32, kBlocked);
+    const memory scale = import(s.to(at::kFloat).contiguous(), channel_md);
+    const memory shift = import(t.to(at::kFloat).contiguous(), channel_md);
+    const memory::desc dst_md = blocked(x.md.dims(), Dt::f32);
+    dnnl::post_ops ops;
+    ops.append_binary(dnnl::algorithm::binary_add, channel_md);
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::binary::primitive_desc pd(
+        dnnl::binary::desc(dnnl::algorithm::binary_mul, x.md, channel_md, dst_md), attributes(ops),
+        plan_.cpu);
+    Value dst{dst_md, pool_.acquire(dst_md.get_size()), true};
+    emit(pd, dnnl::binary(pd),
+         {{DNNL_ARG_SRC_0, x.md, x.buffer, {}},
+          {DNNL_ARG_SRC_1, {}, 0, scale},
+          {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, {}, 0, shift},
+          {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+    return dst;
+  }
+
+  /// 2×2 max-pooling with stride 2, as a new value.
+  Value max_pool(const Value& x) {
+    const auto d = x.md.dims();
+    const memory::desc dst_md = blocked({d[0], d[1], d[2] / 2, d[3] / 2}, x.md.data_type());
+    dnnl::pooling_forward::primitive_desc pd(
+        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
+                                    dnnl::algorithm::pooling_max, x.md, dst_md, {2, 2}, {2, 2},
+                                    {0, 0}, {0, 0}),
+        attributes(), plan_.cpu);
+    Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
+    emit(pd, dnnl::pooling_forward(pd),
+         {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+    return dst;
+  }
+
+  /// into += nearest-neighbour upsampling of `low` to into's size.
+  void upsample_add(const Value& low, const Value& into) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.f);
+    dnnl::resampling_forward::primitive_desc pd(
+        dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference,
+                                       dnnl::algorithm::resampling_nearest, low.md, into.md),
+        attributes(ops), plan_.cpu);
+    emit(pd, dnnl::resampling_forward(pd),
+         {{DNNL_ARG_SRC, low.md, low.buffer, {}}, {DNNL_ARG_DST, into.md, into.buffer, {}}});
+  }
+
+  /// A copy of `x` (converted to `type`) in a new buffer.
+  Value convert(const Value& x, Dt type) {
+    const memory::desc dst_md = blocked(x.md.dims(), type);
+    Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
+    const dnnl::reorder::primitive_desc pd(plan_.cpu, x.md, plan_.cpu, dst_md, attributes());
+    emit(pd, dnnl::reorder(pd),
+         {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}});
+    return dst;
+  }
+
+  /// Copies heatmaps `h` (N×J×h×w) into the output tensor's slice of stack `stack`.
+  void output(const Value& h, int64_t stack) {
+    const auto d = h.md.dims();
+    const int64_t plane = d[2] * d[3];
+    const memory::desc out_md(d, Dt::f32, {plan_.stacks * d[1] * plane, plane, d[3], 1});
+    plan_.outputs.emplace_back(out_md, plan_.cpu, nullptr);
+    const dnnl::reorder::primitive_desc pd(plan_.cpu, h.md, plan_.cpu, out_md, attributes());
+    emit(pd, dnnl::reorder(pd),
+         {{DNNL_ARG_FROM, h.md, h.buffer, {}}, {DNNL_ARG_TO, {}, 0, plan_.outputs.back()}});
+  }
+
+  /// How `w` will be computed on an internal value of `at`'s batch and size (before that value
+  /// exists, so that its producer can write it in the type the convolution reads).
+  Choice internal_choice(const Value& at, const ConvWeights& w) {
+    ConvShape s = conv_shape(at, w);
+    s.internal = true;
+    return choose(s);
+  }
+
+  /// Allocates the arena and binds every step's arguments to it.
+  void finish() {
+    const int64_t scratchpad = pool_.dedicated(scratchpad_bytes_);
+    const auto [offsets, total] = pool_.layout();
+    plan_.arena.reset(std::aligned_alloc(kAlignment, std::max(total, kAlignment)));
+    TORCH_CHECK(plan_.arena, "cannot allocate the engine's ", total, "-byte activation arena");
+    auto* base = static_cast<char*>(plan_.arena.get());
+    for (auto& pending : pending_) {
+      Engine::Plan::Step step{pending.primitive, {}};
+      for (auto& a : pending.args) {
+        if (a.fixed)
+          step.args.emplace(a.arg, a.fixed);
+        else if (a.buffer == kInputBuffer)
+          step.args.emplace(a.arg, plan_.input);
+        else if (a.buffer == kScratchpadBuffer)
+          step.args.emplace(
+              a.arg, memory({{static_cast<int64_t>(scratchpad_bytes_)}, Dt::u8, Tag::x}, plan_.cpu,
+                            base + offsets[scratchpad]));
+        else
+          step.args.emplace(a.arg, memory(a.md, plan_.cpu, base + offsets[a.buffer]));
+      }
+      plan_.steps.push_back(std::move(step));
+    }
+    plan_.summary.steps = static_cast<int64_t>(plan_.steps.size());
+    plan_.summary.activation_bytes = static_cast<int64_t>(total);
+    for (const auto& [_, line] : layers_) plan_.summary.layers += line + "\n";
+  }
+
+ private:
+  static memory::desc blocked(const memory::dims& dims, Dt type) {
+    return memory::desc(dims, type, kBlocked);
+  }
+
+  static ConvShape conv_shape(const Value& src, const ConvWeights& w) {
+    return {src.md.dims()[0], w.weight.size(1), w.weight.size(0), w.weight.size(2),
+            w.stride,         src.height(),     src.width(),      src.internal};
+  }
+
+  dnnl::convolution_forward::primitive_desc conv_pd(const ConvShape& s, const Choice& c,
+                                                    const memory::desc& src_md,
+                                                    const memory::desc& dst_md,
+                                                    const dnnl::post_ops& ops) const {
+    const memory::desc weights_md({s.out, s.in, s.kernel, s.kernel}, c.type, Tag::any);
+    const memory::desc bias_md({s.out}, Dt::f32, Tag::x);
+    const int64_t pad = s.kernel / 2;
+    try {
+      return dnnl::convolution_forward::primitive_desc(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, c.algorithm, src_md,
+                                          weights_md, bias_md, dst_md, {s.stride, s.stride},
+                                          {pad, pad}, {pad, pad}),
+          attributes(ops), plan_.cpu);
+    } catch (const dnnl::error& e) {
+      TORCH_CHECK(false, "oneDNN has no ", c.type == Dt::bf16 ? "bf16" : "f32", " ",
+                  c.algorithm == dnnl::algorithm::convolution_winograd ? "Winograd" : "direct",
+                  " convolution ", s.in, "->", s.out, " ", s.kernel, "x", s.kernel, "/", s.stride,
+                  " on ", s.batch, "x", s.height, "x", s.width, " (", e.what(),
+                  "); try another --precision or --algorithm");
+    }
+  }
+
+  /// Fastest of the allowed choices for `s`, timed once per distinct shape.
+  Choice choose(const ConvShape& s) {
+    if (auto it = choices_.find(s); it != choices_.end()) return it->second;
+    // In bf16 mode, a layer reading the f32 trunk computes in bf16 on a converted copy, except
+    // for narrow inputs (the stem's RGB, the merge of heatmaps), too little work to repay it.
+    const bool bf16 = options_.precision == Precision::kBf16 && (s.internal || s.in >= 64);
+    const Choice direct{bf16 ? Dt::bf16 : Dt::f32, dnnl::algorithm::convolution_direct};
+    Choice best = direct;
+    const Choice winograd{Dt::f32, dnnl::algorithm::convolution_winograd};
+    if (options_.algorithm != Algorithm::kDirect && s.kernel == 3 && s.stride == 1 &&
+        winograd_available(s)) {
+      if (options_.algorithm == Algorithm::kWinograd || clearly_faster(s, direct, winograd))
+        best = winograd;
+    }
+    choices_.emplace(s, best);
+    return best;
+  }
+
+  bool winograd_available(const ConvShape& s) const {
+    try {
+      conv_pd(s, {Dt::f32, dnnl::algorithm::convolution_winograd},
+              blocked({s.batch, s.in, s.height, s.width}, Dt::f32),
+              blocked({s.batch, s.out, s.height, s.width}, Dt::f32), {});
+      return true;
+    } catch (const c10::Error&) {
+      return false;
+    }
+  }
+
+  /// Whether `b` runs at least 10% faster than `a` on `s` (Winograd keeps 4× the weights of a
+  /// direct 3×3 layer, worth it only for a clear gain): best of a few runs of each on scratch
+  /// data, taken in turns so that a busy machine slows both alike (with a ReLU post-op, as most
+  /// layers have).
+  bool clearly_faster(const ConvShape& s, const Choice& a, const Choice& b) const {
+    struct Candidate {
+      dnnl::convolution_forward primitive;
+      std::unordered_map<int, memory> args;
+      double best_ms = 1e30;
+    };
+    std::vector<Candidate> candidates;
+    for (const Choice& c : {a, b}) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      const int64_t oh = s.height / s.stride, ow = s.width / s.stride;
+      auto pd = conv_pd(s, c, blocked({s.batch, s.in, s.height, s.width}, c.type),
+                        blocked({s.batch, s.out, oh, ow}, c.type), ops);
+      Candidate candidate{dnnl::convolution_forward(pd), {}};
+      for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
+                             {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                             {DNNL_ARG_BIAS, pd.bias_desc()},
+                             {DNNL_ARG_DST, pd.dst_desc()},
+                             {DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc()}}) {
+        memory m(md, plan_.cpu);
+        std::memset(m.get_data_handle(), 0, md.get_size());  // no NaNs or denormals in timing
+        candidate.args.emplace(arg, m);
+      }
+      candidates.push_back(std::move(candidate));
+    }
+    for (int round = 0; round < 6; ++round) {
+      for (auto& c : candidates) {
+        const double start = now_ms();
+        c.primitive.execute(plan_.stream, c.args);
+        plan_.stream.wait();
+        if (round > 0) c.best_ms = std::min(c.best_ms, now_ms() - start);  // round 0 warms up
+      }
+    }
+    return candidates[1].best_ms < 0.9 * candidates[0].best_ms;
+  }
+
+  /// A memory in layout `md` holding the contiguous float32 tensor `t`, of md's element count.
+  memory import(const at::Tensor& t, const memory::desc& md) {
+    const memory::dims dims = md.dims();
+    const Tag plain = dims.size() == 1 ? Tag::a : Tag::abcd;
+    memory src({dims, Dt::f32, plain}, plan_.cpu, t.data_ptr());
+    memory dst(md, plan_.cpu);
+    dnnl::reorder(src, dst).execute(plan_.stream, src, dst);
+    plan_.stream.wait();
+    plan_.summary.weight_bytes += static_cast<int64_t>(md.get_size());
+    return dst;
+  }
+
+  template <typename PrimitiveDesc>
+  void emit(const PrimitiveDesc& pd, const dnnl::primitive& p, std::vector<ArgRef> args) {
+    const size_t scratchpad = pd.scratchpad_desc().get_size();
+    if (scratchpad > 0) {
+      scratchpad_bytes_ = std::max(scratchpad_bytes_, scratchpad);
+      args.push_back({DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}});
+    }
+    pending_.push_back({p, std::move(args)});
+  }
+
+  void describe_layer(const ConvShape& s, const Choice& c, const std::string& impl) {
+    std::ostringstream key;
+    key << s.in << "->" << s.out << " " << s.kernel << "x" << s.kernel << "/" << s.stride << " @"
+        << s.height << "x" << s.width;
+    auto& line = layers_[key.str()];
+    if (!line.empty()) return;
+    std::ostringstream l;
+    l << key.str() << ": " << (c.type == Dt::bf16 ? "bf16" : "f32") << " "
+      << (c.algorithm == dnnl::algorithm::convolution_winograd ? "winograd" : "direct") << " ("
+      << impl << ")";
+    line = l.str();
+  }
+
+  Engine::Plan& plan_;
+  const EngineOptions& options_;
+  BufferPool pool_;
+  std::vector<PendingStep> pending_;
+  size_t scratchpad_bytes_ = 0;
+  std::map<ConvShape, Choice> choices_;
+  std::map<std::string, std::string> layers_;
+};
+
+/// Emits the network in execution order. `keep` says whether a value passed in is still needed
+/// afterwards (then it is not overwritten in place). With `consume`, each module's tensors are
+/// freed as soon as the plan has its own copy of them.
+class NetworkEmitter {
+ public:
+  NetworkEmitter(Builder& b, bool consume) : b_(b), consume_(consume) {}
+
+  Value residual(const model::ResidualImpl& r, const Value& x, bool keep) {
+    const ConvWeights w1 = fold(*r.conv1, r.bn2.get()), w2 = fold(*r.conv2, r.bn3.get()),
+                      w3 = fold(*r.conv3, nullptr);
+    const Choice c2 = b_.internal_choice(x, w2), c3 = b_.internal_choice(x, w3);
+    const Value a = b_.bn_relu(x, *r.bn1);
+    Value acc;
+    if (r.has_skip()) {
+      acc = b_.conv(x, fold(*r.skip, nullptr), false, Dt::f32, false);
+      if (!keep) b_.release(x);
+    } else {
+      acc = keep ? b_.convert(x, Dt::f32) : x;
+    }
+    const Value t1 = b_.conv(a, w1, true, c2.type, true);
+    b_.release(a);
+    const Value t2 = b_.conv(t1, w2, true, c3.type, true);
+    b_.release(t1);
+    b_.conv(t2, w3, false, Dt::f32, false, &acc);
+    b_.release(t2);
+    done(r);
+    return acc;
+  }
+
+  Value residuals(const nn::SequentialImpl& seq, Value x, bool keep) {
+    for (const auto& m : seq.children()) {
+      x = residual(*m->as<model::ResidualImpl>(), x, keep);
+      keep = false;
+    }
+    return x;
+  }
+
+  Value hourglass(const model::HourglassImpl& h, const Value& x, bool keep) {
+    Value low = b_.max_pool(x);
+    low = residuals(*h.low1, low, false);
+    low = h.low2 ? hourglass(*h.low2, low, false) : residuals(*h.low2_res, low, false);
+    low = residuals(*h.low3, low, false);
+    const Value up = residuals(*h.up1, x, keep);
+    b_.upsample_add(low, up);
+    b_.release(low);
+    return up;
+  }
+
+  void network(const model::StackedHourglassImpl& net, const Value& input) {
+    Value x = b_.conv(input, fold(*net.pre_conv, net.pre_bn.get()), true, Dt::f32, false);
+    done(*net.pre_conv);
+    done(*net.pre_bn);
+    x = residual(*net.pre_res1, x, false);
+    const Value pooled = b_.max_pool(x);
+    b_.release(x);
+    x = residual(*net.pre_res3, residual(*net.pre_res2, pooled, false), false);
+    const int64_t stacks = net.options.stacks();
+    for (int64_t s = 0; s < stacks; ++s) {
+      const bool last = s + 1 == stacks;
+      Value y = hourglass(net.hourglasses->at<model::HourglassImpl>(s), x, !last);
+      y = residuals(net.res->at<nn::SequentialImpl>(s), y, false);
+      const ConvWeights fc =
+          fold(net.fc_conv->at<nn::Conv2dImpl>(s), &net.fc_bn->at<nn::BatchNorm2dImpl>(s));
+      const ConvWeights score = fold(net.score->at<nn::Conv2dImpl>(s), nullptr);
+      const Value z = b_.conv(y, fc, true, b_.internal_choice(y, score).type, true);
+      b_.release(y);
+      const Value h = b_.conv(z, score, false, Dt::f32, false);
+      b_.output(h, s);
+      if (!last) {
+        b_.conv(z, fold(net.merge_features->at<nn::Conv2dImpl>(s), nullptr), false, Dt::f32, false,
+                &x);
+        b_.conv(h, fold(net.merge_preds->at<nn::Conv2dImpl>(s), nullptr), false, Dt::f32, false,
+                &x);
+      }
+      b_.release(z);
+      b_.release(h);
+      for (const auto* list :
+           {&net.fc_conv, &net.fc_bn, &net.score, &net.merge_features, &net.merge_preds})
+        if (s < static_cast<int64_t>((*list)->size())) done(*(*list)->ptr(s));
+      // Freed tensors stay in the heap's free lists, scattered between newer blocks; hand the
+      // whole free pages back to the system, or the resident memory would not go down.
+      if (consume_) malloc_trim(0);
+    }
+  }
+
+ private:
+  /// Frees the storage of `m`'s parameters and buffers (in place, so that every handle on them
+  /// lets go) when consuming the model.
+  void done(const nn::Module& m) const {
+    if (!consume_) return;
+    for (auto t : m.parameters()) t.set_();
+    for (auto t : m.buffers()) t.set_();
+  }
+
+  Builder& b_;
+  const bool consume_;
+};
+
+int resolve_threads(int threads) {
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+std::string precision_name(Precision p) {
+  return p == Precision::kBf16 ? "bf16" : "f32";
+}
+
+std::string algorithm_name(Algorithm a) {
+  switch (a) {
+    case Algorithm::kDirect:
+      return "direct";
+    case Algorithm::kWinograd:
+      return "winograd";
+    default:
+      return "auto";
+  }
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "f32") return Precision::kF32;
+  if (name == "bf16") return Precision::kBf16;
+  TORCH_CHECK(false, "unknown precision '", name, "': use f32 or bf16");
+}
+
+Algorithm parse_algorithm(const std::string& name) {
+  for (auto a : {Algorithm::kAuto, Algorithm::kDirect, Algorithm::kWinograd})
+    if (algorithm_name(a) == name) return a;
+  TORCH_CHECK(false, "unknown convolution algorithm '", name, "': use auto, direct or winograd");
+}
+
+bool bf16_supported() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+Engine::Engine(std::unique_ptr<Plan> plan) : plan_(std::move(plan)) {}
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+Engine::~Engine() = default;
+
+Engine Engine::build(const model::StackedHourglassImpl& model, const EngineOptions& options) {
+  return Engine(build_plan(model, options, false));
+}
+
+Engine Engine::build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options) {
+  return Engine(build_plan(model, options, true));
+}
+
+std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassImpl& model,
+                                                 const EngineOptions& options, bool consume) {
+  const double start = now_ms();
+  const int64_t m = 4 << model.options.depth();
+  TORCH_CHECK(options.batch >= 1, "engine batch must be at least 1, got ", options.batch);
+  TORCH_CHECK(
+      options.height > 0 && options.height % m == 0 && options.width > 0 && options.width % m == 0,
+      "engine input height and width must be positive multiples of ", m, " (4·2^depth), got ",
+      options.height, "×", options.width);
+  TORCH_CHECK(options.threads >= 0, "engine threads must be >= 0 (0 = all cores), got ",
+              options.threads);
+  TORCH_CHECK(options.precision != Precision::kBf16 || bf16_supported(),
+              "bf16 precision needs a CPU with AVX512-BF16 (avx512_core_bf16), which this one "
+              "lacks (or ONEDNN_MAX_CPU_ISA forbids); use --precision f32");
+  auto plan = std::make_unique<Plan>();
+  plan->options = options;
+  plan->options.threads = resolve_threads(options.threads);
+  plan->stacks = model.options.stacks();
+  plan->joints = model.options.joints();
+  omp_set_num_threads(plan->options.threads);
+  torch::NoGradGuard no_grad;
+  Builder builder(*plan);
+  const Value in = builder.input(
+      memory::desc({options.batch, 3, options.height, options.width}, Dt::f32, Tag::nchw));
+  NetworkEmitter(builder, consume).network(model, in);
+  builder.finish();
+  plan->summary.build_ms = now_ms() - start;
+  return plan;
+}
+
+at::Tensor Engine::forward(const at::Tensor& input) {
+  const auto& o = plan_->options;
+  TORCH_CHECK(input.dim() == 4 && input.size(0) == o.batch && input.size(1) == 3 &&
+                  input.size(2) == o.height && input.size(3) == o.width,
+              "this engine was built for input ", o.batch, "×3×", o.height, "×", o.width, ", got ",
+              input.sizes(), "; build an engine for that shape");
+  TORCH_CHECK(input.scalar_type() == at::kFloat && input.device().is_cpu(),
+              "engine input must be a float32 CPU tensor, got ", input.scalar_type(), " on ",
+              input.device());
+  const auto x = input.contiguous();
+  auto out = at::empty({o.batch, plan_->stacks, plan_->joints, o.height / 4, o.width / 4});
+  omp_set_num_threads(o.threads);
+  plan_->input.set_data_handle(x.data_ptr());
+  const int64_t slice = plan_->joints * (o.height / 4) * (o.width / 4);
+  for (size_t s = 0; s < plan_->outputs.size(); ++s)
+    plan_->outputs[s].set_data_handle(out.data_ptr<float>() + s * slice);
+  for (auto& step : plan_->steps) step.primitive.execute(plan_->stream, step.args);
+  plan_->stream.wait();
+  return out;
+}
+
+const EngineOptions& Engine::options() const {
+  return plan_->options;
+}
+const EngineSummary& Engine::summary() const {
+  return plan_->summary;
+}
+
+}  // namespace hg::engine

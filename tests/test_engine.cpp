@@ -1,0 +1,333 @@
+// The oneDNN engine against the LibTorch model (the reference path), on the fixture checkpoints
+// and on random models whose batch-norm statistics are randomised so that folding is exercised.
+//
+// Inputs are smooth synthetic images (bilinearly upsampled low-resolution noise plus Gaussian
+// blobs), like photographs in their spectrum; there is no trained model yet, so "decoded joints"
+// are the arg-max of each heatmap of a random-weight network.
+#include "hg/engine/engine.h"
+#include "hg/io/checkpoint.h"
+#include "hg/model/hourglass.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+namespace {
+
+using hg::engine::Algorithm;
+using hg::engine::Engine;
+using hg::engine::EngineOptions;
+using hg::engine::Precision;
+using hg::model::StackedHourglass;
+using hg::model::StackedHourglassOptions;
+
+/// A model with random weights and random (but plausible) batch-norm statistics and affines.
+StackedHourglass random_model(const StackedHourglassOptions& options, uint64_t seed) {
+  torch::manual_seed(seed);
+  StackedHourglass net(options);
+  torch::NoGradGuard no_grad;
+  for (const auto& m : net->modules(false)) {
+    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->running_mean.normal_(0, 0.3);
+      bn->running_var.uniform_(0.4, 2.0);
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.normal_(0, 0.2);
+    }
+  }
+  net->eval();
+  return net;
+}
+
+/// n smooth RGB images in [0, 1]: upsampled 8×8 noise plus a few bright Gaussian blobs.
+at::Tensor smooth_images(int64_t n, int64_t h, int64_t w, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto x = torch::nn::functional::interpolate(torch::rand({n, 3, 8, 8}),
+                                              torch::nn::functional::InterpolateFuncOptions()
+                                                  .size(std::vector<int64_t>{h, w})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
+  const auto ys = torch::arange(h, torch::kFloat).view({1, 1, h, 1});
+  const auto xs = torch::arange(w, torch::kFloat).view({1, 1, 1, w});
+  for (int blob = 0; blob < 4; ++blob) {
+    const auto cy = torch::rand({n, 1, 1, 1}) * h, cx = torch::rand({n, 1, 1, 1}) * w;
+    const auto sigma = 0.03 * h + torch::rand({n, 1, 1, 1}) * 0.05 * h;
+    x = x + torch::exp(-((ys - cy).pow(2) + (xs - cx).pow(2)) / (2 * sigma * sigma));
+  }
+  return (x / x.amax({1, 2, 3}, true)).contiguous();
+}
+
+at::Tensor reference(StackedHourglass& net, const at::Tensor& x) {
+  torch::InferenceMode guard;
+  return net->forward(x);
+}
+
+Engine build(StackedHourglass& net, const at::Tensor& x, Precision precision, Algorithm algorithm) {
+  EngineOptions o;
+  o.precision = precision;
+  o.algorithm = algorithm;
+  o.batch = x.size(0);
+  o.height = x.size(2);
+  o.width = x.size(3);
+  return Engine::build(*net, o);
+}
+
+/// max |a − b| / max |b|.
+double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+/// Arg-max position (x, y) of every heatmap: N×S×J×h×w → N×S×J×2.
+at::Tensor decode(const at::Tensor& heatmaps) {
+  const int64_t w = heatmaps.size(4);
+  const auto idx = heatmaps.flatten(3).argmax(3);
+  return torch::stack({idx % w, idx.div(w, "floor")}, -1);
+}
+
+/// Fraction of joints whose decoded positions differ by at most `tolerance` pixels (Chebyshev).
+double joints_within(const at::Tensor& a, const at::Tensor& b, int64_t tolerance) {
+  const auto d = (decode(a) - decode(b)).abs().amax(-1);
+  return (d <= tolerance).to(torch::kDouble).mean().item<double>();
+}
+
+void expect_direct_matches(StackedHourglass& net, const at::Tensor& x) {
+  auto engine = build(net, x, Precision::kF32, Algorithm::kDirect);
+  EXPECT_EQ(engine.summary().winograd, 0);
+  const auto expected = reference(net, x);
+  const auto out = engine.forward(x);
+  ASSERT_EQ(out.sizes(), expected.sizes());
+  EXPECT_LE(relative_error(out, expected), 1e-4) << engine.summary().layers;
+  // A second pass through the same plan (buffers reused) gives the same result.
+  EXPECT_TRUE(torch::equal(engine.forward(x), out));
+}
+
+struct Shape {
+  int64_t stacks, features, depth, residuals, joints, stem1, stem2, batch, h, w;
+};
+
+std::string shape_name(const ::testing::TestParamInfo<Shape>& info) {
+  const auto& s = info.param;
+  return "s" + std::to_string(s.stacks) + "f" + std::to_string(s.features) + "d" +
+         std::to_string(s.depth) + "r" + std::to_string(s.residuals) + "j" +
+         std::to_string(s.joints) + "_" + std::to_string(s.stem1) + "_" + std::to_string(s.stem2) +
+         "_n" + std::to_string(s.batch) + "_" + std::to_string(s.h) + "x" + std::to_string(s.w);
+}
+
+class EngineShapes : public ::testing::TestWithParam<Shape> {
+ protected:
+  StackedHourglass model() const {
+    const auto& s = GetParam();
+    return random_model(StackedHourglassOptions()
+                            .stacks(s.stacks)
+                            .features(s.features)
+                            .depth(s.depth)
+                            .residuals(s.residuals)
+                            .joints(s.joints)
+                            .stem1(s.stem1)
+                            .stem2(s.stem2),
+                        static_cast<uint64_t>(s.features * 131 + s.stacks));
+  }
+  at::Tensor input() const {
+    const auto& s = GetParam();
+    return smooth_images(s.batch, s.h, s.w, 7);
+  }
+};
+
+TEST_P(EngineShapes, DirectF32EqualsLibTorch) {
+  auto net = model();
+  expect_direct_matches(net, input());
+}
+
+TEST_P(EngineShapes, WinogradIsCloseAndDecodesTheSameJoints) {
+  auto net = model();
+  const auto x = input();
+  auto engine = build(net, x, Precision::kF32, Algorithm::kWinograd);
+  const auto expected = reference(net, x);
+  const auto out = engine.forward(x);
+  EXPECT_LE(relative_error(out, expected), 1e-3) << engine.summary().layers;
+  EXPECT_GE(joints_within(out, expected, 0), 0.999);
+}
+
+TEST_P(EngineShapes, AutoF32IsCloseToLibTorch) {
+  auto net = model();
+  const auto x = input();
+  auto engine = build(net, x, Precision::kF32, Algorithm::kAuto);
+  EXPECT_LE(relative_error(engine.forward(x), reference(net, x)), 1e-3);
+}
+
+TEST_P(EngineShapes, Bf16IsCloseToF32) {
+  if (!hg::engine::bf16_supported()) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  auto net = model();
+  const auto x = input();
+  const auto f32 = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  for (auto algorithm : {Algorithm::kDirect, Algorithm::kWinograd}) {
+    auto engine = build(net, x, Precision::kBf16, algorithm);
+    EXPECT_LE(relative_error(engine.forward(x), f32), 3e-2) << engine.summary().layers;
+  }
+}
+
+TEST_P(EngineShapes, BuildConsumingFreesTheModelAndGivesTheSameOutput) {
+  auto net = model();
+  const auto x = input();
+  const auto expected = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  EngineOptions o;
+  o.algorithm = Algorithm::kDirect;
+  o.batch = x.size(0);
+  o.height = x.size(2);
+  o.width = x.size(3);
+  auto engine = Engine::build_consuming(*net, o);
+  for (const auto& t : net->parameters()) EXPECT_EQ(t.numel(), 0);
+  for (const auto& t : net->buffers()) EXPECT_EQ(t.numel(), 0);
+  EXPECT_TRUE(torch::equal(engine.forward(x), expected));
+}
+
+// Channel counts that are not multiples of 16 (padded blocks), several residuals per block, skip
+// convolutions in the stem, non-square inputs, batches, shallow and deep hourglasses.
+INSTANTIATE_TEST_SUITE_P(Configs, EngineShapes,
+                         ::testing::Values(Shape{1, 32, 4, 1, 16, 128, 128, 1, 64, 64},
+                                           Shape{2, 64, 3, 1, 17, 64, 96, 2, 64, 96},
+                                           Shape{3, 32, 2, 2, 11, 32, 48, 3, 48, 32},
+                                           Shape{2, 24, 1, 3, 5, 16, 24, 2, 16, 24}),
+                         shape_name);
+
+TEST(EngineWinograd, IsUsedWhereTheShapesAllowIt) {
+  auto net = random_model(StackedHourglassOptions().stacks(1).features(64).depth(2), 3);
+  const auto x = smooth_images(1, 64, 64, 1);
+  auto engine = build(net, x, Precision::kF32, Algorithm::kWinograd);
+  EXPECT_GT(engine.summary().winograd, 0) << engine.summary().layers;
+}
+
+class EngineFixtures : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EngineFixtures, DirectF32EqualsLibTorch) {
+  auto loaded = hg::io::load_model(std::string(HG_TEST_DATA) + "/fixtures/" + GetParam());
+  expect_direct_matches(loaded.model, smooth_images(2, 64, 64, 5));
+}
+
+TEST_P(EngineFixtures, WinogradDecodesTheSameJoints) {
+  auto loaded = hg::io::load_model(std::string(HG_TEST_DATA) + "/fixtures/" + GetParam());
+  const auto x = smooth_images(2, 64, 64, 6);
+  auto engine = build(loaded.model, x, Precision::kF32, Algorithm::kWinograd);
+  const auto expected = reference(loaded.model, x);
+  const auto out = engine.forward(x);
+  EXPECT_LE(relative_error(out, expected), 1e-3);
+  EXPECT_GE(joints_within(out, expected, 0), 0.999);
+}
+
+TEST_P(EngineFixtures, Bf16IsCloseToF32) {
+  if (!hg::engine::bf16_supported()) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  auto loaded = hg::io::load_model(std::string(HG_TEST_DATA) + "/fixtures/" + GetParam());
+  const auto x = smooth_images(2, 64, 64, 8);
+  const auto f32 = build(loaded.model, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  auto engine = build(loaded.model, x, Precision::kBf16, Algorithm::kAuto);
+  EXPECT_LE(relative_error(engine.forward(x), f32), 3e-2) << engine.summary().layers;
+}
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, EngineFixtures,
+                         ::testing::Values("posenet_s1_f32_state_dict.pt",
+                                           "posenet_s2_f64_checkpoint.pt",
+                                           "bearpaw_hg_s2_b1_f64.pth.tar"),
+                         [](const auto& info) {
+                           return info.param.substr(0, info.param.find('.'));
+                         });
+
+/// Per heatmap of N×S×J×h×w: how far the maximum stands above the best value farther than 1 px
+/// from it, as a fraction of the heatmap's range (0: a tie elsewhere, the arg-max is ambiguous).
+at::Tensor peak_margins(const at::Tensor& heatmaps) {
+  const int64_t h = heatmaps.size(3), w = heatmaps.size(4);
+  const auto flat = heatmaps.flatten(0, 2).contiguous();
+  auto margins = torch::empty({flat.size(0)}, torch::kDouble);
+  const auto a = flat.accessor<float, 3>();
+  for (int64_t k = 0; k < flat.size(0); ++k) {
+    float best = a[k][0][0], low = best;
+    int64_t by = 0, bx = 0;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        if (a[k][y][x] > best) best = a[k][y][x], by = y, bx = x;
+        low = std::min(low, a[k][y][x]);
+      }
+    float second = low;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (std::abs(y - by) > 1 || std::abs(x - bx) > 1) second = std::max(second, a[k][y][x]);
+    margins[k] = best > low ? (best - second) / (best - low) : 0.0;
+  }
+  return margins.view({heatmaps.size(0), heatmaps.size(1), heatmaps.size(2)});
+}
+
+// bf16 against the engine's own f32 (direct) result on 32 synthetic images. With 8 bits of
+// mantissa, heatmap values move by about 1% of their range. A random-weight network's heatmaps
+// often have several near-equal maxima far apart, whose arg-max any rounding flips (f32 Winograd
+// flips some too), so the 1 px criterion is asked of the joints whose f32 peak is unambiguous:
+// it exceeds everything farther than 1 px by at least 5% of the heatmap's range. The test also
+// bounds the heatmap error and checks that such joints are not rare.
+TEST(EngineBf16, DecodedJointsStayWithinOnePixelOfF32) {
+  if (!hg::engine::bf16_supported())
+    GTEST_SKIP() << "this CPU lacks AVX512-BF16 (avx512_core_bf16): bf16 mode is refused here";
+  auto net = random_model(StackedHourglassOptions().stacks(2).features(64).depth(3), 11);
+  const auto x = smooth_images(32, 64, 64, 12);
+  const auto f32 = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
+  const auto clear = peak_margins(f32) >= 0.05;
+  const double clear_fraction = clear.to(torch::kDouble).mean().item<double>();
+  EXPECT_GE(clear_fraction, 0.3);  // 40% with this seed
+  for (auto algorithm : {Algorithm::kDirect, Algorithm::kAuto}) {
+    auto engine = build(net, x, Precision::kBf16, algorithm);
+    EXPECT_GT(engine.summary().bf16, 0);
+    const auto out = engine.forward(x);
+    EXPECT_LE(relative_error(out, f32), 2e-2);  // 0.6% measured
+    const auto close = (decode(out) - decode(f32)).abs().amax(-1) <= 1;
+    const double within = close.masked_select(clear).to(torch::kDouble).mean().item<double>();
+    EXPECT_GE(within, 0.99) << hg::engine::algorithm_name(algorithm) << ": of "
+                            << clear.sum().item<int64_t>() << " unambiguous joints; "
+                            << joints_within(out, f32, 1) << " of all joints";
+    std::cout << "bf16 " << hg::engine::algorithm_name(algorithm) << ": " << within * 100 << "% of "
+              << clear.sum().item<int64_t>() << " unambiguous joints within 1 px ("
+              << joints_within(out, f32, 1) * 100 << "% of all " << clear.numel() << "); max error "
+              << relative_error(out, f32) << " of max |f32|\n";
+  }
+}
+
+// ONEDNN_MAX_CPU_ISA makes oneDNN act as on a CPU without AVX512-BF16 (it is read once per
+// process, hence the tool in a child process).
+TEST(EngineBf16, IsRefusedClearlyWhenOneDnnMayNotUseIt) {
+  const std::string fixture = std::string(HG_TEST_DATA) + "/fixtures/posenet_s1_f32_state_dict";
+  const std::string log = ::testing::TempDir() + "engine_bf16_refusal.log";
+  const std::string command = "ONEDNN_MAX_CPU_ISA=AVX512_CORE " + std::string(HG_BINARY) +
+                              " forward -w " + fixture + ".pt -i " + fixture + ".io.pt -o " +
+                              ::testing::TempDir() + "unused.pt --backend engine --precision " +
+                              "bf16 > " + log + " 2>&1";
+  EXPECT_NE(std::system(command.c_str()), 0);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("needs a CPU with AVX512-BF16"), std::string::npos) << text;
+}
+
+TEST(EngineBf16, IsRefusedClearlyWithoutAvx512Bf16) {
+  if (hg::engine::bf16_supported()) GTEST_SKIP() << "this CPU has AVX512-BF16";
+  auto net = random_model(StackedHourglassOptions().stacks(1).features(16).depth(1), 1);
+  try {
+    build(net, smooth_images(1, 16, 16, 1), Precision::kBf16, Algorithm::kDirect);
+    FAIL() << "expected bf16 to be refused";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("AVX512-BF16"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Engine, RejectsOtherInputShapesAndBadOptions) {
+  auto net = random_model(StackedHourglassOptions().stacks(1).features(16).depth(1), 2);
+  auto engine = build(net, smooth_images(1, 16, 16, 1), Precision::kF32, Algorithm::kDirect);
+  EXPECT_THROW(engine.forward(torch::rand({2, 3, 16, 16})), c10::Error);
+  EXPECT_THROW(engine.forward(torch::rand({1, 3, 16, 16}, torch::kDouble)), c10::Error);
+  EngineOptions o;
+  o.height = 20;
+  EXPECT_THROW(Engine::build(*net, o), c10::Error);
+  EXPECT_THROW(hg::engine::parse_precision("fp16"), c10::Error);
+  EXPECT_THROW(hg::engine::parse_algorithm("fft"), c10::Error);
+}
+
+}  // namespace
