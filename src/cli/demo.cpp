@@ -1,9 +1,14 @@
 #include "hg/cli/cli.h"
 #include "hg/data/readers.h"
 #include "hg/eval/evaluate.h"
+#include "hg/eval/plot.h"
+#include "hg/infer/decode.h"
+#include "hg/io/draw.h"
 #include "hg/io/checkpoint.h"
 #include "hg/train/trainer.h"
 
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -55,6 +60,99 @@ std::string joint_table(const std::vector<eval::PckTable>& stacks, const data::J
     md << "\n";
   }
   return md.str();
+}
+
+// Loss of every stack (log10, mean over each epoch's steps... per 25 steps) and validation PCK of
+// every stack per epoch, from the run's log.jsonl.
+void plot_training(const fs::path& run, const fs::path& out) {
+  std::ifstream in(run / "log.jsonl");
+  std::vector<std::vector<double>> loss;  // per stack
+  std::vector<std::vector<double>> val;   // per stack
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["type"] == "step") {
+      const auto& stacks = j["stacks"];
+      loss.resize(stacks.size());
+      for (size_t s = 0; s < stacks.size(); ++s) loss[s].push_back(stacks[s].get<double>());
+    } else if (j.contains("val_pck@0.5")) {
+      const auto& v = j["val_pck@0.5"];
+      val.resize(v.size());
+      for (size_t s = 0; s < v.size(); ++s) val[s].push_back(v[s]["mean"].get<double>());
+    }
+  }
+  if (loss.empty()) return;
+  const size_t window = 25, points = loss[0].size() / window;
+  if (points >= 2) {
+    eval::Panel panel{"training loss per stack (mean of 25 steps)", {}, "log10 MSE", 0, 0};
+    std::vector<double> x;
+    panel.y_min = 1e9;
+    panel.y_max = -1e9;
+    for (size_t s = 0; s < loss.size(); ++s) {
+      eval::Curve c{"stack " + std::to_string(s + 1), {}};
+      for (size_t p = 0; p < points; ++p) {
+        double sum = 0;
+        for (size_t k = 0; k < window; ++k) sum += loss[s][p * window + k];
+        c.values.push_back(std::log10(sum / window));
+        panel.y_min = std::min(panel.y_min, std::floor(c.values.back() * 2) / 2);
+        panel.y_max = std::max(panel.y_max, std::ceil(c.values.back() * 2) / 2);
+      }
+      panel.curves.push_back(std::move(c));
+    }
+    for (size_t p = 0; p < points; ++p) x.push_back(static_cast<double>((p + 1) * window));
+    eval::plot_curves((out / "loss.png").string(), x, {panel}, "step", 900, 500);
+  }
+  if (!val.empty() && val[0].size() >= 2) {
+    eval::Panel panel{"validation PCKh@0.5 (mean) per stack", {}};
+    std::vector<double> x;
+    for (size_t e = 0; e < val[0].size(); ++e) x.push_back(static_cast<double>(e + 1));
+    for (size_t s = 0; s < val.size(); ++s)
+      panel.curves.push_back({"stack " + std::to_string(s + 1), val[s]});
+    eval::plot_curves((out / "validation.png").string(), x, {panel}, "epoch", 900, 500);
+  }
+}
+
+// Held-out crops with the last stack's skeleton, beside the max of its heatmaps.
+void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, int res,
+                  const fs::path& png) {
+  data::LoaderOptions lo;
+  lo.batch_size = 8;
+  lo.threads = 1;
+  lo.shuffle = false;
+  lo.sample.res = res;
+  data::Loader loader(std::shared_ptr<const data::Dataset>(&test, [](const data::Dataset*) {}), lo);
+  loader.start_epoch(0);
+  data::Batch batch;
+  if (!loader.next(batch)) return;
+  torch::InferenceMode guard;
+  const auto heatmaps = net.forward(batch.input);  // N×S×J×h×w
+  const auto last = heatmaps.select(1, heatmaps.size(1) - 1).contiguous();
+  const auto peaks = infer::decode_peaks(last);  // N×J×3 in heatmap pixels
+  const int side = static_cast<int>(last.size(-1)), zoom = 2, big = res * zoom;
+  const double f = static_cast<double>(res) / side;
+  std::vector<cv::Mat> tiles;
+  for (int64_t i = 0; i < last.size(0); ++i) {
+    auto chw = (batch.input[i] * 255).clamp(0, 255).to(torch::kU8).permute({1, 2, 0}).contiguous();
+    cv::Mat crop(res, res, CV_8UC3, chw.data_ptr());
+    cv::Mat big_crop;
+    cv::resize(crop, big_crop, cv::Size(big, big), 0, 0, cv::INTER_NEAREST);
+    std::vector<cv::Point2d> points;
+    for (int64_t j = 0; j < last.size(1); ++j) {
+      // Heatmap pixel k is centred on crop coordinate f·k + (f-1)/2 (data/transform.h).
+      const cv::Point2d p(peaks[i][j][0].item<double>(), peaks[i][j][1].item<double>());
+      points.push_back(((p * f) + cv::Point2d((f - 1) / 2, (f - 1) / 2)) * zoom +
+                       cv::Point2d((zoom - 1) / 2.0, (zoom - 1) / 2.0));
+    }
+    cv::Mat skeleton = big_crop.clone();
+    io::draw_skeleton(skeleton, points, std::vector<bool>(points.size(), true), test.joints());
+    auto hmax = std::get<0>(last[i].max(0)).contiguous();
+    cv::Mat map(side, side, CV_32F, hmax.data_ptr<float>());
+    tiles.push_back(skeleton);
+    tiles.push_back(io::overlay_map(big_crop, map.clone()));
+  }
+  cv::Mat out = io::tile(tiles, 4), bgr;
+  cv::cvtColor(out, bgr, cv::COLOR_RGB2BGR);
+  cv::imwrite(png.string(), bgr);
 }
 
 }  // namespace
@@ -130,6 +228,10 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
        << " s.\n\n## PCKh@0.5 per stack\n\n"
        << group_table(tables) << "\n## PCKh@0.5 per joint\n\n"
        << joint_table(tables, test_set->joints())
+       << "\n## Curves\n\n![training loss](loss.png)\n\n![validation](validation.png)\n\n"
+       << "## Predictions of the last stack on held-out images\n\nEach pair: the crop with the "
+       << "predicted skeleton (red = right, blue = left), and the maximum of the heatmaps.\n\n"
+       << "![predictions](predictions.png)\n"
        << "\n## Files\n\n- `run/last.hg`: the trained model (use it with `hourglass predict`, "
        << "`eval`, `show`)\n- `run/log.jsonl`: loss of every stack per step, validation per epoch\n"
        << "- `run/config.json`: the effective training config\n\n## Reproduce\n\n```sh\nhourglass demo --out "
@@ -137,6 +239,8 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     for (const auto& s : args->sets) md << " --set " << s;
     md << "\n```\n";
     fs::create_directories(out);
+    plot_training(run, out);
+    draw_montage(*net, *test_set, static_cast<int>(config.input_size), out / "predictions.png");
     std::ofstream(out / "report.md") << md.str();
 
     std::cout << "\nPCKh@0.5 on held-out synthetic people (flip test):\n";

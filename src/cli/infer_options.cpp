@@ -12,10 +12,17 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
       cmd.add_option("--weights,-w", a.weights, "checkpoint (native, posenet or bearpaw)")
           ->required(!weights_optional)
           ->check(CLI::ExistingFile);
-  cmd.add_option("--backend", a.backend, "network engine: torch")
+  cmd.add_option("--backend", a.backend,
+                 "network runtime: auto (the oneDNN engine on CPU, LibTorch on CUDA), torch or "
+                 "engine")
       ->capture_default_str()
-      ->check(CLI::IsMember({"torch"}));
+      ->check(CLI::IsMember({"auto", "torch", "engine"}));
   cmd.add_option("--device", a.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd.add_option("--precision", a.precision, "engine arithmetic: f32 or bf16 (AVX512-BF16 CPUs)")
+      ->capture_default_str();
+  cmd.add_option("--algorithm", a.algorithm,
+                 "engine 3×3 convolutions: auto (fastest per layer), direct or winograd")
+      ->capture_default_str();
   cmd.add_option("--size", a.size, "network input side (default: the checkpoint's, else 256)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_flag("--no-flip", a.no_flip,
@@ -38,7 +45,13 @@ infer::Predictor make_predictor(const PredictorArgs& a) {
   TORCH_CHECK(options.input_size % multiple == 0, "--size ", options.input_size,
               " does not fit the model of ", a.weights, ": it must be a multiple of ", multiple);
   auto joints = infer::joints_for_model(loaded.model->options.joints());
-  return infer::Predictor(infer::torch_backend(loaded.model, device), std::move(joints), options);
+  const bool use_engine = a.backend == "engine" || (a.backend == "auto" && device.is_cpu());
+  TORCH_CHECK(!use_engine || device.is_cpu(), "--backend engine runs on the CPU, not on ", a.device,
+              ": use --backend torch");
+  auto backend = use_engine ? infer::engine_backend(loaded.model, options.input_size, a.precision,
+                                                    a.algorithm, torch::get_num_threads())
+                            : infer::torch_backend(loaded.model, device);
+  return infer::Predictor(std::move(backend), std::move(joints), options);
 }
 
 void add_person_options(CLI::App& cmd, PersonArgs& a) {

@@ -34,8 +34,8 @@ void plot_curves(const std::string& png_path, const std::vector<double>& thresho
     const double xmax = thresholds.back();
     for (const auto& panel : panels) {
       pls.col0(1);
-      pls.env(0, xmax, 0, 100, 0, 2);  // axis = 2: with a grid
-      pls.lab(x_label.c_str(), "% of joints", panel.title.c_str());
+      pls.env(0, xmax, panel.y_min, panel.y_max, 0, 2);  // axis = 2: with a grid
+      pls.lab(x_label.c_str(), panel.y_label.c_str(), panel.title.c_str());
       const auto n = static_cast<PLINT>(panel.curves.size());
       std::vector<PLINT> opts(n, PL_LEGEND_LINE), text_colours(n, 1), colours(n), styles(n, 1);
       std::vector<PLFLT> widths(n, 2);

@@ -1,5 +1,7 @@
 #include "hg/infer/predictor.h"
 
+#include "hg/engine/engine.h"
+
 #include "hg/infer/decode.h"
 
 #include <torch/torch.h>
@@ -18,6 +20,23 @@ Backend torch_backend(model::StackedHourglass model, c10::Device device) {
   return [model, device](const at::Tensor& input) mutable {
     torch::InferenceMode guard;
     return model->forward(input.to(device));
+  };
+}
+
+Backend engine_backend(model::StackedHourglass model, int input_size, const std::string& precision,
+                       const std::string& algorithm, int threads) {
+  engine::EngineOptions o;
+  o.threads = threads;
+  o.precision = engine::parse_precision(precision);
+  o.algorithm = engine::parse_algorithm(algorithm);
+  o.batch = 1;
+  o.height = o.width = input_size;
+  auto plan = std::make_shared<engine::Engine>(engine::Engine::build_consuming(*model, o));
+  return [plan](const at::Tensor& input) {
+    std::vector<at::Tensor> out;
+    for (int64_t i = 0; i < input.size(0); ++i)
+      out.push_back(plan->forward(input.slice(0, i, i + 1)));
+    return torch::cat(out, 0);
   };
 }
 

@@ -44,15 +44,17 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global);
 
 /// Model flags of the commands that run the network (predict, eval, show).
 struct PredictorArgs {
-  std::string weights;  ///< checkpoint, any supported format
-  std::string backend = "torch";
-  std::string device = "cpu";  ///< cpu, cuda, cuda:N
-  int size = 0;                ///< input side; 0 = the checkpoint's meta, else 256
-  bool no_flip = false;        ///< disable the flip test
-  int batch = 8;               ///< crops per network call
+  std::string weights;             ///< checkpoint, any supported format
+  std::string backend = "auto";    ///< auto (engine on CPU, torch on CUDA), torch or engine
+  std::string device = "cpu";      ///< cpu, cuda, cuda:N
+  std::string precision = "f32";   ///< engine: f32 or bf16
+  std::string algorithm = "auto";  ///< engine: auto, direct or winograd
+  int size = 0;                    ///< input side; 0 = the checkpoint's meta, else 256
+  bool no_flip = false;            ///< disable the flip test
+  int batch = 8;                   ///< crops per network call
 };
-/// Registers --weights (required unless `weights_optional`), --backend, --device, --size,
-/// --no-flip, --batch; returns the --weights option.
+/// Registers --weights (required unless `weights_optional`), --backend, --device, --precision,
+/// --algorithm, --size, --no-flip, --batch; returns the --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
                                    bool weights_optional = false);
 /// Loads the checkpoint and builds the predictor the flags describe (threads must be set).

@@ -16,10 +16,12 @@ struct Curve {
 struct Panel {
   std::string title;
   std::vector<Curve> curves;
+  std::string y_label = "% of joints";
+  double y_min = 0, y_max = 100;
 };
 
-/// Draws the panels side by side (x: `x_label`, 0…max threshold; y: percent, 0…100), each with a
-/// legend, into a PNG of `width`×`height` pixels. Throws naming `png_path` when it cannot write.
+/// Draws the panels side by side (x: `x_label`, 0…the last of `thresholds`; y: each panel's
+/// label and range, by default percent 0…100), each with a legend, into a PNG of `width`×`height` pixels. Throws naming `png_path` when it cannot write.
 void plot_curves(const std::string& png_path, const std::vector<double>& thresholds,
                  const std::vector<Panel>& panels, const std::string& x_label, int width = 1400,
                  int height = 600);

@@ -28,6 +28,14 @@ using Backend = std::function<at::Tensor(const at::Tensor&)>;
 /// to the device and set to eval mode).
 Backend torch_backend(model::StackedHourglass model, c10::Device device);
 
+/// A backend running `model` on the oneDNN CPU engine (hg::engine), built for one
+/// 1×3×`input_size`×`input_size` image and run once per crop: batch 1 is the engine's fastest
+/// per-image mode, and one plan keeps memory low. The model's weights are handed over to the
+/// engine (the model must not be used afterwards). `precision` and `algorithm` as
+/// engine::parse_precision / parse_algorithm; `threads` 0 = all cores.
+Backend engine_backend(model::StackedHourglass model, int input_size, const std::string& precision,
+                       const std::string& algorithm, int threads);
+
 /// How a person's crop was chosen; written to the output as it is.
 enum class PersonSource {
   kCenterScale,  ///< --center/--scale given by the user
