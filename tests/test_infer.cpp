@@ -221,6 +221,35 @@ TEST(Eval, ReproducesTheOfficialMpiiEvaluation) {
       EXPECT_NEAR(got[key][group].get<double>(), value, 1e-8) << key << " " << group;
 }
 
+// FLIC (torso unit) and COCO (box unit): predictions = the truth, except the wrists moved by
+// 0.3 of the person's unit: PCK@0.2 is 100 everywhere but 0 for the wrists.
+TEST(Eval, FlicTorsoAndCocoBoxPckAtPointTwo) {
+  const auto dir = scratch("eval_flic_coco");
+  for (const std::string file : {"/flic/annot/valid.h5", "/coco/person_keypoints_test.json"}) {
+    const auto d = hg::data::open_annotations(kData + file);
+    const auto n = static_cast<int64_t>(d->size());
+    const int nj = d->joints().size();
+    auto preds = torch::zeros({n, nj, 2}, torch::kDouble);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto a = d->annotation(static_cast<size_t>(i));
+      const double unit = a.normalize > 0 ? a.normalize : 200 * a.scale / 1.25;
+      for (int j = 0; j < nj; ++j) {
+        const bool wrist = d->joints().names[j].find("wrist") != std::string::npos;
+        preds[i][j][0] = a.joints[j].pos.x + (wrist ? 0.3 * unit : 0.0);
+        preds[i][j][1] = a.joints[j].pos.y;
+      }
+    }
+    hg::eval::write_predictions_h5((dir / "preds.h5").string(), preds);
+    const auto r = run_tool("eval " + kData + file + " --predictions " +
+                            (dir / "preds.h5").string() + " --json " + (dir / "pck.json").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto t = read_json(dir / "pck.json")["pck@0.2"];
+    EXPECT_DOUBLE_EQ(t["wrist"].get<double>(), 0.0) << file;
+    EXPECT_DOUBLE_EQ(t["elbow"].get<double>(), 100.0) << file;
+    EXPECT_DOUBLE_EQ(t["shoulder"].get<double>(), 100.0) << file;
+  }
+}
+
 TEST(Eval, RejectsPredictionsOfTheWrongShape) {
   const auto dir = scratch("eval_bad");
   hg::eval::write_predictions_h5((dir / "preds.h5").string(), torch::zeros({5, 16, 2}));
@@ -289,6 +318,7 @@ TEST(Predict, BadInputsAreReportedAndTheOthersStillProcessed) {
   EXPECT_EQ(j["flip_test"], false);
 }
 
+// tests/data/video holds a copy of the shared PoseTrack clip (5 frames of 1280×720).
 TEST(Predict, VideoToJsonAndAnnotatedVideo) {
   const auto dir = scratch("video");
   const auto r = run_tool("predict --threads 2 --no-flip --whole-image --weights " + kFixture +

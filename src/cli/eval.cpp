@@ -210,14 +210,15 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
                           {"evaluated", rows.size(0)}, {"samples", n},
                           {"metric", metric.name},     {"thresholds", thresholds}};
     std::vector<eval::Panel> panels(1);
-    eval::Panel per_stack{"mean " + metric.name + " per stack", {}};
+    const std::string shown = metric.name == "pckh" ? "PCKh" : "PCK";
+    eval::Panel per_stack{"mean " + shown + " per stack", {}};
     const int64_t first = args->per_stack ? 0 : stacks - 1;
     for (int64_t s = first; s < stacks; ++s) {
       const auto errors = eval::normalized_errors(pick(p.joints.select(1, s)), pick(truth.joints),
                                                   pick(truth.present), pick(truth.normalize));
       nlohmann::json entry = {{"stack", s + 1}};
       const std::string label = s == stacks - 1 ? "final" : "stack " + std::to_string(s + 1);
-      std::printf("\n%s, %s:\n", key(metric, metric.thresholds[0]).c_str(), label.c_str());
+      std::printf("\n%s:\n", label.c_str());
       for (size_t k = 0; k < metric.thresholds.size(); ++k) {
         const auto table = eval::pck_table(errors, d->joints(), metric.thresholds[k]);
         print_table(key(metric, metric.thresholds[k]), table, k == 0);
@@ -255,7 +256,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
         for (size_t k = 0; k < thresholds.size(); k += 5)
           std::printf(" %.2f:%s", thresholds[k], percent(groups.back().values[k]).c_str());
         std::printf("\n");
-        panels[0] = {metric.name + " by joint group (" + label + ")", groups};
+        panels[0] = {shown + " by joint group (" + label + ")", groups};
         for (const auto& [k, v] : entry.items()) out[k] = v;
       }
       if (args->per_stack) out["per_stack"].push_back(entry);
@@ -268,7 +269,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
     }
     if (!args->plot.empty()) {
       if (per_stack.curves.size() > 1) panels.push_back(per_stack);
-      eval::plot_curves(args->plot, thresholds, panels, "threshold (" + metric.name + " unit)");
+      eval::plot_curves(args->plot, thresholds, panels,
+                        "threshold (fraction of the " + shown + " unit)");
       std::printf("wrote %s\n", args->plot.c_str());
     }
   });
