@@ -11,12 +11,13 @@
 // stays one pass: relu(s ⊙ x + t) (a binary multiply with add and ReLU post-ops). Folding is
 // computed in double and rounded once to float.
 //
-// The plan. Every activation lives in oneDNN's nChw16c layout. The trunk (residual inputs and
-// outputs, pooled and upsampled values, heatmaps) is float32; values inside a residual or a head
-// use the convolutions' precision. A residual's conv3 accumulates into the trunk in place (sum
-// post-op), the upsampled low branch is added by the resampling's sum post-op, and each stack's
-// merge convolutions accumulate into the next stack's input. Buffers are taken from and returned
-// to a pool in execution order, so values that are never alive together share memory.
+// The plan. Every activation lives in oneDNN's blocked layout (nChw16c with AVX-512, nChw8c below).
+// The trunk (residual inputs and outputs, pooled and upsampled values, heatmaps) is float32; values
+// inside a residual or a head use the convolutions' precision. A residual's conv3 accumulates into
+// the trunk in place (sum post-op), the upsampled low branch is added by the resampling's sum
+// post-op, and each stack's merge convolutions accumulate into the next stack's input. Buffers are
+// taken from and returned to a pool in execution order, so values that are never alive together
+// share memory.
 #include "hg/engine/engine.h"
 
 #include "hg/model/hourglass.h"
@@ -44,7 +45,6 @@ using dnnl::memory;
 using Dt = memory::data_type;
 using Tag = memory::format_tag;
 
-constexpr Tag kBlocked = Tag::nChw16c;
 constexpr int64_t kInputBuffer = -1;
 constexpr int64_t kScratchpadBuffer = -2;
 constexpr size_t kAlignment = 64;
@@ -56,6 +56,17 @@ dnnl::primitive_attr attributes(const dnnl::post_ops& ops = {}) {
   attr.set_post_ops(ops);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
+}
+
+bool isa_at_least(dnnl::cpu_isa isa) {
+  const auto effective = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (effective & static_cast<unsigned>(isa)) == static_cast<unsigned>(isa);
+}
+
+/// The activations' layout: channels in blocks of one vector register, the layout oneDNN's JIT
+/// kernels are written for (with another, they fall back to reference code).
+Tag blocked_layout() {
+  return isa_at_least(dnnl::cpu_isa::avx512_core) ? Tag::nChw16c : Tag::nChw8c;
 }
 
 double now_ms() {
@@ -255,7 +266,7 @@ class Builder {
   /// others fall back to its reference kernel, ~100× slower. A bf16 reader converts it.)
   Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn) {
     auto [s, t] = bn_scale_shift(bn);
-    const memory::desc channel_md({1, x.channels(), 1, 1}, Dt::f32, kBlocked);
+    const memory::desc channel_md({1, x.channels(), 1, 1}, Dt::f32, blocked_layout());
     const memory scale = import(s.to(at::kFloat).contiguous(), channel_md);
     const memory shift = import(t.to(at::kFloat).contiguous(), channel_md);
     const memory::desc dst_md = blocked(x.md.dims(), Dt::f32);
@@ -360,7 +371,7 @@ class Builder {
 
  private:
   static memory::desc blocked(const memory::dims& dims, Dt type) {
-    return memory::desc(dims, type, kBlocked);
+    return memory::desc(dims, type, blocked_layout());
   }
 
   static ConvShape conv_shape(const Value& src, const ConvWeights& w) {
@@ -636,8 +647,11 @@ Algorithm parse_algorithm(const std::string& name) {
 }
 
 bool bf16_supported() {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+  return isa_at_least(dnnl::cpu_isa::avx512_core_bf16);
+}
+
+bool winograd_supported() {
+  return isa_at_least(dnnl::cpu_isa::avx512_core);
 }
 
 Engine::Engine(std::unique_ptr<Plan> plan) : plan_(std::move(plan)) {}

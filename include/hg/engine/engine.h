@@ -3,7 +3,7 @@
 ///
 /// Engine::build turns a loaded model into a fixed plan of oneDNN primitives for one input shape:
 /// batch norm folded into the convolutions, convolutions fused with their ReLU and residual
-/// additions, all activations in oneDNN's blocked layout (nChw16c), weights reordered once, and
+/// additions, all activations in oneDNN's blocked layout (nChw16c/8c), weights reordered once, and
 /// activation buffers shared by a liveness-based memory plan. Engine::forward then runs that plan;
 /// its output equals StackedHourglassImpl::forward's up to floating-point rounding.
 ///
@@ -47,6 +47,9 @@ Algorithm parse_algorithm(const std::string& name);
 
 /// True when this CPU (and oneDNN's ISA limit, ONEDNN_MAX_CPU_ISA) allows avx512_core_bf16.
 bool bf16_supported();
+/// True when oneDNN 2.6 may use its Winograd convolution here (it has one for AVX-512 only);
+/// elsewhere Algorithm::kWinograd and kAuto compute every layer directly.
+bool winograd_supported();
 
 struct EngineOptions {
   /// oneDNN (OpenMP) threads; 0 = as many as the machine has cores. Applies process-wide, so it
