@@ -283,4 +283,21 @@ TEST(TorchFile, ValuesRoundTripThroughTheWriterAndReader) {
   EXPECT_EQ(back->find("half")->tensor.scalar_type(), torch::kHalf);
 }
 
+TEST(TorchFile, DeferredTensorsHaveTheirShapeNowAndTheirDataOnDemand) {
+  using hg::io::PyValue;
+  auto root = PyValue::new_dict();
+  const auto strided = torch::arange(12, torch::kFloat).reshape({3, 4}).t();  // non-contiguous
+  const auto base = torch::arange(10, torch::kDouble);
+  root->set("strided", PyValue::of(strided)).set("tail", PyValue::of(base.slice(0, 4)));
+  const auto path = temp_path("deferred.pt");
+  hg::io::write_torch_file(path, *root);
+  const auto back = hg::io::read_torch_file(path, hg::io::TensorData::kDeferred);
+  const auto& lazy = *back->find("strided");
+  EXPECT_TRUE(lazy.tensor.is_meta());  // nothing read yet
+  EXPECT_EQ(lazy.tensor.sizes(), strided.sizes());
+  EXPECT_TRUE(torch::equal(hg::io::load_tensor(lazy), strided));
+  EXPECT_TRUE(torch::equal(hg::io::load_tensor(*back->find("tail")), base.slice(0, 4)));
+  EXPECT_TRUE(torch::equal(hg::io::tensor_entries(*back).at("strided"), strided));
+}
+
 }  // namespace

@@ -3,10 +3,14 @@
 #include "tool_runner.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 namespace {
 
@@ -56,6 +60,55 @@ TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
   const auto bad_size = run("info --stacks 2 --size 100");
   EXPECT_NE(bad_size.code, 0);
   EXPECT_NE(bad_size.out.find("multiple of 64"), std::string::npos) << bad_size.out;
+}
+
+TEST(Cli, ATrainingCheckpointWorksInPredictAndEval) {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / ("hg_cli_train_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const auto run_dir = (dir / "run").string();
+  auto r = run("train --recipe cpu --run-dir " + run_dir +
+               " --set model.stacks=2 --set model.features=16 --set model.depth=2"
+               " --set model.stem1=16 --set model.stem2=16 --set input_size=64"
+               " --set dataset=synthetic:32:1 --set val_dataset= --set batch_size=8"
+               " --set epochs=1 --set threads=2 --set loader_threads=1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto checkpoint = run_dir + "/last.hg";
+  ASSERT_TRUE(fs::exists(checkpoint)) << r.out;
+
+  // eval: every stack of the trained model, with the engine (default) and with LibTorch.
+  auto eval_json = [&](const std::string& backend) {
+    const auto path = (dir / ("eval_" + backend + ".json")).string();
+    const auto e = run("eval synthetic:24:7 --weights " + checkpoint + " --backend " + backend +
+                       " --no-flip --per-stack --json " + path);
+    EXPECT_EQ(e.code, 0) << e.out;
+    std::ifstream in(path);
+    return nlohmann::json::parse(in);
+  };
+  const auto engine = eval_json("engine"), torch_eval = eval_json("torch");
+  EXPECT_EQ(engine["evaluated"], 24);
+  ASSERT_EQ(engine["per_stack"].size(), 2u);
+  ASSERT_EQ(torch_eval["per_stack"].size(), 2u);
+  for (int s = 0; s < 2; ++s) {
+    const double a = engine["per_stack"][s]["pckh@0.5"]["mean"];
+    const double b = torch_eval["per_stack"][s]["pckh@0.5"]["mean"];
+    EXPECT_NEAR(a, b, 100.0 / 24) << "stack " << s + 1;  // at most one joint per person apart
+  }
+
+  // predict: a real image, the whole image as the crop, joints by name and both stacks.
+  const auto out = (dir / "predict.json").string();
+  r = run("predict --weights " + checkpoint + " --whole-image -o " + out + " " +
+          std::string(HG_TEST_DATA) + "/mpii/images/004645041.jpg");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(out);
+  const auto doc = nlohmann::json::parse(in);
+  const auto& people = doc["results"][0]["people"];
+  ASSERT_EQ(people.size(), 1u) << doc.dump();
+  EXPECT_EQ(people[0]["found_by"], "whole-image");
+  EXPECT_EQ(people[0]["joints"].size(), 16u);
+  EXPECT_TRUE(people[0]["joints"].contains("l-wrist"));
+  EXPECT_EQ(people[0]["stacks"].size(), 2u);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -78,6 +78,25 @@ TEST(Train, LossFallsOnATinyModel) {
   EXPECT_EQ(loaded.meta["train"]["epoch"], 4);
 }
 
+TEST(Train, LossFallsWithBf16MixedPrecisionInEitherMemoryLayout) {
+  for (bool channels_last : {true, false}) {
+    const auto dir = fresh_dir(channels_last ? "bf16_nhwc" : "bf16_nchw");
+    auto c = tiny();
+    c.epochs = 4;
+    c.amp = "bf16";
+    c.channels_last = channels_last;
+    EXPECT_EQ(Trainer(c, dir).run().outcome, hg::train::Outcome::kFinished);
+    const auto epochs = log_lines(dir, "epoch");
+    ASSERT_EQ(epochs.size(), 4u);
+    EXPECT_LT(epochs.back()["train_loss"].get<double>(), 0.5 * epochs.front()["train_loss"].get<double>())
+        << "channels_last " << channels_last;
+    // The weights stay float32 (only the forward pass runs in bf16).
+    const auto ckpt = hg::io::read_checkpoint((fs::path(dir) / "last.hg").string());
+    for (const auto& [name, t] : ckpt.state)
+      if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
+  }
+}
+
 TEST(Train, ResumedRunMatchesAnUninterruptedOne) {
   auto c = tiny();
   c.max_steps = 11;  // stops mid-epoch (8 steps per epoch)
@@ -130,6 +149,19 @@ TEST(Train, ConfigErrorsNameTheKey) {
   EXPECT_EQ(c.model.stacks(), 4);
   c.set("lr_drops=[3, 5]");
   EXPECT_EQ(c.lr_drops, (std::vector<int64_t>{3, 5}));
+  c.set("channels_last=false");
+  EXPECT_FALSE(c.channels_last);
+  c.set("amp=bf16");
+  EXPECT_EQ(c.amp, "bf16");
+  c.set("amp=fp8");
+  try {
+    c.validate();
+    FAIL() << "expected amp=fp8 to be refused";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("amp must be off, bf16 or auto, got 'fp8'"),
+              std::string::npos)
+        << e.what_without_backtrace();
+  }
 }
 
 TEST(Train, UnwritableRunFolderIsReportedBeforeTraining) {

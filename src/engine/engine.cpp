@@ -15,9 +15,9 @@
 // The trunk (residual inputs and outputs, pooled and upsampled values, heatmaps) is float32; values
 // inside a residual or a head use the convolutions' precision. A residual's conv3 accumulates into
 // the trunk in place (sum post-op), the upsampled low branch is added by the resampling's sum
-// post-op, and each stack's merge convolutions accumulate into the next stack's input. Buffers are
-// taken from and returned to a pool in execution order, so values that are never alive together
-// share memory.
+// post-op, and each stack's merge (one folded convolution, see fold_merge) accumulates into the
+// next stack's input. Buffers are taken from and returned to a pool in execution order, so values
+// that are never alive together share memory.
 #include "hg/engine/engine.h"
 
 #include "hg/model/hourglass.h"
@@ -48,6 +48,12 @@ using Tag = memory::format_tag;
 constexpr int64_t kInputBuffer = -1;
 constexpr int64_t kScratchpadBuffer = -2;
 constexpr size_t kAlignment = 64;
+/// Algorithm::kAuto considers Winograd only for 3×3 layers of at least this many output pixels.
+/// Winograd keeps 4× a layer's weights; measured here (one layer, 128→128), it runs 64×64 layers
+/// 2.5× faster than direct, 32×32 ones 1.85× and 16×16 ones 1.6×. For the 8-stack network at
+/// 256 px, the 64×64 layers gain about 28 ms for 35 MB of weights; all the others together
+/// about 9 ms more for 100 MB more, which would push `hourglass predict` past 400 MB.
+constexpr int64_t kAutoWinogradPixels = 64 * 64;
 
 /// Attributes of every planned primitive: `ops`, and a scratchpad the plan provides (one buffer
 /// shared by all steps, as they run one at a time) instead of one oneDNN allocates per call.
@@ -103,6 +109,27 @@ ConvWeights fold(const nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl* bn) {
   }
   return {w.to(at::kFloat).contiguous(), b.to(at::kFloat).contiguous(),
           (*conv.options.stride())[0]};
+}
+
+/// The stack merge x + merge_features(z) + merge_preds(score(z)) as one convolution of z: all three
+/// are 1×1 and linear, so
+///   Wf z + bf + Wp (Ws z + bs) + bp = (Wf + Wp Ws) z + (bf + Wp bs + bp).
+/// This drops a pass over the heatmaps and a narrow (J→F) convolution per stack.
+ConvWeights fold_merge(const ConvWeights& features, const ConvWeights& preds,
+                       const ConvWeights& score) {
+  TORCH_CHECK(features.weight.size(2) == 1 && preds.weight.size(2) == 1 &&
+                  score.weight.size(2) == 1 && features.stride == 1 && preds.stride == 1 &&
+                  score.stride == 1,
+              "the engine expects 1×1 stride-1 merge and score convolutions");
+  const auto flat = [](const ConvWeights& w) {
+    return w.weight.to(at::kDouble).flatten(1);  // out × in
+  };
+  const auto wp = flat(preds);
+  const auto w = flat(features) + wp.mm(flat(score));
+  const auto b = features.bias.to(at::kDouble) + wp.mv(score.bias.to(at::kDouble)) +
+                 preds.bias.to(at::kDouble);
+  return {w.view(features.weight.sizes()).to(at::kFloat).contiguous(), b.to(at::kFloat).contiguous(),
+          1};
 }
 
 /// An activation: its layout and the pool buffer holding it (kInputBuffer: the caller's input).
@@ -405,14 +432,15 @@ class Builder {
   Choice choose(const ConvShape& s) {
     if (auto it = choices_.find(s); it != choices_.end()) return it->second;
     // In bf16 mode, a layer reading the f32 trunk computes in bf16 on a converted copy, except
-    // for narrow inputs (the stem's RGB, the merge of heatmaps), too little work to repay it.
+    // for narrow inputs (the stem's RGB), too little work to repay it.
     const bool bf16 = options_.precision == Precision::kBf16 && (s.internal || s.in >= 64);
     const Choice direct{bf16 ? Dt::bf16 : Dt::f32, dnnl::algorithm::convolution_direct};
     Choice best = direct;
     const Choice winograd{Dt::f32, dnnl::algorithm::convolution_winograd};
     if (options_.algorithm != Algorithm::kDirect && s.kernel == 3 && s.stride == 1 &&
         winograd_available(s)) {
-      if (options_.algorithm == Algorithm::kWinograd || clearly_faster(s, direct, winograd))
+      if (options_.algorithm == Algorithm::kWinograd ||
+          (s.height * s.width >= kAutoWinogradPixels && clearly_faster(s, direct, winograd)))
         best = winograd;
     }
     choices_.emplace(s, best);
@@ -582,12 +610,11 @@ class NetworkEmitter {
       b_.release(y);
       const Value h = b_.conv(z, score, false, Dt::f32, false);
       b_.output(h, s);
-      if (!last) {
-        b_.conv(z, fold(net.merge_features->at<nn::Conv2dImpl>(s), nullptr), false, Dt::f32, false,
-                &x);
-        b_.conv(h, fold(net.merge_preds->at<nn::Conv2dImpl>(s), nullptr), false, Dt::f32, false,
-                &x);
-      }
+      if (!last)
+        b_.conv(z,
+                fold_merge(fold(net.merge_features->at<nn::Conv2dImpl>(s), nullptr),
+                           fold(net.merge_preds->at<nn::Conv2dImpl>(s), nullptr), score),
+                false, Dt::f32, false, &x);
       b_.release(z);
       b_.release(h);
       for (const auto* list :

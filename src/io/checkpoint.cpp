@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <set>
+#include <unordered_map>
 
 namespace hg::io {
 namespace {
@@ -102,8 +103,13 @@ std::map<std::string, at::Tensor> state_of(model::StackedHourglassImpl& model) {
   return state;
 }
 
-void load_state(model::StackedHourglassImpl& model, const std::map<std::string, at::Tensor>& state,
-                const std::string& source) {
+namespace {
+/// load_state where `get(t)` gives the data of `state`'s tensor t, called only when it is copied
+/// in (so that deferred tensors are read, and held, one at a time).
+template <typename Get>
+void load_state_with(model::StackedHourglassImpl& model,
+                     const std::map<std::string, at::Tensor>& state, const std::string& source,
+                     Get get) {
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
   auto assign = [&](const std::string& name, at::Tensor& target) {
@@ -114,10 +120,11 @@ void load_state(model::StackedHourglassImpl& model, const std::map<std::string, 
           "cannot load ", source, ": no tensor for '", name, "' (", model.options.describe(), ")");
       return;
     }
-    TORCH_CHECK(it->second.sizes() == target.sizes(), "cannot load ", source, ": tensor '", name,
-                "' has shape ", it->second.sizes(), ", the architecture (",
-                model.options.describe(), ") needs ", target.sizes());
-    target.copy_(it->second);
+    const at::Tensor& shape = it->second;  // a meta tensor if deferred: shape only
+    TORCH_CHECK(shape.sizes() == target.sizes(), "cannot load ", source, ": tensor '", name,
+                "' has shape ", shape.sizes(), ", the architecture (", model.options.describe(),
+                ") needs ", target.sizes());
+    target.copy_(get(it->second));
     used.insert(name);
   };
   for (auto& p : model.named_parameters()) assign(p.key(), p.value());
@@ -125,6 +132,12 @@ void load_state(model::StackedHourglassImpl& model, const std::map<std::string, 
   for (const auto& [name, t] : state)
     TORCH_CHECK(used.count(name), "cannot load ", source, ": unexpected tensor '", name,
                 "' that the architecture (", model.options.describe(), ") does not have");
+}
+}  // namespace
+
+void load_state(model::StackedHourglassImpl& model, const std::map<std::string, at::Tensor>& state,
+                const std::string& source) {
+  load_state_with(model, state, source, [](const at::Tensor& t) { return t; });
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
@@ -139,7 +152,9 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
 }
 
 namespace {
-Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
+/// Checks a native checkpoint's header and reads its options and meta into `ckpt`; returns its
+/// state_dict value.
+const PyValue& parse_header(const PyValue* root, const std::string& path, Checkpoint& ckpt) {
   TORCH_CHECK(root->is_dict(), "cannot read ", path, ": the file holds a ", root->type_name(),
               ", not a checkpoint dict");
   const auto& tag = field(*root, "format", PyValue::Kind::kString, path);
@@ -148,7 +163,6 @@ Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
   TORCH_CHECK(version.integer <= kFormatVersion, "cannot read ", path, ": checkpoint version ",
               version.integer, " is newer than this build understands (", kFormatVersion,
               "); update hourglass");
-  Checkpoint ckpt;
   const auto config =
       parse_json(field(*root, "config", PyValue::Kind::kString, path).text, "config", path);
   try {
@@ -157,9 +171,27 @@ Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
     TORCH_CHECK(false, "cannot read ", path, ": ", e.msg());
   }
   ckpt.meta = parse_json(field(*root, "meta", PyValue::Kind::kString, path).text, "meta", path);
-  ckpt.state = tensor_entries(field(*root, "state_dict", PyValue::Kind::kDict, path));
+  return field(*root, "state_dict", PyValue::Kind::kDict, path);
+}
+
+Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
+  Checkpoint ckpt;
+  ckpt.state = tensor_entries(parse_header(root, path, ckpt));
   if (const PyValue* extra = root->find("extra")) ckpt.extra = tensor_entries(*extra);
   return ckpt;
+}
+
+/// A dict's string-keyed tensors as read (meta tensors when deferred), each also recorded in
+/// `values` under its TensorImpl, which survives renaming.
+std::map<std::string, at::Tensor> deferred_entries(
+    const PyValue& dict, std::unordered_map<const c10::TensorImpl*, const PyValue*>& values) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : dict.dict)
+    if (k->kind == PyValue::Kind::kString && v->kind == PyValue::Kind::kTensor) {
+      out.emplace(k->text, v->tensor);
+      values.emplace(v->tensor.unsafeGetTensorImpl(), v.get());
+    }
+  return out;
 }
 }  // namespace
 
@@ -177,24 +209,32 @@ void save_model(const std::string& path, model::StackedHourglassImpl& model,
 }
 
 LoadedModel load_model(const std::string& path) {
-  const auto root = read_torch_file(path);
+  // Tensor data is read only as it is copied into the model, one tensor at a time, and never for
+  // what the model does not need (a training checkpoint's optimizer state): the peak is about one
+  // copy of the weights, not three.
+  const auto root = read_torch_file(path, TensorData::kDeferred);
+  std::unordered_map<const c10::TensorImpl*, const PyValue*> values;
   LoadedModel loaded;
   model::StackedHourglassOptions options;
   std::map<std::string, at::Tensor> state;
   const PyValue* tag = root->is_dict() ? root->find("format") : nullptr;
   if (tag != nullptr && tag->kind == PyValue::Kind::kString && tag->text == kFormatTag) {
-    auto ckpt = parse_checkpoint(root.get(), path);
-    options = ckpt.options;
-    state = std::move(ckpt.state);
-    loaded.meta = std::move(ckpt.meta);
+    Checkpoint header;
+    state = deferred_entries(parse_header(root.get(), path, header), values);
+    options = header.options;
+    loaded.meta = std::move(header.meta);
   } else {
-    auto imported = import_state_dict(tensor_entries(foreign_state(*root, path)), path);
+    // The import renames tensors and reads their shapes only.
+    auto imported = import_state_dict(deferred_entries(foreign_state(*root, path), values), path);
     loaded.format = imported.format;
     options = imported.options;
     state = std::move(imported.state);
   }
   loaded.model = model::StackedHourglass(options);
-  load_state(*loaded.model, state, path);
+  load_state_with(*loaded.model, state, path, [&](const at::Tensor& t) {
+    const auto it = values.find(t.unsafeGetTensorImpl());
+    return it == values.end() ? t : load_tensor(*it->second);
+  });
   loaded.model->eval();
   return loaded;
 }

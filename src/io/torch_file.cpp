@@ -21,6 +21,33 @@ PyValuePtr make(PyValue::Kind kind) {
   return v;
 }
 
+/// A storage record's data as a flat CPU tensor of `numel` elements of `dtype`.
+at::Tensor read_storage(caffe2::serialize::PyTorchStreamReader& zip, const std::string& path,
+                        const std::string& record, c10::ScalarType dtype, int64_t numel) {
+  TORCH_CHECK(zip.hasRecord(record), "cannot read ", path, ": the archive lacks the tensor record '",
+              record, "'");
+  at::DataPtr ptr;
+  size_t bytes = 0;
+  std::tie(ptr, bytes) = zip.getRecord(record);
+  const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  TORCH_CHECK(bytes >= want, "cannot read ", path, ": record '", record, "' holds ", bytes,
+              " bytes, expected ", want);
+  auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+  if (want > 0) std::memcpy(t.data_ptr(), ptr.get(), want);
+  return t;
+}
+
+}  // namespace
+
+struct StorageSource {
+  std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip;
+  std::string path, record;
+  c10::ScalarType dtype;
+  int64_t numel;
+};
+
+namespace {
+
 // Values that exist only while unpickling: a named global (a callable we know) and a storage.
 struct Global {
   std::string name;  // "module.name"
@@ -44,9 +71,9 @@ bool allowed_global(const std::string& name) {
 
 class Unpickler {
  public:
-  Unpickler(const std::string& path, caffe2::serialize::PyTorchStreamReader& zip, const char* data,
-            size_t size)
-      : path_(path), zip_(zip), p_(data), end_(data + size), begin_(data) {}
+  Unpickler(const std::string& path, std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip,
+            bool defer, const char* data, size_t size)
+      : path_(path), zip_(std::move(zip)), defer_(defer), p_(data), end_(data + size), begin_(data) {}
 
   PyValuePtr run() {
     while (true) {
@@ -125,6 +152,8 @@ class Unpickler {
         auto v = make(PyValue::Kind::kTensor);
         v->tensor = *it.storage;
         v->text = "storage";
+        if (auto s = sources_.find(it.storage->unsafeGetTensorImpl()); s != sources_.end())
+          v->source = s->second;
         t->items.push_back(v);
       } else if (it.global) {
         // A storage type inside a persistent id; load_storage maps the name to a dtype.
@@ -174,15 +203,14 @@ class Unpickler {
     const auto dtype = type->second;
     const int64_t numel = pid.items[4]->integer;
     const std::string record = "data/" + key;
-    TORCH_CHECK(zip_.hasRecord(record), fail("the archive lacks the tensor record '", record, "'"));
-    at::DataPtr ptr;
-    size_t bytes = 0;
-    std::tie(ptr, bytes) = zip_.getRecord(record);
-    const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
-    TORCH_CHECK(bytes >= want,
-                fail("record '", record, "' holds ", bytes, " bytes, expected ", want));
-    auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-    if (want > 0) std::memcpy(t.data_ptr(), ptr.get(), want);
+    at::Tensor t;
+    if (defer_) {
+      t = torch::empty({numel}, torch::TensorOptions().dtype(dtype).device(at::kMeta));
+      sources_.emplace(t.unsafeGetTensorImpl(), std::make_shared<const StorageSource>(
+                                                    StorageSource{zip_, path_, record, dtype, numel}));
+    } else {
+      t = read_storage(*zip_, path_, record, dtype, numel);
+    }
     storages_.emplace(key, t);
     return t;
   }
@@ -214,6 +242,7 @@ class Unpickler {
     TORCH_CHECK(empty || last < flat.numel(), fail("a tensor reaches past the end of its storage"));
     auto v = make(PyValue::Kind::kTensor);
     v->tensor = empty ? torch::empty(size, flat.options()) : flat.as_strided(size, stride, offset);
+    v->source = storage->source;
     return v;
   }
 
@@ -424,7 +453,8 @@ class Unpickler {
   }
 
   const std::string& path_;
-  caffe2::serialize::PyTorchStreamReader& zip_;
+  std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip_;
+  bool defer_;
   const char* p_;
   const char* end_;
   const char* begin_;
@@ -432,6 +462,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<size_t, Item> memo_;
   std::unordered_map<std::string, at::Tensor> storages_;
+  std::unordered_map<const c10::TensorImpl*, std::shared_ptr<const StorageSource>> sources_;
 };
 
 std::string sniff_format(const std::string& path) {
@@ -486,16 +517,16 @@ std::string PyValue::type_name() const {
   return "?";
 }
 
-PyValuePtr read_torch_file(const std::string& path) {
+PyValuePtr read_torch_file(const std::string& path, TensorData data_mode) {
   const auto format = sniff_format(path);
   TORCH_CHECK(format != "legacy", "cannot read ", path,
               ": it is in PyTorch's legacy (pre-1.6) format; re-save it in Python with "
               "torch.save(torch.load(f), f2) to get the zip format");
   TORCH_CHECK(format == "zip", "cannot read ", path,
               ": not a PyTorch checkpoint (torch.save zip file) nor a hourglass checkpoint");
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
+  std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   try {
-    zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+    zip = std::make_shared<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "cannot read ", path, ": the zip archive is damaged or truncated (", e.msg(),
                 ")");
@@ -509,7 +540,8 @@ PyValuePtr read_torch_file(const std::string& path) {
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "cannot read ", path, ": ", e.msg());
   }
-  Unpickler unpickler(path, *zip, static_cast<const char*>(data.get()), size);
+  Unpickler unpickler(path, zip, data_mode == TensorData::kDeferred,
+                      static_cast<const char*>(data.get()), size);
   try {
     return unpickler.run();
   } catch (const c10::Error& e) {
@@ -563,11 +595,22 @@ PyValuePtr PyValue::new_list(std::vector<PyValuePtr> items) {
   return v;
 }
 
+at::Tensor load_tensor(const PyValue& value) {
+  TORCH_CHECK(value.kind == PyValue::Kind::kTensor, "expected a tensor, got a ", value.type_name());
+  if (!value.source) return value.tensor;
+  const auto& s = *value.source;
+  const auto flat = read_storage(*s.zip, s.path, s.record, s.dtype, s.numel);
+  const auto& t = value.tensor;
+  if (t.numel() == 0) return torch::empty(t.sizes(), flat.options());
+  // In bounds: the unpickler checked the view against the storage's element count.
+  return flat.as_strided(t.sizes(), t.strides(), t.storage_offset());
+}
+
 std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [k, v] : dict.dict)
     if (k->kind == PyValue::Kind::kString && v->kind == PyValue::Kind::kTensor)
-      out.emplace(k->text, v->tensor);
+      out.emplace(k->text, load_tensor(*v));
   return out;
 }
 

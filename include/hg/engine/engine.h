@@ -34,7 +34,8 @@ enum class Precision {
 
 /// How each 3×3 convolution is computed.
 enum class Algorithm {
-  kAuto,      ///< per layer, Winograd F(4×4,3×3) if timed ≥10% faster than direct at build
+  kAuto,      ///< per layer of ≥ 64×64 outputs, Winograd F(4×4,3×3) if timed ≥10% faster than
+              ///< direct at build (smaller layers gain less for the same 4× weights)
   kDirect,    ///< direct convolution only (most accurate)
   kWinograd,  ///< Winograd (f32) wherever oneDNN supports it, direct elsewhere
 };

@@ -21,6 +21,8 @@ namespace hg::io {
 
 struct PyValue;
 using PyValuePtr = std::shared_ptr<PyValue>;
+/// Where the data of a tensor read with TensorData::kDeferred is: its file and record.
+struct StorageSource;
 
 /// A Python value as read from a checkpoint's pickle.
 struct PyValue {
@@ -30,7 +32,10 @@ struct PyValue {
   int64_t integer = 0;
   double real = 0;
   std::string text;                                     ///< kString and kBytes
-  at::Tensor tensor;                                    ///< kTensor (always on the CPU)
+  /// kTensor: on the CPU; a meta tensor of the right shape, dtype and strides if its data was
+  /// deferred (then `source` says where the data is: read it with load_tensor)
+  at::Tensor tensor;
+  std::shared_ptr<const StorageSource> source;
   std::vector<PyValuePtr> items;                        ///< kList and kTuple
   std::vector<std::pair<PyValuePtr, PyValuePtr>> dict;  ///< kDict, in insertion order
 
@@ -57,9 +62,20 @@ struct PyValue {
 /// Reads a `torch.save` zip file (any archive name). Throws, naming `path`, if the file is missing,
 /// truncated, not a zip checkpoint, or its pickle uses an opcode or global a checkpoint never
 /// needs.
-PyValuePtr read_torch_file(const std::string& path);
+/// How read_torch_file treats tensor data.
+enum class TensorData {
+  kRead,      ///< read every tensor now
+  kDeferred,  ///< read none: tensors are meta tensors until load_tensor reads them (a loader that
+              ///< needs only some of them, e.g. a model's weights without the optimizer state,
+              ///< then holds only those, one at a time)
+};
+PyValuePtr read_torch_file(const std::string& path, TensorData data = TensorData::kRead);
+/// The CPU tensor of a kTensor value, read from its file now if its data was deferred (each call
+/// reads it again). Throws naming the file and record if the record is missing or short.
+at::Tensor load_tensor(const PyValue& value);
 
-/// The string-keyed tensors of a dict value (non-tensor entries are skipped), in key order.
+/// The string-keyed tensors of a dict value (non-tensor entries are skipped), in key order, read
+/// now if deferred.
 std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict);
 
 /// Writes `value` as `torch.save` would (zip archive, pickle protocol 2, tensors as
