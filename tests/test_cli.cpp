@@ -3,8 +3,8 @@
 #include "tool_runner.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 

@@ -2,8 +2,8 @@
 #include "hg/train/trainer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -17,7 +17,8 @@ namespace {
 // A model and data small enough to train in seconds: 2 stacks, 16 features, depth 2, 32 px input.
 TrainConfig tiny() {
   TrainConfig c;
-  c.model = hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
+  c.model =
+      hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
   c.input_size = 32;
   c.dataset = "synthetic:64:1";
   c.val_dataset = "";
@@ -32,7 +33,8 @@ TrainConfig tiny() {
 }
 
 std::string fresh_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("hg_train_" + name + "_" + std::to_string(::getpid()));
+  const auto dir =
+      fs::temp_directory_path() / ("hg_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   return dir.string();
 }
@@ -68,7 +70,8 @@ TEST(Train, LossFallsOnATinyModel) {
   EXPECT_EQ(result.step, 4 * 8);
   const auto epochs = log_lines(dir, "epoch");
   ASSERT_EQ(epochs.size(), 4u);
-  EXPECT_LT(epochs.back()["train_loss"].get<double>(), 0.5 * epochs.front()["train_loss"].get<double>());
+  EXPECT_LT(epochs.back()["train_loss"].get<double>(),
+            0.5 * epochs.front()["train_loss"].get<double>());
   // Every stack is supervised: each stack's loss is logged.
   EXPECT_EQ(log_lines(dir, "step").back()["stacks"].size(), 2u);
   EXPECT_TRUE(fs::exists(fs::path(dir) / "config.json"));
@@ -88,7 +91,8 @@ TEST(Train, LossFallsWithBf16MixedPrecisionInEitherMemoryLayout) {
     EXPECT_EQ(Trainer(c, dir).run().outcome, hg::train::Outcome::kFinished);
     const auto epochs = log_lines(dir, "epoch");
     ASSERT_EQ(epochs.size(), 4u);
-    EXPECT_LT(epochs.back()["train_loss"].get<double>(), 0.5 * epochs.front()["train_loss"].get<double>())
+    EXPECT_LT(epochs.back()["train_loss"].get<double>(),
+              0.5 * epochs.front()["train_loss"].get<double>())
         << "channels_last " << channels_last;
     // The weights stay float32 (only the forward pass runs in bf16).
     const auto ckpt = hg::io::read_checkpoint((fs::path(dir) / "last.hg").string());
@@ -110,8 +114,10 @@ TEST(Train, ResumedRunMatchesAnUninterruptedOne) {
   const auto b = hg::io::read_checkpoint((fs::path(split) / "last.hg").string());
   ASSERT_EQ(a.state.size(), b.state.size());
   for (const auto& [name, t] : a.state)
-    EXPECT_TRUE(torch::allclose(t.to(torch::kDouble), b.state.at(name).to(torch::kDouble), 1e-5, 1e-6))
-        << name << " differs by " << (t.to(torch::kDouble) - b.state.at(name).to(torch::kDouble)).abs().max().item<double>();
+    EXPECT_TRUE(
+        torch::allclose(t.to(torch::kDouble), b.state.at(name).to(torch::kDouble), 1e-5, 1e-6))
+        << name << " differs by "
+        << (t.to(torch::kDouble) - b.state.at(name).to(torch::kDouble)).abs().max().item<double>();
 }
 
 TEST(Train, NonFiniteLossStopsCleanlyAndKeepsTheLastGoodCheckpoint) {
@@ -129,7 +135,8 @@ TEST(Train, NonFiniteLossStopsCleanlyAndKeepsTheLastGoodCheckpoint) {
     EXPECT_NE(std::string(e.what()).find(last), std::string::npos) << e.what();
   }
   const auto after = hg::io::read_checkpoint(last);
-  for (const auto& [name, t] : before.state) EXPECT_TRUE(torch::equal(t, after.state.at(name))) << name;
+  for (const auto& [name, t] : before.state)
+    EXPECT_TRUE(torch::equal(t, after.state.at(name))) << name;
 }
 
 TEST(Train, ConfigErrorsNameTheKey) {
@@ -158,8 +165,9 @@ TEST(Train, ConfigErrorsNameTheKey) {
     c.validate();
     FAIL() << "expected amp=fp8 to be refused";
   } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what_without_backtrace()).find("amp must be off, bf16 or auto, got 'fp8'"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what_without_backtrace()).find("amp must be off, bf16 or auto, got 'fp8'"),
+        std::string::npos)
         << e.what_without_backtrace();
   }
 }

@@ -44,8 +44,7 @@ double peak_rss_mb() {
 
 struct EngineMode {
   std::string name;
-  engine::Precision precision;
-  engine::Algorithm algorithm;
+  engine::EngineOptions options;  // batch 1; the throughput run sets its batch
 };
 
 }  // namespace
@@ -101,9 +100,10 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     std::vector<EngineMode> modes;
     for (const auto& name : args->modes) {
       const auto dash = name.find('-');
-      const EngineMode mode{name, engine::parse_precision(name.substr(0, dash)),
-                            engine::parse_algorithm(name.substr(dash + 1))};
-      if (mode.precision == engine::Precision::kBf16 && !engine::bf16_supported())
+      const EngineMode mode{
+          name, engine::EngineOptions::from_names(name.substr(0, dash), name.substr(dash + 1),
+                                                  global.threads, 1, args->size, args->size)};
+      if (mode.options.precision == engine::Precision::kBf16 && !engine::bf16_supported())
         std::printf("%s skipped: this CPU lacks AVX512-BF16\n", name.c_str());
       else
         modes.push_back(mode);
@@ -138,12 +138,8 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                               ""});
       }
       for (const auto& mode : modes) {
-        engine::EngineOptions o;
-        o.threads = global.threads;
-        o.precision = mode.precision;
-        o.algorithm = mode.algorithm;
+        auto o = mode.options;
         o.batch = batch;
-        o.height = o.width = args->size;
         engines.push_back(std::make_unique<engine::Engine>(engine::Engine::build(*net, o)));
         auto* e = engines.back().get();
         const auto& s = e->summary();

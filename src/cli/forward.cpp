@@ -87,13 +87,9 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
       std::vector<int64_t> sizes{std::min(n, args->batch)};
       if (n > args->batch && n % args->batch != 0) sizes.push_back(n % args->batch);
       for (size_t k = 0; k < sizes.size(); ++k) {
-        engine::EngineOptions o;
-        o.threads = global.threads;
-        o.precision = engine::parse_precision(args->precision);
-        o.algorithm = engine::parse_algorithm(args->algorithm);
-        o.batch = sizes[k];
-        o.height = input.size(2);
-        o.width = input.size(3);
+        const auto o =
+            engine::EngineOptions::from_names(args->precision, args->algorithm, global.threads,
+                                              sizes[k], input.size(2), input.size(3));
         engines.emplace(sizes[k], k + 1 < sizes.size()
                                       ? engine::Engine::build(*loaded.model, o)
                                       : engine::Engine::build_consuming(*loaded.model, o));

@@ -128,8 +128,8 @@ ConvWeights fold_merge(const ConvWeights& features, const ConvWeights& preds,
   const auto w = flat(features) + wp.mm(flat(score));
   const auto b = features.bias.to(at::kDouble) + wp.mv(score.bias.to(at::kDouble)) +
                  preds.bias.to(at::kDouble);
-  return {w.view(features.weight.sizes()).to(at::kFloat).contiguous(), b.to(at::kFloat).contiguous(),
-          1};
+  return {w.view(features.weight.sizes()).to(at::kFloat).contiguous(),
+          b.to(at::kFloat).contiguous(), 1};
 }
 
 /// An activation: its layout and the pool buffer holding it (kInputBuffer: the caller's input).
@@ -671,6 +671,18 @@ Algorithm parse_algorithm(const std::string& name) {
   for (auto a : {Algorithm::kAuto, Algorithm::kDirect, Algorithm::kWinograd})
     if (algorithm_name(a) == name) return a;
   TORCH_CHECK(false, "unknown convolution algorithm '", name, "': use auto, direct or winograd");
+}
+
+EngineOptions EngineOptions::from_names(const std::string& precision, const std::string& algorithm,
+                                        int threads, int64_t batch, int64_t height, int64_t width) {
+  EngineOptions o;
+  o.threads = threads;
+  o.precision = parse_precision(precision);
+  o.algorithm = parse_algorithm(algorithm);
+  o.batch = batch;
+  o.height = height;
+  o.width = width;
+  return o;
 }
 
 bool bf16_supported() {

@@ -25,12 +25,8 @@ Backend torch_backend(model::StackedHourglass model, c10::Device device) {
 
 Backend engine_backend(model::StackedHourglass model, int input_size, const std::string& precision,
                        const std::string& algorithm, int threads) {
-  engine::EngineOptions o;
-  o.threads = threads;
-  o.precision = engine::parse_precision(precision);
-  o.algorithm = engine::parse_algorithm(algorithm);
-  o.batch = 1;
-  o.height = o.width = input_size;
+  const auto o =
+      engine::EngineOptions::from_names(precision, algorithm, threads, 1, input_size, input_size);
   auto plan = std::make_shared<engine::Engine>(engine::Engine::build_consuming(*model, o));
   return [plan](const at::Tensor& input) {
     std::vector<at::Tensor> out;

@@ -24,8 +24,8 @@ PyValuePtr make(PyValue::Kind kind) {
 /// A storage record's data as a flat CPU tensor of `numel` elements of `dtype`.
 at::Tensor read_storage(caffe2::serialize::PyTorchStreamReader& zip, const std::string& path,
                         const std::string& record, c10::ScalarType dtype, int64_t numel) {
-  TORCH_CHECK(zip.hasRecord(record), "cannot read ", path, ": the archive lacks the tensor record '",
-              record, "'");
+  TORCH_CHECK(zip.hasRecord(record), "cannot read ", path,
+              ": the archive lacks the tensor record '", record, "'");
   at::DataPtr ptr;
   size_t bytes = 0;
   std::tie(ptr, bytes) = zip.getRecord(record);
@@ -73,7 +73,12 @@ class Unpickler {
  public:
   Unpickler(const std::string& path, std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip,
             bool defer, const char* data, size_t size)
-      : path_(path), zip_(std::move(zip)), defer_(defer), p_(data), end_(data + size), begin_(data) {}
+      : path_(path),
+        zip_(std::move(zip)),
+        defer_(defer),
+        p_(data),
+        end_(data + size),
+        begin_(data) {}
 
   PyValuePtr run() {
     while (true) {
@@ -206,8 +211,8 @@ class Unpickler {
     at::Tensor t;
     if (defer_) {
       t = torch::empty({numel}, torch::TensorOptions().dtype(dtype).device(at::kMeta));
-      sources_.emplace(t.unsafeGetTensorImpl(), std::make_shared<const StorageSource>(
-                                                    StorageSource{zip_, path_, record, dtype, numel}));
+      sources_.emplace(t.unsafeGetTensorImpl(), std::make_shared<const StorageSource>(StorageSource{
+                                                    zip_, path_, record, dtype, numel}));
     } else {
       t = read_storage(*zip_, path_, record, dtype, numel);
     }

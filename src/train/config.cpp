@@ -82,7 +82,8 @@ void TrainConfig::merge(const nlohmann::json& j) {
         TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (",
                     e.what_without_backtrace(), ")");
       } catch (const std::exception& e) {
-        TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (", e.what(), ")");
+        TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (", e.what(),
+                    ")");
       }
     });
     TORCH_CHECK(found, "unknown config key '", key, "'");
@@ -91,8 +92,7 @@ void TrainConfig::merge(const nlohmann::json& j) {
 
 void TrainConfig::set(const std::string& assignment) {
   const auto eq = assignment.find('=');
-  TORCH_CHECK(eq != std::string::npos && eq > 0, "--set expects key=value, got '", assignment,
-              "'");
+  TORCH_CHECK(eq != std::string::npos && eq > 0, "--set expects key=value, got '", assignment, "'");
   std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -109,8 +109,8 @@ void TrainConfig::validate() const {
   const int64_t m = 4 << model.depth();
   TORCH_CHECK(input_size > 0 && input_size % m == 0, "input_size must be a multiple of ", m,
               " (4·2^depth), got ", input_size);
-  TORCH_CHECK(optimizer == "rmsprop" || optimizer == "adam", "optimizer must be rmsprop or adam, got '",
-              optimizer, "'");
+  TORCH_CHECK(optimizer == "rmsprop" || optimizer == "adam",
+              "optimizer must be rmsprop or adam, got '", optimizer, "'");
   TORCH_CHECK(lr > 0 && eps > 0 && lr_factor > 0, "lr, eps and lr_factor must be positive");
   TORCH_CHECK(epochs > 0 && batch_size > 0 && iters_per_epoch >= 0,
               "epochs and batch_size must be positive");

@@ -79,7 +79,9 @@ void keep_freed_memory() {
 
 // ---- signals: finish the step, checkpoint, exit cleanly -------------------------------------
 std::atomic<bool> g_stop_requested{false};
-extern "C" void request_stop(int) { g_stop_requested = true; }
+extern "C" void request_stop(int) {
+  g_stop_requested = true;
+}
 
 class SignalGuard {
  public:
@@ -122,8 +124,7 @@ class FirstN : public data::Dataset {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c,
                                                         const std::vector<at::Tensor>& params) {
   if (c.optimizer == "adam")
-    return std::make_unique<torch::optim::Adam>(params,
-                                                torch::optim::AdamOptions(c.lr).eps(c.eps));
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr).eps(c.eps));
   return std::make_unique<torch::optim::RMSprop>(
       params, torch::optim::RMSpropOptions(c.lr).alpha(c.rmsprop_alpha).eps(c.eps));
 }
@@ -213,16 +214,20 @@ struct RunState {
   int64_t step = 0;
   double best = -1;
   int64_t plateau_wait = 0;
-  double plateau_scale = 1;  // product of plateau and lr_drop_minutes drops so far
+  double plateau_scale = 1;   // product of plateau and lr_drop_minutes drops so far
   bool time_dropped = false;  // whether the lr_drop_minutes drop happened
   bool finished = false;
 };
 
 nlohmann::json to_json(const RunState& s) {
-  return {{"epoch", s.epoch},       {"batch", s.batch},
-          {"step", s.step},         {"best", s.best},
-          {"plateau_wait", s.plateau_wait}, {"plateau_scale", s.plateau_scale},
-          {"time_dropped", s.time_dropped}, {"finished", s.finished}};
+  return {{"epoch", s.epoch},
+          {"batch", s.batch},
+          {"step", s.step},
+          {"best", s.best},
+          {"plateau_wait", s.plateau_wait},
+          {"plateau_scale", s.plateau_scale},
+          {"time_dropped", s.time_dropped},
+          {"finished", s.finished}};
 }
 
 RunState run_state_from(const nlohmann::json& j, const std::string& path) {
@@ -312,8 +317,7 @@ TrainResult Trainer::run() {
     TORCH_CHECK(ckpt.extra.count("optimizer"), "cannot resume from ", last_path,
                 ": it lacks the optimizer state");
     load_optimizer_state(*optimizer, ckpt.extra.at("optimizer"), last_path);
-    if (ckpt.extra.count("rng"))
-    {
+    if (ckpt.extra.count("rng")) {
       auto generator = at::detail::getDefaultCPUGenerator();
       generator.set_state(ckpt.extra.at("rng"));
     }
@@ -329,9 +333,7 @@ TrainResult Trainer::run() {
   // Model + optimizer state, three checkpoints at a time (temporary, last, best), plus margin.
   const uintmax_t ckpt_bytes = static_cast<uintmax_t>(net->parameter_count()) * 4 * 3;
   check_run_dir(dir, 3 * ckpt_bytes + (16u << 20));
-  {
-    std::ofstream(dir / "config.json") << c.to_json().dump(2) << "\n";
-  }
+  { std::ofstream(dir / "config.json") << c.to_json().dump(2) << "\n"; }
 
   // Data.
   auto train_set = data::open_dataset(c.dataset, c.images);
@@ -340,8 +342,8 @@ TrainResult Trainer::run() {
               ": set model.joints");
   data::LoaderOptions lo;
   lo.batch_size = static_cast<int>(c.batch_size);
-  lo.threads = c.loader_threads > 0 ? c.loader_threads
-                                    : (std::thread::hardware_concurrency() > 2 ? 2 : 1);
+  lo.threads =
+      c.loader_threads > 0 ? c.loader_threads : (std::thread::hardware_concurrency() > 2 ? 2 : 1);
   lo.seed = c.seed;
   lo.drop_last = train_set->size() >= static_cast<size_t>(c.batch_size);
   lo.sample.res = static_cast<int>(c.input_size);
@@ -365,11 +367,11 @@ TrainResult Trainer::run() {
 
   std::ofstream log(dir / "log.jsonl", std::ios::app);
   TORCH_CHECK(log.good(), "cannot write ", (dir / "log.jsonl").string());
-  std::cerr << "training " << c.model.describe() << " on " << train_set->describe() << ", "
-            << iters << " steps/epoch × " << c.epochs << " epochs, batch " << c.batch_size
+  std::cerr << "training " << c.model.describe() << " on " << train_set->describe() << ", " << iters
+            << " steps/epoch × " << c.epochs << " epochs, batch " << c.batch_size
             << (bf16 ? ", bf16 mixed precision" : "")
-            << (resuming_ ? ", resuming at epoch " + std::to_string(state.epoch + 1) +
-                                " step " + std::to_string(state.step)
+            << (resuming_ ? ", resuming at epoch " + std::to_string(state.epoch + 1) + " step " +
+                                std::to_string(state.step)
                           : std::string())
             << "\n";
 
@@ -377,8 +379,10 @@ TrainResult Trainer::run() {
     io::Checkpoint ckpt;
     ckpt.options = c.model;
     ckpt.state = io::state_of(*net);
-    ckpt.meta = {{"config", c.to_json()}, {"train", to_json(state)},
-                 {"input_size", c.input_size}, {"dataset", train_set->describe()},
+    ckpt.meta = {{"config", c.to_json()},
+                 {"train", to_json(state)},
+                 {"input_size", c.input_size},
+                 {"dataset", train_set->describe()},
                  {"joint_set", train_set->joints().name}};
     ckpt.extra["optimizer"] = optimizer_state(*optimizer);
     ckpt.extra["rng"] = at::detail::getDefaultCPUGenerator().get_state();
@@ -454,15 +458,16 @@ TrainResult Trainer::run() {
       samples += input.size(0);
       const double elapsed = seconds_since(epoch_start);
       const double sps = samples / std::max(elapsed, 1e-9);
-      nlohmann::json line = {{"type", "step"}, {"epoch", state.epoch + 1}, {"step", state.step},
-                             {"loss", value},  {"lr", lr},                 {"samples_per_s", sps},
-                             {"data_wait_s", wait_s}};
+      nlohmann::json line = {
+          {"type", "step"}, {"epoch", state.epoch + 1}, {"step", state.step},   {"loss", value},
+          {"lr", lr},       {"samples_per_s", sps},     {"data_wait_s", wait_s}};
       const auto per_stack = losses.detach().cpu().contiguous();
       line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
                                            per_stack.data_ptr<float>() + per_stack.numel());
       log << line.dump() << "\n";
       const double per_step = elapsed / static_cast<double>(state.batch + 1 - first_batch);
-      const double eta = ((iters - state.batch - 1) + (c.epochs - state.epoch - 1) * iters) * per_step;
+      const double eta =
+          ((iters - state.batch - 1) + (c.epochs - state.epoch - 1) * iters) * per_step;
       progress.update(state.epoch, c.epochs, state.batch + 1, iters, loss_sum / loss_n, sps, eta);
 
       const bool out_of_steps = c.max_steps > 0 && state.step >= c.max_steps;
@@ -472,8 +477,9 @@ TrainResult Trainer::run() {
         save(last_path);
         log.flush();
         std::cerr << "\n"
-                  << (g_stop_requested ? "interrupted" : out_of_steps ? "reached max_steps"
-                                                                      : "reached max_minutes")
+                  << (g_stop_requested ? "interrupted"
+                      : out_of_steps   ? "reached max_steps"
+                                       : "reached max_minutes")
                   << ": wrote " << last_path << "; continue with hourglass train --resume "
                   << run_dir_ << "\n";
         return finish(g_stop_requested ? Outcome::kInterrupted : Outcome::kStopped);
@@ -483,12 +489,13 @@ TrainResult Trainer::run() {
                     samples / std::max(seconds_since(epoch_start), 1e-9), 0, true);
     progress.end_line();
 
-    nlohmann::json epoch_line = {{"type", "epoch"},
-                                 {"epoch", state.epoch + 1},
-                                 {"train_loss", loss_n ? loss_sum / loss_n : 0},
-                                 {"lr", lr},
-                                 {"seconds", seconds_since(epoch_start)},
-                                 {"data_wait_share", wait_s / std::max(seconds_since(epoch_start), 1e-9)}};
+    nlohmann::json epoch_line = {
+        {"type", "epoch"},
+        {"epoch", state.epoch + 1},
+        {"train_loss", loss_n ? loss_sum / loss_n : 0},
+        {"lr", lr},
+        {"seconds", seconds_since(epoch_start)},
+        {"data_wait_share", wait_s / std::max(seconds_since(epoch_start), 1e-9)}};
     bool improved = false;
     if (val_loader) {
       net->eval();

@@ -34,8 +34,9 @@ enum class Precision {
 
 /// How each 3×3 convolution is computed.
 enum class Algorithm {
-  kAuto,      ///< per layer of ≥ 64×64 outputs, Winograd F(4×4,3×3) if timed ≥10% faster than
-              ///< direct at build (smaller layers gain less for the same 4× weights)
+  /// Per layer of ≥ 64×64 outputs, Winograd F(4×4,3×3) if timed ≥10% faster than direct at
+  /// build (smaller layers gain less for the same 4× weights).
+  kAuto,
   kDirect,    ///< direct convolution only (most accurate)
   kWinograd,  ///< Winograd (f32) wherever oneDNN supports it, direct elsewhere
 };
@@ -62,6 +63,11 @@ struct EngineOptions {
   int64_t batch = 1;
   int64_t height = 256;
   int64_t width = 256;
+
+  /// Options for batch×3×height×width inputs, precision and algorithm given by name as on the
+  /// command line (see parse_precision, parse_algorithm).
+  static EngineOptions from_names(const std::string& precision, const std::string& algorithm,
+                                  int threads, int64_t batch, int64_t height, int64_t width);
 };
 
 /// What a built plan contains.

@@ -31,7 +31,7 @@ struct PyValue {
   bool boolean = false;
   int64_t integer = 0;
   double real = 0;
-  std::string text;                                     ///< kString and kBytes
+  std::string text;  ///< kString and kBytes
   /// kTensor: on the CPU; a meta tensor of the right shape, dtype and strides if its data was
   /// deferred (then `source` says where the data is: read it with load_tensor)
   at::Tensor tensor;

@@ -26,11 +26,11 @@ struct TrainConfig {
   /// "synthetic:500:2" is held out from "synthetic:N:1".
   std::string val_dataset;
   std::string val_images;
-  int64_t val_samples = 0;            ///< validation people used (0 = all of val_dataset)
-  int64_t input_size = 256;           ///< network input side, pixels
-  double sigma = 1.0;                 ///< target Gaussian σ, heatmap pixels
-  std::string augment = "paper";      ///< none | paper | original
-  bool visibility_weights = true;     ///< zero loss on joints absent or outside the crop
+  int64_t val_samples = 0;         ///< validation people used (0 = all of val_dataset)
+  int64_t input_size = 256;        ///< network input side, pixels
+  double sigma = 1.0;              ///< target Gaussian σ, heatmap pixels
+  std::string augment = "paper";   ///< none | paper | original
+  bool visibility_weights = true;  ///< zero loss on joints absent or outside the crop
 
   // ---- optimisation
   std::string optimizer = "rmsprop";  ///< rmsprop | adam
@@ -50,11 +50,11 @@ struct TrainConfig {
   int threads = 0;         ///< compute threads (0 = all cores)
   int loader_threads = 0;  ///< data threads (0 = 1 on ≤ 2 cores, else 2)
   uint64_t seed = 1;
-  int64_t save_every = 0;     ///< also keep epoch_K.hg every K epochs (0 = never)
-  int64_t max_steps = 0;      ///< stop (with a checkpoint) after this many steps in total (0 = no)
-  double max_minutes = 0;     ///< stop (with a checkpoint) after this wall time (0 = no limit)
-  bool val_flip = false;      ///< flip-test during validation
-  std::string device = "cpu"; ///< cpu | cuda | cuda:N
+  int64_t save_every = 0;      ///< also keep epoch_K.hg every K epochs (0 = never)
+  int64_t max_steps = 0;       ///< stop (with a checkpoint) after this many steps in total (0 = no)
+  double max_minutes = 0;      ///< stop (with a checkpoint) after this wall time (0 = no limit)
+  bool val_flip = false;       ///< flip-test during validation
+  std::string device = "cpu";  ///< cpu | cuda | cuda:N
   /// Activations and weights in channels-last (NHWC) order: LibTorch's oneDNN convolutions run
   /// about 1.3× faster so on CPU (measured, 8 stacks); the results are the same up to rounding.
   bool channels_last = true;
