@@ -466,8 +466,10 @@ TrainResult Trainer::run() {
                                            per_stack.data_ptr<float>() + per_stack.numel());
       log << line.dump() << "\n";
       const double per_step = elapsed / static_cast<double>(state.batch + 1 - first_batch);
-      const double eta =
-          ((iters - state.batch - 1) + (c.epochs - state.epoch - 1) * iters) * per_step;
+      double eta = ((iters - state.batch - 1) + (c.epochs - state.epoch - 1) * iters) * per_step;
+      if (c.max_steps > 0) eta = std::min(eta, (c.max_steps - state.step) * per_step);
+      if (c.max_minutes > 0)  // a time-budgeted run ends with its budget
+        eta = std::min(eta, std::max(0.0, 60 * c.max_minutes - seconds_since(wall_start)));
       progress.update(state.epoch, c.epochs, state.batch + 1, iters, loss_sum / loss_n, sps, eta);
 
       const bool out_of_steps = c.max_steps > 0 && state.step >= c.max_steps;
