@@ -129,7 +129,7 @@ void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, i
   const auto last = heatmaps.select(1, heatmaps.size(1) - 1).contiguous();
   const auto peaks = infer::decode_peaks(last);  // N×J×3 in heatmap pixels
   const int side = static_cast<int>(last.size(-1)), zoom = 2, big = res * zoom;
-  const double f = static_cast<double>(res) / side;
+  const double f = static_cast<double>(res) / side;  // crop pixels per heatmap pixel
   std::vector<cv::Mat> tiles;
   for (int64_t i = 0; i < last.size(0); ++i) {
     auto chw = (batch.input[i] * 255).clamp(0, 255).to(torch::kU8).permute({1, 2, 0}).contiguous();
@@ -137,18 +137,14 @@ void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, i
     cv::Mat big_crop;
     cv::resize(crop, big_crop, cv::Size(big, big), 0, 0, cv::INTER_NEAREST);
     std::vector<cv::Point2d> points;
+    std::vector<cv::Mat> maps;
     for (int64_t j = 0; j < last.size(1); ++j) {
-      // Heatmap pixel k is centred on crop coordinate f·k + (f-1)/2 (data/transform.h).
       const cv::Point2d p(peaks[i][j][0].item<double>(), peaks[i][j][1].item<double>());
-      points.push_back(((p * f) + cv::Point2d((f - 1) / 2, (f - 1) / 2)) * zoom +
-                       cv::Point2d((zoom - 1) / 2.0, (zoom - 1) / 2.0));
+      points.push_back(io::magnify(io::magnify(p, f), zoom));  // heatmap → crop → magnified
+      maps.emplace_back(cv::Mat(side, side, CV_32F, last[i][j].data_ptr<float>()).clone());
     }
-    cv::Mat skeleton = big_crop.clone();
-    io::draw_skeleton(skeleton, points, std::vector<bool>(points.size(), true), test.joints());
-    auto hmax = std::get<0>(last[i].max(0)).contiguous();
-    cv::Mat map(side, side, CV_32F, hmax.data_ptr<float>());
-    tiles.push_back(skeleton);
-    tiles.push_back(io::overlay_map(big_crop, map.clone()));
+    tiles.push_back(io::skeleton_panel(big_crop, points, test.joints()));
+    tiles.push_back(io::max_panel(big_crop, maps));
   }
   cv::Mat out = io::tile(tiles, 4), bgr;
   cv::cvtColor(out, bgr, cv::COLOR_RGB2BGR);

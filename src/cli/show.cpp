@@ -43,8 +43,7 @@ View view_of(const infer::PosePrediction& p, const cv::Mat& crop, int64_t stack,
   const auto maps = (raw.clamp_min(0) / raw.max().clamp_min(1e-6)).contiguous();
   for (int64_t j = 0; j < maps.size(0); ++j) {
     const auto u = t.forward({a[stack][j][0], a[stack][j][1]});
-    // Crop pixel centre u → magnified pixel centre (u + 0.5)·zoom - 0.5.
-    v.at.push_back((u + cv::Point2d(0.5, 0.5)) * zoom - cv::Point2d(0.5, 0.5));
+    v.at.push_back(io::magnify(u, zoom));
     v.score.push_back(a[stack][j][2]);
     v.maps.emplace_back(cv::Mat(static_cast<int>(maps.size(1)), static_cast<int>(maps.size(2)),
                                 CV_32F, maps[j].data_ptr<float>())
@@ -53,25 +52,10 @@ View view_of(const infer::PosePrediction& p, const cv::Mat& crop, int64_t stack,
   return v;
 }
 
-cv::Mat skeleton_panel(const View& v, const data::JointSet& joints, const std::string& label) {
-  cv::Mat out = v.crop.clone();
-  io::draw_skeleton(out, v.at, std::vector<bool>(v.at.size(), true), joints);
-  io::put_label(out, label, {6, 18});
-  return out;
-}
-
-cv::Mat max_panel(const View& v, const std::string& label) {
-  cv::Mat m = v.maps[0].clone();
-  for (const auto& h : v.maps) cv::max(m, h, m);
-  cv::Mat out = io::overlay_map(v.crop, m);
-  io::put_label(out, label, {6, 18});
-  return out;
-}
-
 // The paper's example output: skeleton, then every joint's heatmap over the crop.
 cv::Mat montage(const View& v, const data::JointSet& joints) {
-  std::vector<cv::Mat> tiles = {skeleton_panel(v, joints, "prediction"),
-                                max_panel(v, "max of heatmaps")};
+  std::vector<cv::Mat> tiles = {io::skeleton_panel(v.crop, v.at, joints, "prediction"),
+                                io::max_panel(v.crop, v.maps, "max of heatmaps")};
   for (size_t j = 0; j < v.maps.size(); ++j) {
     cv::Mat t = io::overlay_map(v.crop, v.maps[j]);
     char score[32];
@@ -120,8 +104,9 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
       std::vector<cv::Mat> top, bottom;
       for (int64_t s = 0; s < stacks; ++s) {
         const auto v = view_of(p, crop, s, o.input_size, o.grid, args->zoom);
-        top.push_back(skeleton_panel(v, predictor.joints(), "stack " + std::to_string(s + 1)));
-        bottom.push_back(max_panel(v, "heatmaps, stack " + std::to_string(s + 1)));
+        const auto n = std::to_string(s + 1);
+        top.push_back(io::skeleton_panel(v.crop, v.at, predictor.joints(), "stack " + n));
+        bottom.push_back(io::max_panel(v.crop, v.maps, "heatmaps, stack " + n));
       }
       top.insert(top.end(), bottom.begin(), bottom.end());
       out = io::tile(top, static_cast<int>(stacks));

@@ -1,5 +1,6 @@
 #include "hg/io/draw.h"
 
+#include <c10/util/Exception.h>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -51,6 +52,28 @@ cv::Mat colour_map(const cv::Mat& map, cv::Size size) {
 cv::Mat overlay_map(const cv::Mat& base, const cv::Mat& map) {
   cv::Mat out;
   cv::addWeighted(base, 0.5, colour_map(map, base.size()), 0.5, 0, out);
+  return out;
+}
+
+cv::Point2d magnify(const cv::Point2d& u, double zoom) {
+  return (u + cv::Point2d(0.5, 0.5)) * zoom - cv::Point2d(0.5, 0.5);
+}
+
+cv::Mat skeleton_panel(const cv::Mat& image, const std::vector<cv::Point2d>& points,
+                       const data::JointSet& joints, const std::string& label) {
+  cv::Mat out = image.clone();
+  draw_skeleton(out, points, std::vector<bool>(points.size(), true), joints);
+  if (!label.empty()) put_label(out, label, {6, 18});
+  return out;
+}
+
+cv::Mat max_panel(const cv::Mat& image, const std::vector<cv::Mat>& maps,
+                  const std::string& label) {
+  TORCH_CHECK(!maps.empty(), "max_panel needs at least one map");
+  cv::Mat m = maps[0].clone();
+  for (const auto& h : maps) cv::max(m, h, m);
+  cv::Mat out = overlay_map(image, m);
+  if (!label.empty()) put_label(out, label, {6, 18});
   return out;
 }
 

@@ -32,6 +32,21 @@ cv::Mat colour_map(const cv::Mat& map, cv::Size size);
 /// `base` blended half and half with colour_map(map, base.size()).
 cv::Mat overlay_map(const cv::Mat& base, const cv::Mat& map);
 
+/// Where the centre of pixel `u` of an image lands in that image magnified `zoom`× (by any
+/// resampling that maps pixel areas onto pixel areas): (u + 0.5)·zoom − 0.5. Also maps heatmap
+/// pixels onto the crop they cover (zoom = crop side / heatmap side).
+cv::Point2d magnify(const cv::Point2d& u, double zoom);
+
+/// A copy of `image` with the skeleton of `points` (every joint shown) and `label` (if not empty)
+/// in its top-left corner.
+cv::Mat skeleton_panel(const cv::Mat& image, const std::vector<cv::Point2d>& points,
+                       const data::JointSet& joints, const std::string& label = "");
+
+/// `image` overlaid with the pixel-wise maximum of `maps` (CV_32F, one per joint, values in
+/// [0, 1]), with `label` (if not empty) in its top-left corner.
+cv::Mat max_panel(const cv::Mat& image, const std::vector<cv::Mat>& maps,
+                  const std::string& label = "");
+
 /// The tiles (all the size of the first) in rows of `cols`, on a dark grey background.
 cv::Mat tile(const std::vector<cv::Mat>& tiles, int cols);
 
