@@ -21,8 +21,10 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--set", args->sets,
                   "override a config key, e.g. --set epochs=20 --set model.stacks=4 "
                   "--set dataset=data/mpii/annot/train.h5");
-  cmd->add_option("--run-dir", args->run_dir, "where checkpoints and logs go")->capture_default_str();
-  cmd->add_option("--resume", args->resume, "continue the run in this folder (its config, plus --set)");
+  cmd->add_option("--run-dir", args->run_dir, "where checkpoints and logs go")
+      ->capture_default_str();
+  cmd->add_option("--resume", args->resume,
+                  "continue the run in this folder (its config, plus --set)");
   cmd->callback([args, &global] {
     auto trainer = [&] {
       if (!args->resume.empty()) return train::Trainer::resume(args->resume, args->sets);
@@ -44,8 +46,10 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
     const auto result = trainer.run();
     std::cout << (result.outcome == train::Outcome::kFinished ? "finished" : "stopped") << " after "
               << result.epoch << " epochs, " << result.step << " steps in " << result.seconds
-              << " s; best validation PCK@0.5 " << result.best << "; checkpoints in "
-              << trainer.run_dir() << "\n";
+              << " s; "
+              << (result.best >= 0 ? "best validation PCK@0.5 " + std::to_string(result.best)
+                                   : std::string("no validation yet"))
+              << "; checkpoints in " << trainer.run_dir() << "\n";
   });
 }
 
