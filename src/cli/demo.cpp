@@ -156,7 +156,7 @@ void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, i
 void add_demo_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string out = "demo";
-    double minutes = 9.0;
+    double minutes = train::preset("demo").max_minutes;
     int64_t test_samples = 500;
     std::vector<std::string> sets;
   };
@@ -178,7 +178,6 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     fs::remove_all(run, ec);  // a demo always starts from scratch
     auto config = train::preset("demo");
     config.max_minutes = args->minutes;
-    config.lr_drop_minutes = 0.8 * args->minutes;
     if (global.threads > 0) config.threads = global.threads;
     for (const auto& s : args->sets) config.set(s);
     std::cerr << "hourglass demo: training for at most " << args->minutes << " minutes, report in "

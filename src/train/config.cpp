@@ -35,7 +35,7 @@ void for_each_key(TrainConfig& c, Fn&& fn) {
   fn("save_every", c.save_every);
   fn("max_steps", c.max_steps);
   fn("max_minutes", c.max_minutes);
-  fn("lr_drop_minutes", c.lr_drop_minutes);
+  fn("lr_drop_fraction", c.lr_drop_fraction);
   fn("val_flip", c.val_flip);
   fn("device", c.device);
   fn("channels_last", c.channels_last);
@@ -116,7 +116,10 @@ void TrainConfig::validate() const {
               "epochs and batch_size must be positive");
   TORCH_CHECK(sigma > 0, "sigma must be positive, got ", sigma);
   TORCH_CHECK(!dataset.empty(), "a training dataset is needed (config key 'dataset')");
-  TORCH_CHECK(lr_drop_minutes >= 0, "lr_drop_minutes must be >= 0, got ", lr_drop_minutes);
+  TORCH_CHECK(lr_drop_fraction >= 0 && lr_drop_fraction < 1,
+              "lr_drop_fraction must be in [0, 1), got ", lr_drop_fraction);
+  TORCH_CHECK(lr_drop_fraction == 0 || max_minutes > 0,
+              "lr_drop_fraction is a fraction of max_minutes: set max_minutes too");
   TORCH_CHECK(amp == "off" || amp == "bf16" || amp == "auto",
               "amp must be off, bf16 or auto, got '", amp, "'");
 }
@@ -160,7 +163,7 @@ TrainConfig preset(const std::string& name) {
       c.iters_per_epoch = 250;
       c.epochs = 40;
       c.max_minutes = 9.0;
-      c.lr_drop_minutes = 0.8 * c.max_minutes;
+      c.lr_drop_fraction = 0.8;
     } else {
       c.dataset = "synthetic:4000:1";
       c.augment = "paper";

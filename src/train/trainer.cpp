@@ -214,8 +214,8 @@ struct RunState {
   int64_t step = 0;
   double best = -1;
   int64_t plateau_wait = 0;
-  double plateau_scale = 1;   // product of plateau and lr_drop_minutes drops so far
-  bool time_dropped = false;  // whether the lr_drop_minutes drop happened
+  double plateau_scale = 1;   // product of plateau and lr_drop_fraction drops so far
+  bool time_dropped = false;  // whether the lr_drop_fraction drop happened
   bool finished = false;
 };
 
@@ -239,7 +239,7 @@ RunState run_state_from(const nlohmann::json& j, const std::string& path) {
     s.best = j.at("best");
     s.plateau_wait = j.at("plateau_wait");
     s.plateau_scale = j.at("plateau_scale");
-    s.time_dropped = j.value("time_dropped", false);  // absent before lr_drop_minutes existed
+    s.time_dropped = j.value("time_dropped", false);  // absent before lr_drop_fraction existed
     s.finished = j.at("finished");
     return s;
   } catch (const nlohmann::json::exception& e) {
@@ -418,14 +418,14 @@ TrainResult Trainer::run() {
     const auto epoch_start = Clock::now();
     data::Batch batch;
     for (; state.batch < iters; ++state.batch) {
-      if (c.lr_drop_minutes > 0 && !state.time_dropped &&
-          seconds_since(wall_start) >= 60 * c.lr_drop_minutes) {
+      const double drop_at = 60 * c.max_minutes * c.lr_drop_fraction;  // seconds
+      if (c.lr_drop_fraction > 0 && !state.time_dropped && seconds_since(wall_start) >= drop_at) {
         state.time_dropped = true;
         state.plateau_scale *= c.lr_factor;
         lr = learning_rate(c, state.epoch, state.plateau_scale);
         set_lr(*optimizer, lr);
         progress.end_line();
-        std::cerr << "after " << c.lr_drop_minutes << " minutes: learning rate × " << c.lr_factor
+        std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c.lr_factor
                   << " = " << lr << "\n";
       }
       const auto wait_start = Clock::now();

