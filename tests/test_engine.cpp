@@ -5,6 +5,7 @@
 // blobs), like photographs in their spectrum; there is no trained model yet, so "decoded joints"
 // are the arg-max of each heatmap of a random-weight network.
 #include "hg/engine/engine.h"
+#include "hg/engine/kernels.h"
 #include "hg/io/checkpoint.h"
 #include "hg/model/hourglass.h"
 
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -317,6 +319,47 @@ TEST(EngineBf16, IsRefusedClearlyWithoutAvx512Bf16) {
     FAIL() << "expected bf16 to be refused";
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what()).find("AVX512-BF16"), std::string::npos) << e.what();
+  }
+}
+
+/// The pre-activation kernel against its reference: batch 2 of 3 channel blocks, a pixel count
+/// that does not divide into the kernel's chunks, negative values, NaN, and bf16 rounding ties.
+TEST(EngineKernels, ScaleShiftReluEqualsItsReference) {
+  for (const int64_t block : {16, 8}) {
+    const hg::engine::BlockedShape shape{2 * 3, 3, 67, block};
+    torch::manual_seed(5);
+    auto x = torch::randn({shape.groups * shape.pixels * block}) * 3;
+    auto s = torch::rand({3 * block}) + 0.5, t = torch::randn({3 * block});
+    s[0] = 1.f;
+    t[0] = 0.f;  // channel 0 passes x through: place exact bf16 ties there
+    auto xa = x.accessor<float, 1>();
+    const uint32_t ties[] = {0x3f808000u, 0x3f818000u, 0x41208000u};  // halfway between bf16s
+    for (int i = 0; i < 3; ++i) std::memcpy(&xa[(i + 1) * block], &ties[i], sizeof(float));
+    xa[5 * block] = std::nanf("");
+    for (const bool bf16 : {false, true}) {
+      if (bf16 && !hg::engine::bf16_supported()) continue;
+      const auto type = bf16 ? torch::kInt16 : torch::kFloat;
+      auto fast = torch::empty_like(x, type), ref = torch::empty_like(x, type);
+      hg::engine::scale_shift_relu(shape, x.data_ptr<float>(), s.data_ptr<float>(),
+                                   t.data_ptr<float>(), fast.data_ptr(), bf16);
+      hg::engine::scale_shift_relu_reference(shape, x.data_ptr<float>(), s.data_ptr<float>(),
+                                             t.data_ptr<float>(), ref.data_ptr(), bf16);
+      EXPECT_TRUE(torch::equal(fast, ref)) << "block " << block << (bf16 ? " bf16" : " f32");
+      if (bf16) {
+        // Ties go to the even neighbour: 0x3f80|8000 down, 0x3f81|8000 up, 0x4120|8000 down.
+        auto r = ref.accessor<int16_t, 1>();
+        EXPECT_EQ(static_cast<uint16_t>(r[block]), 0x3f80);
+        EXPECT_EQ(static_cast<uint16_t>(r[2 * block]), 0x3f82);
+        EXPECT_EQ(static_cast<uint16_t>(r[3 * block]), 0x4120);
+      } else {
+        auto expected =
+            torch::relu(x.view({2, 3, 67, block}) * s.view({3, 1, block}) + t.view({3, 1, block}))
+                .flatten()
+                .nan_to_num(0.);
+        EXPECT_TRUE(torch::allclose(ref, expected, 1e-6, 1e-6));
+        EXPECT_EQ(ref[5 * block].item<float>(), 0.f) << "NaN becomes 0";
+      }
+    }
   }
 }
 

@@ -8,8 +8,8 @@
 // which covers pre_bn after pre_conv, fc_bn after fc_conv and, inside each pre-activation
 // residual, bn2 after conv1 and bn3 after conv2 (their ReLU becomes the convolution's post-op).
 // The residual's bn1 + ReLU act on the trunk, which the identity path needs unnormalised, so it
-// stays one pass: relu(s ⊙ x + t) (a binary multiply with add and ReLU post-ops). Folding is
-// computed in double and rounded once to float.
+// stays one pass, relu(s ⊙ x + t), written in the precision of the convolution that reads it (see
+// scale_shift_relu). Folding is computed in double and rounded once to float.
 //
 // The plan. Every activation lives in oneDNN's blocked layout (nChw16c with AVX-512, nChw8c below).
 // The trunk (residual inputs and outputs, pooled and upsampled values, heatmaps) is float32; values
@@ -19,6 +19,8 @@
 // next stack's input. Buffers are taken from and returned to a pool in execution order, so values
 // that are never alive together share memory.
 #include "hg/engine/engine.h"
+
+#include "hg/engine/kernels.h"
 
 #include "hg/model/hourglass.h"
 
@@ -31,6 +33,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -218,9 +221,13 @@ class BufferPool {
   std::vector<bool> free_;
 };
 
+/// A step the plan runs itself instead of a oneDNN primitive, on the step's bound arguments.
+using Kernel = std::function<void(const std::unordered_map<int, memory>&)>;
+
 struct PendingStep {
   dnnl::primitive primitive;
   std::vector<ArgRef> args;
+  Kernel kernel;
 };
 
 }  // namespace
@@ -234,6 +241,7 @@ struct Engine::Plan {
   struct Step {
     dnnl::primitive primitive;
     std::unordered_map<int, memory> args;
+    Kernel kernel;
   };
   std::vector<Step> steps;
   std::unique_ptr<void, decltype(&std::free)> arena{nullptr, &std::free};
@@ -288,27 +296,37 @@ class Builder {
     return dst;
   }
 
-  /// relu(s ⊙ x + t) for the batch norm `bn`, as a new float32 value. (oneDNN 2.6 has a JIT
-  /// binary kernel only for per-channel operands in the source's blocked layout and f32 output;
-  /// others fall back to its reference kernel, ~100× slower. A bf16 reader converts it.)
-  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn) {
+  /// relu(s ⊙ x + t) for the batch norm `bn` of the float32 trunk value `x`, as a new internal
+  /// value of type `type` (the type of the convolution that reads it).
+  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn, Dt type) {
+    TORCH_CHECK(x.md.data_type() == Dt::f32, "the engine's trunk values are float32");
+    const int64_t block = blocked_layout() == Tag::nChw16c ? 16 : 8;
+    const int64_t channel_blocks = (x.channels() + block - 1) / block;
     auto [s, t] = bn_scale_shift(bn);
-    const memory::desc channel_md({1, x.channels(), 1, 1}, Dt::f32, blocked_layout());
-    const memory scale = import(s.to(at::kFloat).contiguous(), channel_md);
-    const memory shift = import(t.to(at::kFloat).contiguous(), channel_md);
-    const memory::desc dst_md = blocked(x.md.dims(), Dt::f32);
-    dnnl::post_ops ops;
-    ops.append_binary(dnnl::algorithm::binary_add, channel_md);
-    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    dnnl::binary::primitive_desc pd(
-        dnnl::binary::desc(dnnl::algorithm::binary_mul, x.md, channel_md, dst_md), attributes(ops),
-        plan_.cpu);
+    const auto padded = [&](const at::Tensor& v) {
+      return at::constant_pad_nd(v.to(at::kFloat), {0, channel_blocks * block - x.channels()});
+    };
+    const memory::desc channel_md({channel_blocks * block}, Dt::f32, Tag::a);
+    const memory scale = import(padded(s), channel_md);
+    const memory shift = import(padded(t), channel_md);
+    const memory::desc dst_md = blocked(x.md.dims(), type);
     Value dst{dst_md, pool_.acquire(dst_md.get_size()), true};
-    emit(pd, dnnl::binary(pd),
-         {{DNNL_ARG_SRC_0, x.md, x.buffer, {}},
-          {DNNL_ARG_SRC_1, {}, 0, scale},
-          {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, {}, 0, shift},
-          {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+    const BlockedShape shape{x.md.dims()[0] * channel_blocks, channel_blocks,
+                             x.height() * x.width(), block};
+    const bool bf16 = type == Dt::bf16;
+    pending_.push_back({{},
+                        {{DNNL_ARG_SRC, x.md, x.buffer, {}},
+                         {DNNL_ARG_SCALE, {}, 0, scale},
+                         {DNNL_ARG_SHIFT, {}, 0, shift},
+                         {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
+                        [shape, bf16](const std::unordered_map<int, memory>& a) {
+                          const auto data = [&](int arg) {
+                            return static_cast<const float*>(a.at(arg).get_data_handle());
+                          };
+                          scale_shift_relu(shape, data(DNNL_ARG_SRC), data(DNNL_ARG_SCALE),
+                                           data(DNNL_ARG_SHIFT),
+                                           a.at(DNNL_ARG_DST).get_data_handle(), bf16);
+                        }});
     return dst;
   }
 
@@ -353,7 +371,10 @@ class Builder {
   void output(const Value& h, int64_t stack) {
     const auto d = h.md.dims();
     const int64_t plane = d[2] * d[3];
-    const memory::desc out_md(d, Dt::f32, {plan_.stacks * d[1] * plane, plane, d[3], 1});
+    // With one image the batch stride is never used: a dense one lets oneDNN take its JIT
+    // reorder instead of its generic one (~10× slower on these strides).
+    const int64_t batch_stride = d[0] == 1 ? d[1] * plane : plan_.stacks * d[1] * plane;
+    const memory::desc out_md(d, Dt::f32, {batch_stride, plane, d[3], 1});
     plan_.outputs.emplace_back(out_md, plan_.cpu, nullptr);
     const dnnl::reorder::primitive_desc pd(plan_.cpu, h.md, plan_.cpu, out_md, attributes());
     emit(pd, dnnl::reorder(pd),
@@ -376,7 +397,7 @@ class Builder {
     TORCH_CHECK(plan_.arena, "cannot allocate the engine's ", total, "-byte activation arena");
     auto* base = static_cast<char*>(plan_.arena.get());
     for (auto& pending : pending_) {
-      Engine::Plan::Step step{pending.primitive, {}};
+      Engine::Plan::Step step{pending.primitive, {}, pending.kernel};
       for (auto& a : pending.args) {
         if (a.fixed)
           step.args.emplace(a.arg, a.fixed);
@@ -517,7 +538,7 @@ class Builder {
       scratchpad_bytes_ = std::max(scratchpad_bytes_, scratchpad);
       args.push_back({DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}});
     }
-    pending_.push_back({p, std::move(args)});
+    pending_.push_back({p, std::move(args), {}});
   }
 
   void describe_layer(const ConvShape& s, const Choice& c, const std::string& impl) {
@@ -552,8 +573,9 @@ class NetworkEmitter {
   Value residual(const model::ResidualImpl& r, const Value& x, bool keep) {
     const ConvWeights w1 = fold(*r.conv1, r.bn2.get()), w2 = fold(*r.conv2, r.bn3.get()),
                       w3 = fold(*r.conv3, nullptr);
-    const Choice c2 = b_.internal_choice(x, w2), c3 = b_.internal_choice(x, w3);
-    const Value a = b_.bn_relu(x, *r.bn1);
+    const Choice c1 = b_.internal_choice(x, w1), c2 = b_.internal_choice(x, w2),
+                 c3 = b_.internal_choice(x, w3);
+    const Value a = b_.bn_relu(x, *r.bn1, c1.type);
     Value acc;
     if (r.has_skip()) {
       acc = b_.conv(x, fold(*r.skip, nullptr), false, Dt::f32, false);
@@ -752,7 +774,12 @@ at::Tensor Engine::forward(const at::Tensor& input) {
   const int64_t slice = plan_->joints * (o.height / 4) * (o.width / 4);
   for (size_t s = 0; s < plan_->outputs.size(); ++s)
     plan_->outputs[s].set_data_handle(out.data_ptr<float>() + s * slice);
-  for (auto& step : plan_->steps) step.primitive.execute(plan_->stream, step.args);
+  for (auto& step : plan_->steps) {
+    if (step.kernel)
+      step.kernel(step.args);
+    else
+      step.primitive.execute(plan_->stream, step.args);
+  }
   plan_->stream.wait();
   return out;
 }
