@@ -32,9 +32,13 @@ at::Tensor read_storage(caffe2::serialize::PyTorchStreamReader& zip, const std::
   const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
   TORCH_CHECK(bytes >= want, "cannot read ", path, ": record '", record, "' holds ", bytes,
               " bytes, expected ", want);
-  auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-  if (want > 0) std::memcpy(t.data_ptr(), ptr.get(), want);
-  return t;
+  const auto options = torch::TensorOptions().dtype(dtype);
+  if (want == 0) return torch::empty({0}, options);
+  // The tensor takes over the record's buffer (CPU-allocator memory, aligned as any tensor's)
+  // instead of a copy of it: loading then needs no second buffer per tensor.
+  auto* owner = new at::DataPtr(std::move(ptr));
+  return torch::from_blob(
+      owner->get(), {numel}, [owner](void*) { delete owner; }, options);
 }
 
 }  // namespace

@@ -35,9 +35,10 @@ enum class Precision {
 /// How each 3×3 convolution is computed.
 enum class Algorithm {
   /// Per layer of ≥ 64×64 outputs, Winograd F(4×4,3×3) if timed ≥10% faster than direct at
-  /// build (smaller layers gain less for the same 4× weights).
+  /// build (smaller layers gain less for the same 4× weights). Being timed, the choice may differ
+  /// between two builds on a busy machine, and the outputs with it (within Winograd's rounding).
   kAuto,
-  kDirect,    ///< direct convolution only (most accurate)
+  kDirect,    ///< direct convolution only (most accurate; the same output on every build)
   kWinograd,  ///< Winograd (f32) wherever oneDNN supports it, direct elsewhere
 };
 
