@@ -214,7 +214,7 @@ struct RunState {
   int64_t step = 0;
   double best = -1;
   int64_t plateau_wait = 0;
-  double plateau_scale = 1;   // product of plateau and lr_drop_fraction drops so far
+  double drop_scale = 1;      // product of the plateau and lr_drop_fraction drops so far
   bool time_dropped = false;  // whether the lr_drop_fraction drop happened
   bool finished = false;
 };
@@ -225,7 +225,7 @@ nlohmann::json to_json(const RunState& s) {
           {"step", s.step},
           {"best", s.best},
           {"plateau_wait", s.plateau_wait},
-          {"plateau_scale", s.plateau_scale},
+          {"drop_scale", s.drop_scale},
           {"time_dropped", s.time_dropped},
           {"finished", s.finished}};
 }
@@ -238,7 +238,8 @@ RunState run_state_from(const nlohmann::json& j, const std::string& path) {
     s.step = j.at("step");
     s.best = j.at("best");
     s.plateau_wait = j.at("plateau_wait");
-    s.plateau_scale = j.at("plateau_scale");
+    // Named plateau_scale before the time-based drop shared it.
+    s.drop_scale = j.contains("drop_scale") ? j.at("drop_scale") : j.at("plateau_scale");
     s.time_dropped = j.value("time_dropped", false);  // absent before lr_drop_fraction existed
     s.finished = j.at("finished");
     return s;
@@ -248,8 +249,8 @@ RunState run_state_from(const nlohmann::json& j, const std::string& path) {
   }
 }
 
-double learning_rate(const TrainConfig& c, int64_t epoch, double plateau_scale) {
-  double lr = c.lr * plateau_scale;
+double learning_rate(const TrainConfig& c, int64_t epoch, double drop_scale) {
+  double lr = c.lr * drop_scale;
   for (auto drop : c.lr_drops)
     if (epoch >= drop) lr *= c.lr_factor;
   return lr;
@@ -408,7 +409,7 @@ TrainResult Trainer::run() {
   };
 
   while (state.epoch < c.epochs) {
-    double lr = learning_rate(c, state.epoch, state.plateau_scale);
+    double lr = learning_rate(c, state.epoch, state.drop_scale);
     set_lr(*optimizer, lr);
     net->train();
     loader.start_epoch(state.epoch, state.batch);
@@ -421,8 +422,8 @@ TrainResult Trainer::run() {
       const double drop_at = 60 * c.max_minutes * c.lr_drop_fraction;  // seconds
       if (c.lr_drop_fraction > 0 && !state.time_dropped && seconds_since(wall_start) >= drop_at) {
         state.time_dropped = true;
-        state.plateau_scale *= c.lr_factor;
-        lr = learning_rate(c, state.epoch, state.plateau_scale);
+        state.drop_scale *= c.lr_factor;
+        lr = learning_rate(c, state.epoch, state.drop_scale);
         set_lr(*optimizer, lr);
         progress.end_line();
         std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c.lr_factor
@@ -519,7 +520,7 @@ TrainResult Trainer::run() {
         state.best = score;
         state.plateau_wait = 0;
       } else if (c.plateau_patience > 0 && ++state.plateau_wait >= c.plateau_patience) {
-        state.plateau_scale *= c.lr_factor;
+        state.drop_scale *= c.lr_factor;
         state.plateau_wait = 0;
         std::cerr << "validation plateau: learning rate × " << c.lr_factor << "\n";
       }
