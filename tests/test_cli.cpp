@@ -1,4 +1,5 @@
 // End-to-end checks of the `hourglass` tool, run as a user would.
+#include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 #include "tool_runner.h"
 
@@ -20,6 +21,16 @@ Result run(const std::string& args) {
 }
 
 const std::string kFixtures = std::string(HG_TEST_DATA) + "/fixtures/";
+
+/// In a log (captured standard error is a file), progress is whole lines, throttled, with the
+/// forced last one always shown.
+TEST(Cli, ProgressInALogIsThrottledWholeLinesEndingWithTheLast) {
+  testing::internal::CaptureStderr();
+  hg::io::ProgressLine progress;  // after the capture: it sees a file, not a terminal
+  for (int i = 1; i <= 100; ++i) progress.update("step " + std::to_string(i), i == 100);
+  progress.finish();
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "step 1\nstep 100\n");
+}
 
 TEST(Cli, InfoPrintsThePaperModelsParameterCount) {
   const auto r = run("info --stacks 8");

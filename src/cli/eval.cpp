@@ -5,6 +5,7 @@
 #include "hg/eval/plot.h"
 #include "hg/eval/predictions.h"
 #include "hg/infer/results.h"
+#include "hg/io/progress.h"
 
 #include <torch/torch.h>
 
@@ -41,6 +42,7 @@ Predictions from_model(const Args& args, const data::Dataset& d, size_t n) {
   std::vector<at::Tensor> rows;
   auto have = torch::zeros({static_cast<int64_t>(n)}, torch::kBool);
   int64_t stacks = 0, unreadable = 0;
+  io::ProgressLine progress;
   for (size_t i = 0; i < n; ++i) {
     cv::Mat rgb;
     data::Annotation a;
@@ -58,9 +60,11 @@ Predictions from_model(const Args& args, const data::Dataset& d, size_t n) {
     rows.push_back(p[0].joints.slice(2, 0, 2).to(torch::kDouble));
     stacks = rows.back().size(0);
     have[static_cast<int64_t>(i)] = true;
-    if (n > 1) std::cerr << "\reval: " << i + 1 << "/" << n << " people" << std::flush;
+    if (n > 1)
+      progress.update("eval: " + std::to_string(i + 1) + "/" + std::to_string(n) + " people",
+                      i + 1 == n);
   }
-  if (n > 1) std::cerr << "\n";
+  progress.finish();
   if (unreadable > 0)
     std::cerr << "hourglass: warning: " << unreadable << " of " << n
               << " samples have no readable image and are left out\n";

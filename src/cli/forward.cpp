@@ -1,6 +1,7 @@
 #include "hg/cli/cli.h"
 #include "hg/engine/engine.h"
 #include "hg/io/checkpoint.h"
+#include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 
 #include <torch/torch.h>
@@ -101,15 +102,17 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
                              : engines.at(x.size(0)).forward(x);
     };
     const auto start = std::chrono::steady_clock::now();
+    io::ProgressLine progress;
     for (int64_t i = 0; i < n; i += args->batch) {
       outputs.push_back(run_batch(input.slice(0, i, std::min(n, i + args->batch))));
+      const int64_t done = std::min(n, i + args->batch);
       if (n > args->batch)
-        std::cerr << "\rforward: " << std::min(n, i + args->batch) << "/" << n << " images"
-                  << std::flush;
+        progress.update("forward: " + std::to_string(done) + "/" + std::to_string(n) + " images",
+                        done == n);
     }
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (n > args->batch) std::cerr << "\n";
+    progress.finish();
     auto output = torch::cat(outputs, 0);
     io::write_tensor_dict(args->output, {{"output", output}});
     std::cout << "wrote " << args->output << ": output " << output.sizes() << " (" << description

@@ -2,6 +2,7 @@
 #include "hg/data/dataset.h"
 #include "hg/infer/results.h"
 #include "hg/io/draw.h"
+#include "hg/io/progress.h"
 
 #include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
@@ -88,13 +89,15 @@ class Run {
       std::sort(files.begin(), files.end());
       if (files.empty())
         return fail(path, "the folder has no images (" + c10::Join(", ", kImageExtensions) + ")");
+      io::ProgressLine progress;
       for (size_t i = 0; i < files.size(); ++i) {
         if (files.size() > 1)
-          std::cerr << "\rpredict: " << path << ": image " << i + 1 << "/" << files.size()
-                    << std::flush;
+          progress.update("predict: " + path + ": image " + std::to_string(i + 1) + "/" +
+                              std::to_string(files.size()),
+                          i + 1 == files.size());
         image(files[i].string());
       }
-      if (files.size() > 1) std::cerr << "\n";
+      progress.finish();
     } else if (!fs::exists(p)) {
       fail(path, "no such file or folder");
     } else if (has_extension(p, kVideoExtensions)) {
@@ -157,6 +160,7 @@ class Run {
     std::string out;
     const std::string name = fs::path(path).filename().string();
     cv::Mat bgr, rgb;
+    io::ProgressLine progress;
     int64_t frame = 0;
     for (; cap.read(bgr); ++frame) {
       cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
@@ -171,11 +175,12 @@ class Run {
         cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
         writer.write(bgr);
       }
-      std::cerr << "\rpredict: " << name << ": frame " << frame + 1;
-      if (total > 0) std::cerr << "/" << total;
-      std::cerr << std::flush;
+      progress.update("predict: " + name + ": frame " + std::to_string(frame + 1) +
+                      (total > 0 ? "/" + std::to_string(total) : std::string()));
     }
-    std::cerr << "\n";
+    if (frame > 0)
+      progress.update("predict: " + name + ": " + std::to_string(frame) + " frames", true);
+    progress.finish();
     if (frame == 0) return fail(path, "the video has no readable frame");
     if (!out.empty()) std::cerr << "wrote " << out << "\n";
     ++done_;

@@ -5,6 +5,7 @@
 #include "hg/engine/engine.h"
 #include "hg/eval/evaluate.h"
 #include "hg/io/checkpoint.h"
+#include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 
 #include <ATen/autocast_mode.h>
@@ -21,8 +22,6 @@
 #include <iostream>
 #include <limits>
 #include <sstream>
-
-#include <unistd.h>
 
 namespace hg::train {
 namespace fs = std::filesystem;
@@ -181,12 +180,8 @@ void check_run_dir(const fs::path& dir, uintmax_t bytes_needed) {
 // ---- progress ------------------------------------------------------------------------------
 class Progress {
  public:
-  Progress() : tty_(::isatty(::fileno(stderr)) != 0) {}
   void update(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double sps,
               double eta_s, bool force = false) {
-    const double now = seconds_since(start_);
-    if (!force && now - last_ < (tty_ ? 0.25 : 15.0)) return;
-    last_ = now;
     const int width = 24;
     const int filled = total > 0 ? static_cast<int>(width * done / total) : 0;
     char line[256];
@@ -195,16 +190,12 @@ class Progress {
                   long(epoch + 1), long(epochs), std::string(filled, '#').c_str(),
                   std::string(width - filled, '.').c_str(), long(done), long(total), loss, sps,
                   long(eta_s) / 60, long(eta_s) % 60);
-    std::cerr << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
+    line_.update(line, force);
   }
-  void end_line() {
-    if (tty_) std::cerr << "\n";
-  }
+  void end_line() { line_.finish(); }
 
  private:
-  bool tty_;
-  Clock::time_point start_ = Clock::now();
-  double last_ = -1e9;
+  io::ProgressLine line_;
 };
 
 // State that travels in a checkpoint's meta.
