@@ -166,8 +166,11 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
       "train a small 2-stack model on built-in synthetic people, evaluate every stack on held-out "
       "images and write a report (no download, about 10 minutes on 2 cores)");
   cmd->add_option("--out", args->out, "report folder")->capture_default_str();
-  cmd->add_option("--minutes", args->minutes, "training time budget")->capture_default_str();
+  cmd->add_option("--minutes", args->minutes, "training time budget")
+      ->check(CLI::Range(0.1, 24 * 60.0))
+      ->capture_default_str();
   cmd->add_option("--test-samples", args->test_samples, "held-out synthetic people to evaluate")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--set", args->sets, "override a training config key (see hourglass train)");
   cmd->callback([args, &global] {
