@@ -1,4 +1,4 @@
-// End-to-end checks of the `hourglass` tool, run as a user would.
+// End-to-end checks of the `hourglass` tool, run as a user would, and of its progress output.
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 #include "tool_runner.h"

@@ -16,8 +16,6 @@ class ProgressLine {
   void update(const std::string& text, bool force = false);
   /// Ends the line on a terminal (call once, after the last update).
   void finish();
-  /// Whether standard error is a terminal.
-  bool tty() const { return tty_; }
 
  private:
   bool tty_;
