@@ -53,10 +53,28 @@ void run(benchmark::State& state, const dnnl::primitive& p,
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/// Args: in, out, kernel, side, kind (0 f32 direct, 1 f32 Winograd, 2 bf16 direct); ReLU post-op.
+/// Args: in, out, kernel, side, kind (0 f32 direct, 1 f32 Winograd, 2 bf16 direct, 3 the
+/// engine's own f32 Winograd, 3×3 only); ReLU post-op.
 void BM_Convolution(benchmark::State& state) {
   const int64_t in = state.range(0), out = state.range(1), k = state.range(2),
                 side = state.range(3);
+  if (state.range(4) == 3) {
+    const hg::engine::WinogradShape shape{1, in, out, side, side};
+    if (k != 3 || !hg::engine::winograd_applicable(shape)) {
+      state.SkipWithError("the engine's Winograd needs a 3x3 kernel and AVX-512");
+      return;
+    }
+    std::vector<float> src(in * side * side, 0.5f), w(in * 9 * out, 0.01f), b(out, 0.f),
+        dst(out * side * side), scratch(hg::engine::winograd_scratch_floats(shape));
+    omp_set_num_threads(cores());
+    for (auto _ : state)
+      hg::engine::winograd_conv3x3(shape, src.data(), w.data(), b.data(), dst.data(),
+                                   scratch.data(), true);
+    state.SetLabel("own winograd");
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * in * out * k * k * side * side,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+    return;
+  }
   const Dt type = state.range(4) == 2 ? Dt::bf16 : Dt::f32;
   const auto alg = state.range(4) == 1 ? dnnl::algorithm::convolution_winograd
                                        : dnnl::algorithm::convolution_direct;
@@ -85,7 +103,7 @@ void BM_Convolution(benchmark::State& state) {
 }
 BENCHMARK(BM_Convolution)
     ->ArgNames({"in", "out", "k", "side", "kind"})
-    ->ArgsProduct({{128}, {128}, {3}, {64, 32, 16}, {0, 1, 2}})
+    ->ArgsProduct({{128}, {128}, {3}, {64, 32, 16}, {0, 1, 2, 3}})
     ->ArgsProduct({{256}, {128}, {1}, {64}, {0, 2}})
     ->ArgsProduct({{128}, {256}, {1}, {64}, {0, 2}})
     ->Unit(benchmark::kMicrosecond)

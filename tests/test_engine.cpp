@@ -199,7 +199,7 @@ INSTANTIATE_TEST_SUITE_P(Configs, EngineShapes,
 
 TEST(EngineWinograd, IsUsedWhereTheShapesAllowIt) {
   if (!hg::engine::winograd_supported())
-    GTEST_SKIP() << "oneDNN 2.6 has Winograd convolutions for AVX-512 only";
+    GTEST_SKIP() << "the engine's Winograd kernel needs AVX-512";
   auto net = random_model(StackedHourglassOptions().stacks(1).features(64).depth(2), 3);
   const auto x = smooth_images(1, 64, 64, 1);
   auto engine = build(net, x, Precision::kF32, Algorithm::kWinograd);
@@ -361,6 +361,53 @@ TEST(EngineKernels, ScaleShiftReluEqualsItsReference) {
       }
     }
   }
+}
+
+TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
+  // Channels of one and several blocks and product blocks (64 per block), sizes with a partial
+  // register block of tiles (5×3 tiles), two images.
+  for (const hg::engine::WinogradShape shape :
+       {hg::engine::WinogradShape{2, 32, 80, 20, 12}, hg::engine::WinogradShape{1, 16, 16, 4, 4},
+        hg::engine::WinogradShape{1, 128, 128, 16, 16}}) {
+    if (!hg::engine::winograd_applicable(shape)) GTEST_SKIP() << "this CPU lacks AVX-512";
+    torch::manual_seed(7);
+    const auto src = torch::randn({shape.batch * shape.in * shape.height * shape.width});
+    const auto weights = torch::randn({shape.in * 9 * shape.out}) / std::sqrt(9.0 * shape.in);
+    const auto bias = torch::randn({shape.out});
+    const int64_t out_size = shape.batch * shape.out * shape.height * shape.width;
+    auto fast = torch::full({out_size}, std::nanf("")), ref = torch::empty({out_size});
+    std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape));
+    for (const bool relu : {false, true}) {
+      hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
+                                   bias.data_ptr<float>(), fast.data_ptr<float>(), scratch.data(),
+                                   relu);
+      hg::engine::conv3x3_reference(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
+                                    bias.data_ptr<float>(), ref.data_ptr<float>(), relu);
+      const double scale = ref.abs().max().item<double>();
+      EXPECT_LT((fast - ref).abs().max().item<double>(), 1e-5 * scale)
+          << shape.in << "->" << shape.out << " @" << shape.height << "x" << shape.width
+          << (relu ? " relu" : "");
+      if (relu) EXPECT_EQ(ref.min().item<float>(), 0.f);
+    }
+  }
+}
+
+TEST(EngineKernels, DirectReferenceEqualsLibTorch) {
+  const hg::engine::WinogradShape shape{1, 16, 32, 6, 10};
+  torch::manual_seed(8);
+  const auto x = torch::randn({1, shape.in, shape.height, shape.width});
+  const auto w = torch::randn({shape.out, shape.in, 3, 3}), b = torch::randn({shape.out});
+  // nChw16c: N × C/16 × H × W × 16; weights [in][3][3][out].
+  const auto blocked = [](const at::Tensor& t) {
+    return t.view({t.size(0), t.size(1) / 16, 16, t.size(2), t.size(3)})
+        .permute({0, 1, 3, 4, 2})
+        .contiguous();
+  };
+  const auto src = blocked(x), weights = w.permute({1, 2, 3, 0}).contiguous();
+  auto dst = torch::empty({1, shape.out / 16, shape.height, shape.width, 16});
+  hg::engine::conv3x3_reference(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
+                                b.data_ptr<float>(), dst.data_ptr<float>(), false);
+  EXPECT_TRUE(torch::allclose(dst, blocked(torch::conv2d(x, w, b, 1, 1)), 1e-4, 1e-4));
 }
 
 TEST(Engine, RejectsOtherInputShapesAndBadOptions) {

@@ -42,6 +42,25 @@ double peak_rss_mb() {
   return usage.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
+/// Prints engine.profile's table for `mode` and returns it as JSON.
+nlohmann::json print_profile(const std::string& mode, engine::Engine& engine, const at::Tensor& x,
+                             int runs) {
+  const auto steps = engine.profile(x, runs);
+  double total = 0;
+  for (const auto& p : steps) total += p.ms;
+  std::printf("\nprofile of %s, batch %ld (mean of %d passes, %.2f ms in all):\n", mode.c_str(),
+              long(x.size(0)), runs, total);
+  std::printf("  %8s %6s %5s %8s  %s\n", "ms", "%", "steps", "GFLOP/s", "step");
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& p : steps) {
+    const double rate = p.gflop > 0 ? p.gflop / (p.ms / 1e3) : 0;
+    std::printf("  %8.3f %6.1f %5ld %8.0f  %s\n", p.ms, 100 * p.ms / total, long(p.count), rate,
+                p.label.c_str());
+    j.push_back({{"step", p.label}, {"count", p.count}, {"ms", p.ms}, {"gflops", rate}});
+  }
+  return j;
+}
+
 struct EngineMode {
   std::string name;
   engine::EngineOptions options;  // batch 1; the throughput run sets its batch
@@ -54,7 +73,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     std::string weights, json;
     int64_t size = 256, batch = 8;
     int runs = 5;
-    bool no_torch = false;
+    bool no_torch = false, profile = false;
     std::vector<std::string> modes{"f32-direct", "f32-auto", "bf16-direct", "bf16-auto"};
     model::StackedHourglassOptions options;
   };
@@ -77,6 +96,9 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::IsMember(
           {"f32-direct", "f32-auto", "f32-winograd", "bf16-direct", "bf16-auto", "bf16-winograd"}));
+  cmd->add_flag("--profile", args->profile,
+                "also time every step of each engine mode at batch 1 and print the time per kind "
+                "of step (slowest first)");
   cmd->add_option("--json", args->json, "also write the results to this JSON file");
   add_architecture_options(*cmd, args->options);
   cmd->callback([args, &global] {
@@ -111,6 +133,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     std::vector<int64_t> batches = {1};
     if (args->batch > 1) batches.push_back(args->batch);
     std::vector<Measurement> results;
+    nlohmann::json profiles;
     auto report = [&](const Measurement& r, const std::string& note) {
       std::printf("%-7s %-12s batch %-2ld %9.2f ms/image  %7.1f GFLOP/s%s\n", r.backend.c_str(),
                   r.mode.c_str(), long(r.batch), r.ms_per_image(),
@@ -155,6 +178,9 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
       for (int run = 0; run < args->runs; ++run)
         for (auto& c : contenders) c.measurement.runs_ms.push_back(elapsed_ms(c.pass));
       for (const auto& c : contenders) report(c.measurement, c.note);
+      if (args->profile && batch == 1)
+        for (size_t i = 0; i < modes.size(); ++i)
+          profiles[modes[i].name] = print_profile(modes[i].name, *engines[i], x, args->runs);
     }
 
     nlohmann::json j;
@@ -197,6 +223,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                                 {"gflops", 2 * gmac / (fastest->ms_per_image() / 1e3)}});
       }
     }
+    if (args->profile) j["profile"] = profiles;
     j["peak_rss_mb"] = peak_rss_mb();
     std::printf("peak RSS: %.0f MB\n", peak_rss_mb());
     if (!args->json.empty()) {

@@ -26,6 +26,7 @@
 
 #include <malloc.h>
 #include <omp.h>
+#include <sys/mman.h>
 #include <torch/torch.h>
 #include <dnnl.hpp>
 
@@ -51,12 +52,13 @@ using Tag = memory::format_tag;
 constexpr int64_t kInputBuffer = -1;
 constexpr int64_t kScratchpadBuffer = -2;
 constexpr size_t kAlignment = 64;
-/// Algorithm::kAuto considers Winograd only for 3×3 layers of at least this many output pixels.
-/// Winograd keeps 4× a layer's weights; measured here (one layer, 128→128), it runs 64×64 layers
-/// 2.5× faster than direct, 32×32 ones 1.85× and 16×16 ones 1.6×. For the 8-stack network at
-/// 256 px, the 64×64 layers gain about 28 ms for 35 MB of weights; all the others together
-/// about 9 ms more for 100 MB more, which would push `hourglass predict` past 400 MB.
-constexpr int64_t kAutoWinogradPixels = 64 * 64;
+constexpr size_t kHugePage = size_t{2} << 20;
+/// Weights are packed into chunks of this size (the last one partly used).
+constexpr size_t kWeightChunk = size_t{16} << 20;
+/// Algorithm::kAuto takes Winograd for a layer timed at least this much faster than direct:
+/// a clear gain, since Winograd rounds a little differently (and a close call could go either way
+/// between two builds).
+constexpr double kAutoWinogradGain = 1.05;
 
 /// Attributes of every planned primitive: `ops`, and a scratchpad the plan provides (one buffer
 /// shared by all steps, as they run one at a time) instead of one oneDNN allocates per call.
@@ -221,6 +223,19 @@ class BufferPool {
   std::vector<bool> free_;
 };
 
+using HugeBuffer = std::unique_ptr<void, decltype(&std::free)>;
+
+/// At least `bytes` of memory, in 2 MiB pages where the system allows them (transparent huge
+/// pages on request, as Debian configures them): the convolutions stride through activations
+/// and weights, which in 4 KiB pages costs TLB misses (about 2% of an f32 pass, measured here).
+HugeBuffer huge_alloc(size_t bytes, const char* what) {
+  bytes = (std::max<size_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
+  HugeBuffer buffer(std::aligned_alloc(kHugePage, bytes), &std::free);
+  TORCH_CHECK(buffer, "cannot allocate the engine's ", bytes, "-byte ", what);
+  madvise(buffer.get(), bytes, MADV_HUGEPAGE);  // advice only: 4 KiB pages if refused
+  return buffer;
+}
+
 /// A step the plan runs itself instead of a oneDNN primitive, on the step's bound arguments.
 using Kernel = std::function<void(const std::unordered_map<int, memory>&)>;
 
@@ -228,6 +243,8 @@ struct PendingStep {
   dnnl::primitive primitive;
   std::vector<ArgRef> args;
   Kernel kernel;
+  std::string label;
+  double flops = 0;
 };
 
 }  // namespace
@@ -242,15 +259,42 @@ struct Engine::Plan {
     dnnl::primitive primitive;
     std::unordered_map<int, memory> args;
     Kernel kernel;
+    std::string label;  ///< what the step computes, for Engine::profile
+    double flops = 0;   ///< floating-point operations per pass (convolutions only)
   };
   std::vector<Step> steps;
-  std::unique_ptr<void, decltype(&std::free)> arena{nullptr, &std::free};
+  HugeBuffer arena{nullptr, &std::free};
+  /// The weights and biases, packed one after another (see Builder::import).
+  std::vector<HugeBuffer> weight_chunks;
   memory input;
   /// Per stack, the output tensor's stack-th slice (set on every forward).
   std::vector<memory> outputs;
 };
 
 namespace {
+
+std::string type_name(Dt type) {
+  return type == Dt::bf16 ? "bf16" : "f32";
+}
+
+std::string choice_name(const Choice& c) {
+  return type_name(c.type) +
+         (c.algorithm == dnnl::algorithm::convolution_winograd ? " winograd" : " direct");
+}
+
+std::string shape_name(const ConvShape& s) {
+  std::ostringstream o;
+  o << s.in << "->" << s.out << " " << s.kernel << "x" << s.kernel << "/" << s.stride << " @"
+    << s.height << "x" << s.width;
+  return o.str();
+}
+
+/// "C @HxW" of an activation.
+std::string value_name(const Value& v) {
+  std::ostringstream o;
+  o << v.channels() << " @" << v.height() << "x" << v.width();
+  return o.str();
+}
 
 class Builder {
  public:
@@ -269,7 +313,11 @@ class Builder {
   Value conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type, bool internal,
              const Value* sum_into = nullptr) {
     const ConvShape shape = conv_shape(src, w);
-    const Choice c = choose(shape);
+    Choice c = choose(shape);
+    if (c.algorithm == dnnl::algorithm::convolution_winograd) {
+      if (!sum_into) return winograd_conv(src, w, relu, internal);
+      c = {Dt::f32, dnnl::algorithm::convolution_direct};  // the kernel has no sum post-op
+    }
     Value in = src;
     if (src.md.data_type() != c.type) in = convert(src, c.type);
     if (c.type == Dt::f32) dst_type = Dt::f32;  // oneDNN's f32 kernels write f32 only
@@ -283,16 +331,59 @@ class Builder {
     Value dst = sum_into ? *sum_into : Value{dst_md, pool_.acquire(dst_md.get_size()), internal};
     memory weights = import(w.weight, pd.weights_desc());
     memory bias = import(w.bias, pd.bias_desc());
+    std::ostringstream label;
+    label << "conv " << shape_name(shape) << " " << choice_name(c) << (sum_into ? " +sum" : "")
+          << (relu ? " +relu" : "");
     emit(pd, dnnl::convolution_forward(pd),
          {{DNNL_ARG_SRC, in.md, in.buffer, {}},
           {DNNL_ARG_WEIGHTS, {}, 0, weights},
           {DNNL_ARG_BIAS, {}, 0, bias},
-          {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+          {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
+         label.str(),
+         2.0 * shape.batch * shape.in * shape.out * shape.kernel * shape.kernel * oh * ow);
     if (in.buffer != src.buffer) release(in);
     ++plan_.summary.convolutions;
-    plan_.summary.winograd += c.algorithm == dnnl::algorithm::convolution_winograd;
     plan_.summary.bf16 += c.type == Dt::bf16;
     describe_layer(shape, c, pd.impl_info_str());
+    return dst;
+  }
+
+  /// The 3×3 convolution `w` of `src` by the engine's Winograd kernel (float32 in and out).
+  Value winograd_conv(const Value& src, const ConvWeights& w, bool relu, bool internal) {
+    const ConvShape shape = conv_shape(src, w);
+    const WinogradShape ws = winograd_shape(shape);
+    const Value in = src.md.data_type() == Dt::f32 ? src : convert(src, Dt::f32);
+    const memory::desc dst_md =
+        blocked({shape.batch, shape.out, shape.height, shape.width}, Dt::f32);
+    const Value dst{dst_md, pool_.acquire(dst_md.get_size()), internal};
+    // The kernel's weight layout: [in][3][3][out].
+    const at::Tensor weights = w.weight.permute({1, 2, 3, 0}).contiguous();
+    const memory wm = import(weights, memory::desc({weights.numel()}, Dt::f32, Tag::a));
+    const memory bm = import(w.bias, memory::desc({w.bias.numel()}, Dt::f32, Tag::a));
+    scratchpad_bytes_ = std::max(scratchpad_bytes_, winograd_scratch_floats(ws) * sizeof(float));
+    std::ostringstream label;
+    label << "conv " << shape_name(shape) << " f32 winograd" << (relu ? " +relu" : "");
+    pending_.push_back({{},
+                        {{DNNL_ARG_SRC, in.md, in.buffer, {}},
+                         {DNNL_ARG_WEIGHTS, {}, 0, wm},
+                         {DNNL_ARG_BIAS, {}, 0, bm},
+                         {DNNL_ARG_DST, dst.md, dst.buffer, {}},
+                         {DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}}},
+                        [ws, relu](const std::unordered_map<int, memory>& a) {
+                          const auto data = [&](int arg) {
+                            return static_cast<float*>(a.at(arg).get_data_handle());
+                          };
+                          winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS),
+                                           data(DNNL_ARG_BIAS), data(DNNL_ARG_DST),
+                                           data(DNNL_ARG_SCRATCHPAD), relu);
+                        },
+                        label.str(),
+                        2.0 * shape.batch * shape.in * shape.out * 9 * shape.height * shape.width});
+    if (in.buffer != src.buffer) release(in);
+    ++plan_.summary.convolutions;
+    ++plan_.summary.winograd;
+    describe_layer(shape, {Dt::f32, dnnl::algorithm::convolution_winograd},
+                   "the engine's F(4x4,3x3) kernel");
     return dst;
   }
 
@@ -326,7 +417,8 @@ class Builder {
                           scale_shift_relu(shape, data(DNNL_ARG_SRC), data(DNNL_ARG_SCALE),
                                            data(DNNL_ARG_SHIFT),
                                            a.at(DNNL_ARG_DST).get_data_handle(), bf16);
-                        }});
+                        },
+                        "bn+relu " + value_name(x) + " -> " + type_name(type)});
     return dst;
   }
 
@@ -341,7 +433,8 @@ class Builder {
         attributes(), plan_.cpu);
     Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
     emit(pd, dnnl::pooling_forward(pd),
-         {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}});
+         {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
+         "max-pool " + value_name(x));
     return dst;
   }
 
@@ -354,7 +447,8 @@ class Builder {
                                        dnnl::algorithm::resampling_nearest, low.md, into.md),
         attributes(ops), plan_.cpu);
     emit(pd, dnnl::resampling_forward(pd),
-         {{DNNL_ARG_SRC, low.md, low.buffer, {}}, {DNNL_ARG_DST, into.md, into.buffer, {}}});
+         {{DNNL_ARG_SRC, low.md, low.buffer, {}}, {DNNL_ARG_DST, into.md, into.buffer, {}}},
+         "upsample+add " + value_name(low));
   }
 
   /// A copy of `x` (converted to `type`) in a new buffer.
@@ -363,7 +457,8 @@ class Builder {
     Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
     const dnnl::reorder::primitive_desc pd(plan_.cpu, x.md, plan_.cpu, dst_md, attributes());
     emit(pd, dnnl::reorder(pd),
-         {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}});
+         {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}},
+         "convert " + value_name(x) + " -> " + type_name(type));
     return dst;
   }
 
@@ -378,7 +473,8 @@ class Builder {
     plan_.outputs.emplace_back(out_md, plan_.cpu, nullptr);
     const dnnl::reorder::primitive_desc pd(plan_.cpu, h.md, plan_.cpu, out_md, attributes());
     emit(pd, dnnl::reorder(pd),
-         {{DNNL_ARG_FROM, h.md, h.buffer, {}}, {DNNL_ARG_TO, {}, 0, plan_.outputs.back()}});
+         {{DNNL_ARG_FROM, h.md, h.buffer, {}}, {DNNL_ARG_TO, {}, 0, plan_.outputs.back()}},
+         "output " + value_name(h));
   }
 
   /// How `w` will be computed on an internal value of `at`'s batch and size (before that value
@@ -393,11 +489,10 @@ class Builder {
   void finish() {
     const int64_t scratchpad = pool_.dedicated(scratchpad_bytes_);
     const auto [offsets, total] = pool_.layout();
-    plan_.arena.reset(std::aligned_alloc(kAlignment, std::max(total, kAlignment)));
-    TORCH_CHECK(plan_.arena, "cannot allocate the engine's ", total, "-byte activation arena");
+    plan_.arena = huge_alloc(total, "activation arena");
     auto* base = static_cast<char*>(plan_.arena.get());
     for (auto& pending : pending_) {
-      Engine::Plan::Step step{pending.primitive, {}, pending.kernel};
+      Engine::Plan::Step step{pending.primitive, {}, pending.kernel, pending.label, pending.flops};
       for (auto& a : pending.args) {
         if (a.fixed)
           step.args.emplace(a.arg, a.fixed);
@@ -459,64 +554,59 @@ class Builder {
     Choice best = direct;
     const Choice winograd{Dt::f32, dnnl::algorithm::convolution_winograd};
     if (options_.algorithm != Algorithm::kDirect && s.kernel == 3 && s.stride == 1 &&
-        winograd_available(s)) {
-      if (options_.algorithm == Algorithm::kWinograd ||
-          (s.height * s.width >= kAutoWinogradPixels && clearly_faster(s, direct, winograd)))
+        winograd_supported() && winograd_applicable(winograd_shape(s))) {
+      if (options_.algorithm == Algorithm::kWinograd || winograd_is_faster(s, direct))
         best = winograd;
     }
     choices_.emplace(s, best);
     return best;
   }
 
-  bool winograd_available(const ConvShape& s) const {
-    try {
-      conv_pd(s, {Dt::f32, dnnl::algorithm::convolution_winograd},
-              blocked({s.batch, s.in, s.height, s.width}, Dt::f32),
-              blocked({s.batch, s.out, s.height, s.width}, Dt::f32), {});
-      return true;
-    } catch (const c10::Error&) {
-      return false;
-    }
+  static WinogradShape winograd_shape(const ConvShape& s) {
+    return {s.batch, s.in, s.out, s.height, s.width};
   }
 
-  /// Whether `b` runs at least 10% faster than `a` on `s` (Winograd keeps 4× the weights of a
-  /// direct 3×3 layer, worth it only for a clear gain): best of a few runs of each on scratch
-  /// data, taken in turns so that a busy machine slows both alike (with a ReLU post-op, as most
-  /// layers have).
-  bool clearly_faster(const ConvShape& s, const Choice& a, const Choice& b) const {
-    struct Candidate {
-      dnnl::convolution_forward primitive;
-      std::unordered_map<int, memory> args;
-      double best_ms = 1e30;
-    };
-    std::vector<Candidate> candidates;
-    for (const Choice& c : {a, b}) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      const int64_t oh = s.height / s.stride, ow = s.width / s.stride;
-      auto pd = conv_pd(s, c, blocked({s.batch, s.in, s.height, s.width}, c.type),
-                        blocked({s.batch, s.out, oh, ow}, c.type), ops);
-      Candidate candidate{dnnl::convolution_forward(pd), {}};
-      for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
-                             {DNNL_ARG_WEIGHTS, pd.weights_desc()},
-                             {DNNL_ARG_BIAS, pd.bias_desc()},
-                             {DNNL_ARG_DST, pd.dst_desc()},
-                             {DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc()}}) {
-        memory m(md, plan_.cpu);
-        std::memset(m.get_data_handle(), 0, md.get_size());  // no NaNs or denormals in timing
-        candidate.args.emplace(arg, m);
-      }
-      candidates.push_back(std::move(candidate));
+  /// Whether the engine's Winograd kernel runs `s` at least kAutoWinogradGain times as fast as
+  /// oneDNN's `direct` convolution: best of a few runs of each on zeroed data (no NaNs or
+  /// denormals), in turns so that a busy machine slows both alike, with a ReLU as most layers.
+  bool winograd_is_faster(const ConvShape& s, const Choice& direct) const {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    const auto pd = conv_pd(s, direct, blocked({s.batch, s.in, s.height, s.width}, direct.type),
+                            blocked({s.batch, s.out, s.height, s.width}, direct.type), ops);
+    const dnnl::convolution_forward primitive(pd);
+    std::unordered_map<int, memory> args;
+    for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
+                           {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                           {DNNL_ARG_BIAS, pd.bias_desc()},
+                           {DNNL_ARG_DST, pd.dst_desc()},
+                           {DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc()}}) {
+      memory m(md, plan_.cpu);
+      std::memset(m.get_data_handle(), 0, md.get_size());
+      args.emplace(arg, m);
     }
+    const WinogradShape ws = winograd_shape(s);
+    std::vector<float> src(s.batch * s.in * s.height * s.width), weights(s.in * 9 * s.out),
+        bias(s.out), dst(s.batch * s.out * s.height * s.width),
+        scratch(winograd_scratch_floats(ws));
+    const std::function<void()> runs[] = {[&] {
+                                            primitive.execute(plan_.stream, args);
+                                            plan_.stream.wait();
+                                          },
+                                          [&] {
+                                            winograd_conv3x3(ws, src.data(), weights.data(),
+                                                             bias.data(), dst.data(),
+                                                             scratch.data(), true);
+                                          }};
+    double best_ms[2] = {1e30, 1e30};
     for (int round = 0; round < 6; ++round) {
-      for (auto& c : candidates) {
+      for (int k = 0; k < 2; ++k) {
         const double start = now_ms();
-        c.primitive.execute(plan_.stream, c.args);
-        plan_.stream.wait();
-        if (round > 0) c.best_ms = std::min(c.best_ms, now_ms() - start);  // round 0 warms up
+        runs[k]();
+        if (round > 0) best_ms[k] = std::min(best_ms[k], now_ms() - start);  // round 0 warms up
       }
     }
-    return candidates[1].best_ms < 0.9 * candidates[0].best_ms;
+    return best_ms[1] * kAutoWinogradGain <= best_ms[0];
   }
 
   /// A memory in layout `md` holding the contiguous float32 tensor `t`, of md's element count.
@@ -524,34 +614,40 @@ class Builder {
     const memory::dims dims = md.dims();
     const Tag plain = dims.size() == 1 ? Tag::a : Tag::abcd;
     memory src({dims, Dt::f32, plain}, plan_.cpu, t.data_ptr());
-    memory dst(md, plan_.cpu);
+    memory dst(md, plan_.cpu, weight_space(md.get_size()));
     dnnl::reorder(src, dst).execute(plan_.stream, src, dst);
     plan_.stream.wait();
     plan_.summary.weight_bytes += static_cast<int64_t>(md.get_size());
     return dst;
   }
 
+  /// `bytes` of weight memory owned by the plan, packed into large chunks.
+  void* weight_space(size_t bytes) {
+    bytes = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    if (plan_.weight_chunks.empty() || chunk_used_ + bytes > chunk_size_) {
+      chunk_size_ = std::max(kWeightChunk, bytes);
+      plan_.weight_chunks.push_back(huge_alloc(chunk_size_, "weights"));
+      chunk_used_ = 0;
+    }
+    void* p = static_cast<char*>(plan_.weight_chunks.back().get()) + chunk_used_;
+    chunk_used_ += bytes;
+    return p;
+  }
+
   template <typename PrimitiveDesc>
-  void emit(const PrimitiveDesc& pd, const dnnl::primitive& p, std::vector<ArgRef> args) {
+  void emit(const PrimitiveDesc& pd, const dnnl::primitive& p, std::vector<ArgRef> args,
+            std::string label, double flops = 0) {
     const size_t scratchpad = pd.scratchpad_desc().get_size();
     if (scratchpad > 0) {
       scratchpad_bytes_ = std::max(scratchpad_bytes_, scratchpad);
       args.push_back({DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}});
     }
-    pending_.push_back({p, std::move(args), {}});
+    pending_.push_back({p, std::move(args), {}, std::move(label), flops});
   }
 
   void describe_layer(const ConvShape& s, const Choice& c, const std::string& impl) {
-    std::ostringstream key;
-    key << s.in << "->" << s.out << " " << s.kernel << "x" << s.kernel << "/" << s.stride << " @"
-        << s.height << "x" << s.width;
-    auto& line = layers_[key.str()];
-    if (!line.empty()) return;
-    std::ostringstream l;
-    l << key.str() << ": " << (c.type == Dt::bf16 ? "bf16" : "f32") << " "
-      << (c.algorithm == dnnl::algorithm::convolution_winograd ? "winograd" : "direct") << " ("
-      << impl << ")";
-    line = l.str();
+    auto& line = layers_[shape_name(s)];
+    if (line.empty()) line = shape_name(s) + ": " + choice_name(c) + " (" + impl + ")";
   }
 
   Engine::Plan& plan_;
@@ -559,6 +655,7 @@ class Builder {
   BufferPool pool_;
   std::vector<PendingStep> pending_;
   size_t scratchpad_bytes_ = 0;
+  size_t chunk_size_ = 0, chunk_used_ = 0;
   std::map<ConvShape, Choice> choices_;
   std::map<std::string, std::string> layers_;
 };
@@ -712,6 +809,7 @@ bool bf16_supported() {
 }
 
 bool winograd_supported() {
+  // The kernel reads and writes nChw16c, the layout the engine takes with avx512_core.
   return isa_at_least(dnnl::cpu_isa::avx512_core);
 }
 
@@ -759,6 +857,31 @@ std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassIm
 }
 
 at::Tensor Engine::forward(const at::Tensor& input) {
+  return run(input, nullptr);
+}
+
+std::vector<StepProfile> Engine::profile(const at::Tensor& input, int runs) {
+  TORCH_CHECK(runs >= 1, "profile needs at least one run, got ", runs);
+  run(input, nullptr);  // warm-up
+  std::vector<double> step_ms(plan_->steps.size(), 0.0);
+  for (int r = 0; r < runs; ++r) run(input, &step_ms);
+  std::map<std::string, StepProfile> by_label;
+  for (size_t i = 0; i < plan_->steps.size(); ++i) {
+    const auto& step = plan_->steps[i];
+    auto& p = by_label[step.label];
+    p.label = step.label;
+    p.count += 1;
+    p.ms += step_ms[i] / runs;
+    p.gflop += step.flops / 1e9;
+  }
+  std::vector<StepProfile> result;
+  for (auto& [_, p] : by_label) result.push_back(p);
+  std::sort(result.begin(), result.end(),
+            [](const StepProfile& a, const StepProfile& b) { return a.ms > b.ms; });
+  return result;
+}
+
+at::Tensor Engine::run(const at::Tensor& input, std::vector<double>* step_ms) {
   const auto& o = plan_->options;
   TORCH_CHECK(input.dim() == 4 && input.size(0) == o.batch && input.size(1) == 3 &&
                   input.size(2) == o.height && input.size(3) == o.width,
@@ -774,11 +897,17 @@ at::Tensor Engine::forward(const at::Tensor& input) {
   const int64_t slice = plan_->joints * (o.height / 4) * (o.width / 4);
   for (size_t s = 0; s < plan_->outputs.size(); ++s)
     plan_->outputs[s].set_data_handle(out.data_ptr<float>() + s * slice);
-  for (auto& step : plan_->steps) {
+  for (size_t i = 0; i < plan_->steps.size(); ++i) {
+    auto& step = plan_->steps[i];
+    const double start = step_ms ? now_ms() : 0;
     if (step.kernel)
       step.kernel(step.args);
     else
       step.primitive.execute(plan_->stream, step.args);
+    if (step_ms) {
+      plan_->stream.wait();
+      (*step_ms)[i] += now_ms() - start;
+    }
   }
   plan_->stream.wait();
   return out;

@@ -7,8 +7,8 @@
 /// activation buffers shared by a liveness-based memory plan. Engine::forward then runs that plan;
 /// its output equals StackedHourglassImpl::forward's up to floating-point rounding.
 ///
-/// Memory: the engine keeps its own (reordered) weights, about the model's size in f32 direct
-/// mode, half in bf16; Winograd layers keep transformed weights, 4× a 3×3 kernel's size. oneDNN
+/// Memory: the engine keeps its own (reordered) weights, about the model's size in f32, half in
+/// bf16 (Winograd layers keep plain f32 weights and transform them on every pass). oneDNN
 /// runs on OpenMP (libgomp, as LibTorch): on a machine shared with other busy processes,
 /// OMP_WAIT_POLICY=passive avoids threads spinning at barriers while their partner waits for a
 /// core.
@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace hg::model {
 class StackedHourglassImpl;
@@ -34,12 +35,14 @@ enum class Precision {
 
 /// How each 3×3 convolution is computed.
 enum class Algorithm {
-  /// Per layer of ≥ 64×64 outputs, Winograd F(4×4,3×3) if timed ≥10% faster than direct at
-  /// build (smaller layers gain less for the same 4× weights). Being timed, the choice may differ
-  /// between two builds on a busy machine, and the outputs with it (within Winograd's rounding).
+  /// Per layer, the engine's Winograd F(4×4,3×3) kernel if timed ≥5% faster than oneDNN's direct
+  /// convolution at build. Being timed, the choice may differ between two builds on a busy
+  /// machine, and the outputs with it (within Winograd's rounding).
   kAuto,
-  kDirect,    ///< direct convolution only (most accurate; the same output on every build)
-  kWinograd,  ///< Winograd (f32) wherever oneDNN supports it, direct elsewhere
+  kDirect,  ///< direct convolution only (most accurate; the same output on every build)
+  /// Winograd (f32) for every 3×3 layer it can compute (see winograd_supported; channels in
+  /// multiples of 16, sides in multiples of 4), direct elsewhere
+  kWinograd,
 };
 
 std::string precision_name(Precision precision);
@@ -50,8 +53,9 @@ Algorithm parse_algorithm(const std::string& name);
 
 /// True when this CPU (and oneDNN's ISA limit, ONEDNN_MAX_CPU_ISA) allows avx512_core_bf16.
 bool bf16_supported();
-/// True when oneDNN 2.6 may use its Winograd convolution here (it has one for AVX-512 only);
-/// elsewhere Algorithm::kWinograd and kAuto compute every layer directly.
+/// True when the engine's Winograd kernel can run here (it needs AVX-512, and oneDNN's ISA limit
+/// ONEDNN_MAX_CPU_ISA at avx512_core or above); elsewhere Algorithm::kWinograd and kAuto compute
+/// every layer directly.
 bool winograd_supported();
 
 struct EngineOptions {
@@ -84,6 +88,16 @@ struct EngineSummary {
   std::string layers;
 };
 
+/// Time one kind of step takes in a forward pass (see Engine::profile).
+struct StepProfile {
+  /// What the steps compute, e.g. "conv 128->128 3x3/1 @64x64 f32 winograd +relu",
+  /// "bn+relu 256 @64x64 -> f32", "max-pool 256 @64x64".
+  std::string label;
+  int64_t count = 0;  ///< steps with this label per pass
+  double ms = 0;      ///< their total milliseconds per pass
+  double gflop = 0;   ///< their total arithmetic per pass (convolutions; 0 for the rest)
+};
+
 class Engine {
  public:
   /// Builds the plan for `model` (read only; the engine keeps no reference to it, so it may be
@@ -104,6 +118,11 @@ class Engine {
   /// time per engine: the plan's activation buffers are shared by all calls.
   at::Tensor forward(const at::Tensor& input);
 
+  /// Runs forward `runs` times (after one warm-up pass), timing every step, and returns the mean
+  /// time per pass of each kind of step, slowest first. Waiting for each step makes the total a
+  /// little more than forward's time.
+  std::vector<StepProfile> profile(const at::Tensor& input, int runs);
+
   const EngineOptions& options() const;
   const EngineSummary& summary() const;
 
@@ -112,6 +131,8 @@ class Engine {
 
  private:
   explicit Engine(std::unique_ptr<Plan> plan);
+  /// forward, adding each step's milliseconds to (*step_ms)[step] when step_ms is given.
+  at::Tensor run(const at::Tensor& input, std::vector<double>* step_ms);
   static std::unique_ptr<Plan> build_plan(const model::StackedHourglassImpl& model,
                                           const EngineOptions& options, bool consume);
   std::unique_ptr<Plan> plan_;

@@ -2,6 +2,7 @@
 /// The engine's own kernels: the few passes oneDNN 2.6 has no fast primitive for. Each has a
 /// plain reference version beside it, which the tests compare it with.
 
+#include <cstddef>
 #include <cstdint>
 
 namespace hg::engine {
@@ -24,5 +25,31 @@ void scale_shift_relu(const BlockedShape& shape, const float* x, const float* s,
 /// The same, one plain loop: the reference scale_shift_relu is tested against.
 void scale_shift_relu_reference(const BlockedShape& shape, const float* x, const float* s,
                                 const float* t, void* y, bool bf16);
+
+/// A 3×3 convolution with stride 1 and padding 1: batch × in channels × height × width in, out
+/// channels out, activations in nChw16c layout.
+struct WinogradShape {
+  int64_t batch = 1, in = 0, out = 0, height = 0, width = 0;
+};
+
+/// Whether winograd_conv3x3 can compute `shape` on this CPU: AVX-512, channels in multiples of
+/// 16, height and width in multiples of 4.
+bool winograd_applicable(const WinogradShape& shape);
+
+/// Floats of scratch memory winograd_conv3x3 needs for `shape` (transformed weights, input and
+/// products: 36·(in·out + tiles·in + tiles·out), tiles = batch·height·width/16).
+size_t winograd_scratch_floats(const WinogradShape& shape);
+
+/// dst = conv3x3(src, weights) + bias (then ReLU if `relu`) by Winograd's F(4×4, 3×3), float32.
+/// src: batch×in×height×width and dst: batch×out×height×width, nChw16c; weights: float32
+/// [in][3][3][out] (output channels contiguous); bias: [out]; scratch: winograd_scratch_floats
+/// floats. Multithreaded with OpenMP. Throws unless winograd_applicable(shape).
+void winograd_conv3x3(const WinogradShape& shape, const float* src, const float* weights,
+                      const float* bias, float* dst, float* scratch, bool relu);
+
+/// The same convolution computed directly, one plain loop in double: the reference
+/// winograd_conv3x3 is tested against.
+void conv3x3_reference(const WinogradShape& shape, const float* src, const float* weights,
+                       const float* bias, float* dst, bool relu);
 
 }  // namespace hg::engine
