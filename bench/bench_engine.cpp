@@ -65,11 +65,11 @@ void BM_Convolution(benchmark::State& state) {
       return;
     }
     std::vector<float> src(in * side * side, 0.5f), w(in * 9 * out, 0.01f), b(out, 0.f),
-        dst(out * side * side), scratch(hg::engine::winograd_scratch_floats(shape));
+        dst(out * side * side), scratch(hg::engine::winograd_scratch_floats(shape, cores()));
     omp_set_num_threads(cores());
     for (auto _ : state)
       hg::engine::winograd_conv3x3(shape, src.data(), w.data(), b.data(), dst.data(),
-                                   scratch.data(), true);
+                                   scratch.data(), true, cores());
     state.SetLabel("own winograd");
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * in * out * k * k * side * side,
                                                    benchmark::Counter::kIsIterationInvariantRate);

@@ -364,30 +364,35 @@ TEST(EngineKernels, ScaleShiftReluEqualsItsReference) {
 }
 
 TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
-  // Channels of one and several blocks and product blocks (64 per block), sizes with a partial
-  // register block of tiles (5×3 tiles), two images.
+  // Channels of one and several blocks and of a partial product block (80 = 64 + 16), sizes with
+  // a partial register block of tiles (5×3 tiles), two images; 72×52 (234 tiles) runs fused on
+  // one or two threads, by phases on three.
   for (const hg::engine::WinogradShape shape :
        {hg::engine::WinogradShape{2, 32, 80, 20, 12}, hg::engine::WinogradShape{1, 16, 16, 4, 4},
-        hg::engine::WinogradShape{1, 128, 128, 16, 16}}) {
+        hg::engine::WinogradShape{1, 128, 128, 16, 16},
+        hg::engine::WinogradShape{1, 16, 80, 72, 52}}) {
     if (!hg::engine::winograd_applicable(shape)) GTEST_SKIP() << "this CPU lacks AVX-512";
     torch::manual_seed(7);
     const auto src = torch::randn({shape.batch * shape.in * shape.height * shape.width});
     const auto weights = torch::randn({shape.in * 9 * shape.out}) / std::sqrt(9.0 * shape.in);
     const auto bias = torch::randn({shape.out});
     const int64_t out_size = shape.batch * shape.out * shape.height * shape.width;
-    auto fast = torch::full({out_size}, std::nanf("")), ref = torch::empty({out_size});
-    std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape));
     for (const bool relu : {false, true}) {
-      hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
-                                   bias.data_ptr<float>(), fast.data_ptr<float>(), scratch.data(),
-                                   relu);
+      auto ref = torch::empty({out_size});
       hg::engine::conv3x3_reference(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
                                     bias.data_ptr<float>(), ref.data_ptr<float>(), relu);
-      const double scale = ref.abs().max().item<double>();
-      EXPECT_LT((fast - ref).abs().max().item<double>(), 1e-5 * scale)
-          << shape.in << "->" << shape.out << " @" << shape.height << "x" << shape.width
-          << (relu ? " relu" : "");
       if (relu) EXPECT_EQ(ref.min().item<float>(), 0.f);
+      const double scale = ref.abs().max().item<double>();
+      for (const int threads : {1, 2, 3}) {
+        auto fast = torch::full({out_size}, std::nanf(""));
+        std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape, threads));
+        hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
+                                     bias.data_ptr<float>(), fast.data_ptr<float>(),
+                                     scratch.data(), relu, threads);
+        EXPECT_LT((fast - ref).abs().max().item<double>(), 1e-5 * scale)
+            << shape.in << "->" << shape.out << " @" << shape.height << "x" << shape.width
+            << (relu ? " relu" : "") << " on " << threads << " threads";
+      }
     }
   }
 }

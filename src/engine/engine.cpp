@@ -298,7 +298,8 @@ std::string value_name(const Value& v) {
 
 class Builder {
  public:
-  explicit Builder(Engine::Plan& plan) : plan_(plan), options_(plan.options) {}
+  explicit Builder(Engine::Plan& plan)
+      : plan_(plan), options_(plan.options), threads_(plan.options.threads) {}
 
   Value input(const memory::desc& md) {
     plan_.input = memory(md, plan_.cpu, nullptr);
@@ -360,7 +361,7 @@ class Builder {
     const at::Tensor weights = w.weight.permute({1, 2, 3, 0}).contiguous();
     const memory wm = import(weights, memory::desc({weights.numel()}, Dt::f32, Tag::a));
     const memory bm = import(w.bias, memory::desc({w.bias.numel()}, Dt::f32, Tag::a));
-    scratchpad_bytes_ = std::max(scratchpad_bytes_, winograd_scratch_floats(ws) * sizeof(float));
+    scratchpad_bytes_ = std::max(scratchpad_bytes_, winograd_scratch_floats(ws, threads_) * sizeof(float));
     std::ostringstream label;
     label << "conv " << shape_name(shape) << " f32 winograd" << (relu ? " +relu" : "");
     pending_.push_back({{},
@@ -369,13 +370,13 @@ class Builder {
                          {DNNL_ARG_BIAS, {}, 0, bm},
                          {DNNL_ARG_DST, dst.md, dst.buffer, {}},
                          {DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}}},
-                        [ws, relu](const std::unordered_map<int, memory>& a) {
+                        [ws, relu, threads = threads_](const std::unordered_map<int, memory>& a) {
                           const auto data = [&](int arg) {
                             return static_cast<float*>(a.at(arg).get_data_handle());
                           };
                           winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS),
                                            data(DNNL_ARG_BIAS), data(DNNL_ARG_DST),
-                                           data(DNNL_ARG_SCRATCHPAD), relu);
+                                           data(DNNL_ARG_SCRATCHPAD), relu, threads);
                         },
                         label.str(),
                         2.0 * shape.batch * shape.in * shape.out * 9 * shape.height * shape.width});
@@ -588,7 +589,7 @@ class Builder {
     const WinogradShape ws = winograd_shape(s);
     std::vector<float> src(s.batch * s.in * s.height * s.width), weights(s.in * 9 * s.out),
         bias(s.out), dst(s.batch * s.out * s.height * s.width),
-        scratch(winograd_scratch_floats(ws));
+        scratch(winograd_scratch_floats(ws, threads_));
     const std::function<void()> runs[] = {[&] {
                                             primitive.execute(plan_.stream, args);
                                             plan_.stream.wait();
@@ -596,7 +597,7 @@ class Builder {
                                           [&] {
                                             winograd_conv3x3(ws, src.data(), weights.data(),
                                                              bias.data(), dst.data(),
-                                                             scratch.data(), true);
+                                                             scratch.data(), true, threads_);
                                           }};
     double best_ms[2] = {1e30, 1e30};
     for (int round = 0; round < 6; ++round) {
@@ -652,6 +653,7 @@ class Builder {
 
   Engine::Plan& plan_;
   const EngineOptions& options_;
+  const int threads_;  ///< resolved: at least 1
   BufferPool pool_;
   std::vector<PendingStep> pending_;
   size_t scratchpad_bytes_ = 0;

@@ -36,16 +36,18 @@ struct WinogradShape {
 /// 16, height and width in multiples of 4.
 bool winograd_applicable(const WinogradShape& shape);
 
-/// Floats of scratch memory winograd_conv3x3 needs for `shape` (transformed weights, input and
-/// products: 36·(in·out + tiles·in + tiles·out), tiles = batch·height·width/16).
-size_t winograd_scratch_floats(const WinogradShape& shape);
+/// Floats of scratch memory winograd_conv3x3 needs for `shape` on `threads` threads (the
+/// transformed weights, 36·in·out, and the transformed input and products of all tiles, or of one
+/// block of tiles per thread for large layers).
+size_t winograd_scratch_floats(const WinogradShape& shape, int threads);
 
 /// dst = conv3x3(src, weights) + bias (then ReLU if `relu`) by Winograd's F(4×4, 3×3), float32.
 /// src: batch×in×height×width and dst: batch×out×height×width, nChw16c; weights: float32
 /// [in][3][3][out] (output channels contiguous); bias: [out]; scratch: winograd_scratch_floats
-/// floats. Multithreaded with OpenMP. Throws unless winograd_applicable(shape).
+/// floats for `threads`. Runs on `threads` OpenMP threads. Throws unless
+/// winograd_applicable(shape).
 void winograd_conv3x3(const WinogradShape& shape, const float* src, const float* weights,
-                      const float* bias, float* dst, float* scratch, bool relu);
+                      const float* bias, float* dst, float* scratch, bool relu, int threads);
 
 /// The same convolution computed directly, one plain loop in double: the reference
 /// winograd_conv3x3 is tested against.
