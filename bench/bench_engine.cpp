@@ -68,7 +68,7 @@ void BM_Convolution(benchmark::State& state) {
         dst(out * side * side), scratch(hg::engine::winograd_scratch_floats(shape, cores()));
     omp_set_num_threads(cores());
     for (auto _ : state)
-      hg::engine::winograd_conv3x3(shape, src.data(), w.data(), b.data(), dst.data(),
+      hg::engine::winograd_conv3x3(shape, src.data(), w.data(), b.data(), dst.data(), false,
                                    scratch.data(), true, cores());
     state.SetLabel("own winograd");
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * in * out * k * k * side * side,

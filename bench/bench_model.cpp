@@ -21,20 +21,20 @@ void BM_Residual(benchmark::State& state) {
   torch::InferenceMode guard;
   for (auto _ : state) benchmark::DoNotOptimize(res->forward(x));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * res->macs(side, side),
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Residual)->Args({256, 64})->Args({256, 16})->Unit(benchmark::kMillisecond);
 
 void BM_StackedHourglass(benchmark::State& state) {
   set_threads();
-  auto net = hg::model::StackedHourglass(
-      hg::model::StackedHourglassOptions().stacks(state.range(0)));
+  auto net =
+      hg::model::StackedHourglass(hg::model::StackedHourglassOptions().stacks(state.range(0)));
   net->eval();
   auto x = torch::rand({1, 3, 256, 256});
   torch::InferenceMode guard;
   for (auto _ : state) benchmark::DoNotOptimize(net->forward(x));
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * net->macs(256, 256),
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * net->macs(256, 256), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_StackedHourglass)->Arg(2)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 

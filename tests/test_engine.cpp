@@ -387,11 +387,23 @@ TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
         auto fast = torch::full({out_size}, std::nanf(""));
         std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape, threads));
         hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
-                                     bias.data_ptr<float>(), fast.data_ptr<float>(),
+                                     bias.data_ptr<float>(), fast.data_ptr<float>(), false,
                                      scratch.data(), relu, threads);
         EXPECT_LT((fast - ref).abs().max().item<double>(), 1e-5 * scale)
             << shape.in << "->" << shape.out << " @" << shape.height << "x" << shape.width
             << (relu ? " relu" : "") << " on " << threads << " threads";
+      }
+      if (hg::engine::bf16_supported()) {
+        // bfloat16 output: the float32 result rounded to nearest, ties to even.
+        std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape, 2));
+        auto f32 = torch::empty({out_size});
+        auto bits = torch::empty({out_size}, torch::kInt16);
+        for (const bool bf16 : {false, true})
+          hg::engine::winograd_conv3x3(
+              shape, src.data_ptr<float>(), weights.data_ptr<float>(), bias.data_ptr<float>(),
+              bf16 ? bits.data_ptr() : f32.data_ptr(), bf16, scratch.data(), relu, 2);
+        EXPECT_TRUE(torch::equal(bits.view(torch::kBFloat16), f32.to(torch::kBFloat16)))
+            << "bf16 output " << shape.in << "->" << shape.out;
       }
     }
   }

@@ -316,7 +316,7 @@ class Builder {
     const ConvShape shape = conv_shape(src, w);
     Choice c = choose(shape);
     if (c.algorithm == dnnl::algorithm::convolution_winograd) {
-      if (!sum_into) return winograd_conv(src, w, relu, internal);
+      if (!sum_into) return winograd_conv(src, w, relu, dst_type, internal);
       c = {Dt::f32, dnnl::algorithm::convolution_direct};  // the kernel has no sum post-op
     }
     Value in = src;
@@ -349,37 +349,42 @@ class Builder {
     return dst;
   }
 
-  /// The 3×3 convolution `w` of `src` by the engine's Winograd kernel (float32 in and out).
-  Value winograd_conv(const Value& src, const ConvWeights& w, bool relu, bool internal) {
+  /// The 3×3 convolution `w` of `src` by the engine's Winograd kernel: float32 arithmetic, the
+  /// result written as `dst_type` (bf16 for a bf16 convolution reading it).
+  Value winograd_conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type,
+                      bool internal) {
     const ConvShape shape = conv_shape(src, w);
     const WinogradShape ws = winograd_shape(shape);
     const Value in = src.md.data_type() == Dt::f32 ? src : convert(src, Dt::f32);
+    const bool bf16 = dst_type == Dt::bf16;
     const memory::desc dst_md =
-        blocked({shape.batch, shape.out, shape.height, shape.width}, Dt::f32);
+        blocked({shape.batch, shape.out, shape.height, shape.width}, dst_type);
     const Value dst{dst_md, pool_.acquire(dst_md.get_size()), internal};
     // The kernel's weight layout: [in][3][3][out].
     const at::Tensor weights = w.weight.permute({1, 2, 3, 0}).contiguous();
     const memory wm = import(weights, memory::desc({weights.numel()}, Dt::f32, Tag::a));
     const memory bm = import(w.bias, memory::desc({w.bias.numel()}, Dt::f32, Tag::a));
-    scratchpad_bytes_ = std::max(scratchpad_bytes_, winograd_scratch_floats(ws, threads_) * sizeof(float));
+    scratchpad_bytes_ =
+        std::max(scratchpad_bytes_, winograd_scratch_floats(ws, threads_) * sizeof(float));
     std::ostringstream label;
-    label << "conv " << shape_name(shape) << " f32 winograd" << (relu ? " +relu" : "");
-    pending_.push_back({{},
-                        {{DNNL_ARG_SRC, in.md, in.buffer, {}},
-                         {DNNL_ARG_WEIGHTS, {}, 0, wm},
-                         {DNNL_ARG_BIAS, {}, 0, bm},
-                         {DNNL_ARG_DST, dst.md, dst.buffer, {}},
-                         {DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}}},
-                        [ws, relu, threads = threads_](const std::unordered_map<int, memory>& a) {
-                          const auto data = [&](int arg) {
-                            return static_cast<float*>(a.at(arg).get_data_handle());
-                          };
-                          winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS),
-                                           data(DNNL_ARG_BIAS), data(DNNL_ARG_DST),
-                                           data(DNNL_ARG_SCRATCHPAD), relu, threads);
-                        },
-                        label.str(),
-                        2.0 * shape.batch * shape.in * shape.out * 9 * shape.height * shape.width});
+    label << "conv " << shape_name(shape) << " f32 winograd" << (relu ? " +relu" : "")
+          << (bf16 ? " -> bf16" : "");
+    pending_.push_back(
+        {{},
+         {{DNNL_ARG_SRC, in.md, in.buffer, {}},
+          {DNNL_ARG_WEIGHTS, {}, 0, wm},
+          {DNNL_ARG_BIAS, {}, 0, bm},
+          {DNNL_ARG_DST, dst.md, dst.buffer, {}},
+          {DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}}},
+         [ws, relu, bf16, threads = threads_](const std::unordered_map<int, memory>& a) {
+           const auto data = [&](int arg) {
+             return static_cast<float*>(a.at(arg).get_data_handle());
+           };
+           winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS), data(DNNL_ARG_BIAS),
+                            data(DNNL_ARG_DST), bf16, data(DNNL_ARG_SCRATCHPAD), relu, threads);
+         },
+         label.str(),
+         2.0 * shape.batch * shape.in * shape.out * 9 * shape.height * shape.width});
     if (in.buffer != src.buffer) release(in);
     ++plan_.summary.convolutions;
     ++plan_.summary.winograd;
@@ -590,15 +595,15 @@ class Builder {
     std::vector<float> src(s.batch * s.in * s.height * s.width), weights(s.in * 9 * s.out),
         bias(s.out), dst(s.batch * s.out * s.height * s.width),
         scratch(winograd_scratch_floats(ws, threads_));
-    const std::function<void()> runs[] = {[&] {
-                                            primitive.execute(plan_.stream, args);
-                                            plan_.stream.wait();
-                                          },
-                                          [&] {
-                                            winograd_conv3x3(ws, src.data(), weights.data(),
-                                                             bias.data(), dst.data(),
-                                                             scratch.data(), true, threads_);
-                                          }};
+    const std::function<void()> runs[] = {
+        [&] {
+          primitive.execute(plan_.stream, args);
+          plan_.stream.wait();
+        },
+        [&] {
+          winograd_conv3x3(ws, src.data(), weights.data(), bias.data(), dst.data(),
+                           direct.type == Dt::bf16, scratch.data(), true, threads_);
+        }};
     double best_ms[2] = {1e30, 1e30};
     for (int round = 0; round < 6; ++round) {
       for (int k = 0; k < 2; ++k) {

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace hg::engine {
 namespace {
@@ -41,7 +42,7 @@ bool winograd_applicable(const WinogradShape& s) {
 }
 
 #pragma GCC push_options
-#pragma GCC target("avx512f")
+#pragma GCC target("avx512f,avx512bf16")
 // GCC 12's _mm512_max_ps passes _mm512_undefined_ps() as its mask source, which
 // -Wmaybe-uninitialized reports inside its own header.
 #pragma GCC diagnostic push
@@ -138,12 +139,23 @@ void product_rows(const float* v, const float* u, float* m, int64_t tiles, int64
   const float* vt = v + t * st.v_tile;
   float* mt = m + t * st.m_tile;
   switch (tiles - t) {
-    case 5: product_block<5, RO>(vt, u, mt, in, st); break;
-    case 4: product_block<4, RO>(vt, u, mt, in, st); break;
-    case 3: product_block<3, RO>(vt, u, mt, in, st); break;
-    case 2: product_block<2, RO>(vt, u, mt, in, st); break;
-    case 1: product_block<1, RO>(vt, u, mt, in, st); break;
-    default: break;
+    case 5:
+      product_block<5, RO>(vt, u, mt, in, st);
+      break;
+    case 4:
+      product_block<4, RO>(vt, u, mt, in, st);
+      break;
+    case 3:
+      product_block<3, RO>(vt, u, mt, in, st);
+      break;
+    case 2:
+      product_block<2, RO>(vt, u, mt, in, st);
+      break;
+    case 1:
+      product_block<1, RO>(vt, u, mt, in, st);
+      break;
+    default:
+      break;
   }
 }
 
@@ -152,13 +164,21 @@ constexpr int kOutBlock = 4;
 
 /// M_ξ[t][o] = Σ_i V_ξ[t][i] U_ξ[i][o] for `tiles` tiles and the `vectors` (≤ kOutBlock) output
 /// channel vectors starting at u and m.
-void products(const float* v, const float* u, float* m, int64_t tiles, int64_t in,
-              int64_t vectors, const ProductStrides& st) {
+void products(const float* v, const float* u, float* m, int64_t tiles, int64_t in, int64_t vectors,
+              const ProductStrides& st) {
   switch (vectors) {
-    case 4: product_rows<4>(v, u, m, tiles, in, st); break;
-    case 3: product_rows<3>(v, u, m, tiles, in, st); break;
-    case 2: product_rows<2>(v, u, m, tiles, in, st); break;
-    default: product_rows<1>(v, u, m, tiles, in, st); break;
+    case 4:
+      product_rows<4>(v, u, m, tiles, in, st);
+      break;
+    case 3:
+      product_rows<3>(v, u, m, tiles, in, st);
+      break;
+    case 2:
+      product_rows<2>(v, u, m, tiles, in, st);
+      break;
+    default:
+      product_rows<1>(v, u, m, tiles, in, st);
+      break;
   }
 }
 
@@ -202,13 +222,25 @@ inline void transform_input(const WinogradShape& s, const Tiling& tl, const floa
   for (int x = 0; x < 36; ++x) _mm512_storeu_ps(v + x * s.in + cb * kBlock, r[x]);
 }
 
-/// The 4×4 outputs of channel block ob of `tile`: Aᵀ M A + bias (ReLU), M_ξ at m[ξ·m_stride].
+/// Stores the 16 floats `v` at `p`, as float32 or rounded to bfloat16 (nearest, ties to even).
+template <bool Bf16>
+inline void store(void* p, __m512 v) {
+  if constexpr (Bf16)
+    _mm256_storeu_si256(static_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  else
+    _mm512_storeu_ps(static_cast<float*>(p), v);
+}
+
+/// The 4×4 outputs of channel block ob of `tile`: Aᵀ M A + bias (ReLU), M_ξ at m[ξ·m_stride];
+/// float32 or bfloat16 into dst.
+template <bool Bf16>
 inline void transform_output(const WinogradShape& s, const Tiling& tl, const float* m,
                              int64_t m_stride, int64_t tile, int64_t ob, const float* bias,
-                             bool relu, float* dst) {
+                             bool relu, void* dst) {
+  using T = std::conditional_t<Bf16, uint16_t, float>;
   const int64_t n = tile / (tl.th * tl.tw), ty = tile / tl.tw % tl.th, tx = tile % tl.tw;
   const int64_t w = s.width;
-  float* plane = dst + (n * (s.out / kBlock) + ob) * s.height * w * kBlock;
+  T* plane = static_cast<T*>(dst) + (n * (s.out / kBlock) + ob) * s.height * w * kBlock;
   const __m512 b = _mm512_loadu_ps(bias + ob * kBlock), zero = _mm512_setzero_ps();
   __m512 mm[36], t[24], y[16];
   for (int x = 0; x < 36; ++x) mm[x] = _mm512_loadu_ps(m + x * m_stride);
@@ -218,7 +250,7 @@ inline void transform_output(const WinogradShape& s, const Tiling& tl, const flo
     for (int xx = 0; xx < 4; ++xx) {
       __m512 val = _mm512_add_ps(y[yy * 4 + xx], b);
       if (relu) val = _mm512_max_ps(val, zero);
-      _mm512_storeu_ps(plane + ((ty * 4 + yy) * w + tx * 4 + xx) * kBlock, val);
+      store<Bf16>(plane + ((ty * 4 + yy) * w + tx * 4 + xx) * kBlock, val);
     }
 }
 
@@ -240,13 +272,11 @@ size_t winograd_scratch_floats(const WinogradShape& s, int threads) {
   return static_cast<size_t>(u + 36 * tiles * (s.in + s.out));
 }
 
-void winograd_conv3x3(const WinogradShape& s, const float* src, const float* weights,
-                      const float* bias, float* dst, float* scratch, bool relu, int threads) {
-  TORCH_CHECK(winograd_applicable(s),
-              "winograd_conv3x3 needs AVX-512, channels in multiples of 16 and a size in "
-              "multiples of 4, got ",
-              s.in, "->", s.out, " at ", s.height, "x", s.width);
-  TORCH_CHECK(threads >= 1, "winograd_conv3x3 needs at least one thread, got ", threads);
+namespace {
+
+template <bool Bf16>
+void winograd(const WinogradShape& s, const float* src, const float* weights, const float* bias,
+              void* dst, float* scratch, bool relu, int threads) {
   const Tiling tl(s);
   const int64_t in = s.in, out = s.out, icb = in / kBlock, ocb = out / kBlock;
   const int64_t product_cols = (ocb + kOutBlock - 1) / kOutBlock;
@@ -278,12 +308,12 @@ void winograd_conv3x3(const WinogradShape& s, const float* src, const float* wei
           const int64_t width = vectors * kBlock;
           const ProductStrides st{36 * in, 36 * out, 36 * width};
           for (int64_t x = 0; x < 36; ++x)
-            products(v + x * in, u + x * out + pc * kOutBlock * kBlock, m + x * width, count,
-                     in, vectors, st);
+            products(v + x * in, u + x * out + pc * kOutBlock * kBlock, m + x * width, count, in,
+                     vectors, st);
           for (int64_t t = 0; t < count; ++t)
             for (int64_t k = 0; k < vectors; ++k)
-              transform_output(s, tl, m + t * 36 * width + k * kBlock, width, first + t,
-                               pc * kOutBlock + k, bias, relu, dst);
+              transform_output<Bf16>(s, tl, m + t * 36 * width + k * kBlock, width, first + t,
+                                     pc * kOutBlock + k, bias, relu, dst);
         }
       }
     } else {
@@ -304,9 +334,29 @@ void winograd_conv3x3(const WinogradShape& s, const float* src, const float* wei
 #pragma omp for collapse(2) schedule(static)
       for (int64_t t = 0; t < tl.tiles; ++t)
         for (int64_t ob = 0; ob < ocb; ++ob)
-          transform_output(s, tl, m + t * 36 * out + ob * kBlock, out, t, ob, bias, relu, dst);
+          transform_output<Bf16>(s, tl, m + t * 36 * out + ob * kBlock, out, t, ob, bias, relu,
+                                 dst);
     }
   }
+}
+
+}  // namespace
+
+void winograd_conv3x3(const WinogradShape& s, const float* src, const float* weights,
+                      const float* bias, void* dst, bool bf16, float* scratch, bool relu,
+                      int threads) {
+  TORCH_CHECK(winograd_applicable(s),
+              "winograd_conv3x3 needs AVX-512, channels in multiples of 16 and a size in "
+              "multiples of 4, got ",
+              s.in, "->", s.out, " at ", s.height, "x", s.width);
+  TORCH_CHECK(threads >= 1, "winograd_conv3x3 needs at least one thread, got ", threads);
+  __builtin_cpu_init();
+  TORCH_CHECK(!bf16 || __builtin_cpu_supports("avx512bf16"),
+              "winograd_conv3x3: bfloat16 output needs AVX512-BF16, which this CPU lacks");
+  if (bf16)
+    winograd<true>(s, src, weights, bias, dst, scratch, relu, threads);
+  else
+    winograd<false>(s, src, weights, bias, dst, scratch, relu, threads);
 }
 
 #pragma GCC diagnostic pop

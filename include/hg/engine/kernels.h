@@ -41,13 +41,15 @@ bool winograd_applicable(const WinogradShape& shape);
 /// block of tiles per thread for large layers).
 size_t winograd_scratch_floats(const WinogradShape& shape, int threads);
 
-/// dst = conv3x3(src, weights) + bias (then ReLU if `relu`) by Winograd's F(4×4, 3×3), float32.
-/// src: batch×in×height×width and dst: batch×out×height×width, nChw16c; weights: float32
-/// [in][3][3][out] (output channels contiguous); bias: [out]; scratch: winograd_scratch_floats
-/// floats for `threads`. Runs on `threads` OpenMP threads. Throws unless
+/// dst = conv3x3(src, weights) + bias (then ReLU if `relu`) by Winograd's F(4×4, 3×3), computed
+/// in float32. src: batch×in×height×width float32 and dst: batch×out×height×width, float32 or with
+/// `bf16` bfloat16 bits (rounded to nearest, ties to even; needs AVX512-BF16), both nChw16c;
+/// weights: float32 [in][3][3][out] (output channels contiguous); bias: [out]; scratch:
+/// winograd_scratch_floats floats for `threads`. Runs on `threads` OpenMP threads. Throws unless
 /// winograd_applicable(shape).
 void winograd_conv3x3(const WinogradShape& shape, const float* src, const float* weights,
-                      const float* bias, float* dst, float* scratch, bool relu, int threads);
+                      const float* bias, void* dst, bool bf16, float* scratch, bool relu,
+                      int threads);
 
 /// The same convolution computed directly, one plain loop in double: the reference
 /// winograd_conv3x3 is tested against.
