@@ -130,56 +130,45 @@ inline void product_block(const float* v, const float* u, float* m, int64_t in,
 /// weight vectors and a broadcast in AVX-512's 32 registers.
 constexpr int kTileBlock = 6;
 
+/// Output-channel vectors per product block.
+constexpr int kOutBlock = 4;
+
+/// product_block<RT, RO> for the run-time `tiles` (< kTileBlock) and `vectors` (≤ kOutBlock):
+/// the template whose parameters equal them, found by counting down.
+template <int RT, int RO>
+void product_tail(const float* v, const float* u, float* m, int64_t tiles, int64_t vectors,
+                  int64_t in, const ProductStrides& st) {
+  if constexpr (RO > 1) {
+    if (vectors < RO) return product_tail<RT, RO - 1>(v, u, m, tiles, vectors, in, st);
+  }
+  if constexpr (RT > 1) {
+    if (tiles < RT) return product_tail<RT - 1, RO>(v, u, m, tiles, vectors, in, st);
+  }
+  product_block<RT, RO>(v, u, m, in, st);
+}
+
 template <int RO>
 void product_rows(const float* v, const float* u, float* m, int64_t tiles, int64_t in,
                   const ProductStrides& st) {
   int64_t t = 0;
   for (; t + kTileBlock <= tiles; t += kTileBlock)
     product_block<kTileBlock, RO>(v + t * st.v_tile, u, m + t * st.m_tile, in, st);
-  const float* vt = v + t * st.v_tile;
-  float* mt = m + t * st.m_tile;
-  switch (tiles - t) {
-    case 5:
-      product_block<5, RO>(vt, u, mt, in, st);
-      break;
-    case 4:
-      product_block<4, RO>(vt, u, mt, in, st);
-      break;
-    case 3:
-      product_block<3, RO>(vt, u, mt, in, st);
-      break;
-    case 2:
-      product_block<2, RO>(vt, u, mt, in, st);
-      break;
-    case 1:
-      product_block<1, RO>(vt, u, mt, in, st);
-      break;
-    default:
-      break;
-  }
+  if (t < tiles)
+    product_tail<kTileBlock - 1, RO>(v + t * st.v_tile, u, m + t * st.m_tile, tiles - t, RO, in,
+                                     st);
 }
-
-/// Output-channel vectors per product block.
-constexpr int kOutBlock = 4;
 
 /// M_ξ[t][o] = Σ_i V_ξ[t][i] U_ξ[i][o] for `tiles` tiles and the `vectors` (≤ kOutBlock) output
 /// channel vectors starting at u and m.
 void products(const float* v, const float* u, float* m, int64_t tiles, int64_t in, int64_t vectors,
               const ProductStrides& st) {
-  switch (vectors) {
-    case 4:
-      product_rows<4>(v, u, m, tiles, in, st);
-      break;
-    case 3:
-      product_rows<3>(v, u, m, tiles, in, st);
-      break;
-    case 2:
-      product_rows<2>(v, u, m, tiles, in, st);
-      break;
-    default:
-      product_rows<1>(v, u, m, tiles, in, st);
-      break;
-  }
+  if (vectors == kOutBlock)
+    product_rows<kOutBlock>(v, u, m, tiles, in, st);
+  else
+    for (int64_t t = 0; t < tiles; t += kTileBlock)
+      product_tail<kTileBlock, kOutBlock - 1>(v + t * st.v_tile, u, m + t * st.m_tile,
+                                              std::min<int64_t>(kTileBlock, tiles - t), vectors, in,
+                                              st);
 }
 
 /// Where the tiles are: tile t = (n·th + ty)·tw + tx has its top-left output at (4·ty, 4·tx).
