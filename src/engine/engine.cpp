@@ -17,7 +17,9 @@
 // the trunk in place (sum post-op), the upsampled low branch is added by the resampling's sum
 // post-op, and each stack's merge (one folded convolution, see fold_merge) accumulates into the
 // next stack's input. Buffers are taken from and returned to a pool in execution order, so values
-// that are never alive together share memory.
+// that are never alive together share memory. A 3×3 convolution runs as a oneDNN primitive
+// (direct) or on the engine's Winograd kernel (winograd.cpp), whichever Builder::choose picks;
+// the kernel and the batch norm pass are steps the plan runs itself.
 #include "hg/engine/engine.h"
 
 #include "hg/engine/kernels.h"

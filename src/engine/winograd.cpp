@@ -8,10 +8,12 @@
 //   G  = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
 //   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 // The sum over input channels, for each of the 36 positions ξ of the 6×6 transform, is a matrix
-// product M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] U_ξ[ic][oc]. Four phases, each split between the
-// threads: U = G g Gᵀ (from the plain weights, on every call), V = Bᵀ d B, the 36 products, and
-// Y = Aᵀ M A + bias (ReLU). Per ξ the product's operands (U_ξ 64 KB, V_ξ and M_ξ 128 KB at 64×64
-// with 128 channels) fit in a core's L2 cache.
+// product M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] U_ξ[ic][oc], computed by a register-blocked kernel
+// (6 tiles × 64 output channels). First U = G g Gᵀ, from the plain weights on every call, split
+// between the threads. Then large layers run fused: each thread takes blocks of 12 tiles and
+// computes their V = Bᵀ d B, the 36 products and Y = Aᵀ M A + bias (ReLU), so that V and M stay
+// in its L2 cache (U, shared, is read once per block). Small layers, with too few blocks to share,
+// run phase by phase over all tiles (V, the products split by ξ, Y), which fits in L2 as well.
 //
 // Hand-written because oneDNN 2.6's Winograd convolution, measured here inside the network, ran
 // 32×32 and 16×16 layers at half the speed it reaches when timed alone, and keeps transformed
