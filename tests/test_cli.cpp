@@ -1,4 +1,5 @@
 // End-to-end checks of the `hourglass` tool, run as a user would, and of its progress output.
+#include "hg/engine/engine.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 #include "tool_runner.h"
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace {
 
@@ -54,6 +56,43 @@ TEST(Cli, ConvertThenForwardReproducesTheReference) {
   const auto ref =
       hg::io::read_torch_file(kFixtures + "bearpaw_hg_s2_b1_f64.io.pt")->find("output")->tensor;
   EXPECT_LE((got - ref).abs().max().item<double>(), 1e-4 * ref.abs().max().item<double>());
+}
+
+/// `hourglass bench` on a small model: every backend and mode at batch 1 and the throughput
+/// batch, ratios against LibTorch, the per-step profile, and the same in its JSON.
+TEST(Cli, BenchMeasuresLibTorchAndTheEngineModesWithAProfile) {
+  const auto json = std::filesystem::temp_directory_path() /
+                    ("hg_cli_bench_" + std::to_string(::getpid()) + ".json");
+  const auto r =
+      run("bench --threads 2 --stacks 1 --features 32 --depth 2 --size 64 --runs 2 "
+          "--batch 2 --modes f32-direct f32-winograd --profile --json " +
+          json.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("<- fastest"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("profile of f32-winograd, batch 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bn+relu"), std::string::npos) << r.out;
+  std::ifstream in(json);
+  const auto j = nlohmann::json::parse(in);
+  std::set<std::string> seen;
+  for (const auto& m : j.at("results")) {
+    seen.insert(m.at("backend").get<std::string>() + " " + m.at("mode").get<std::string>() + " " +
+                std::to_string(m.at("batch").get<int>()));
+    EXPECT_GT(m.at("ms_per_image").get<double>(), 0) << m;
+  }
+  for (const char* k :
+       {"torch eager 1", "engine f32-direct 1", "engine f32-winograd 1", "engine fastest 1",
+        "torch eager 2", "engine f32-direct 2", "engine f32-winograd 2", "engine fastest 2"})
+    EXPECT_TRUE(seen.count(k)) << k << " missing from " << j.dump();
+  double profiled_ms = 0;
+  bool winograd = false;
+  for (const auto& step : j.at("profile").at("f32-winograd")) {
+    profiled_ms += step.at("ms").get<double>();
+    winograd |= step.at("step").get<std::string>().find("winograd") != std::string::npos;
+  }
+  EXPECT_GT(profiled_ms, 0);
+  if (hg::engine::winograd_supported()) EXPECT_TRUE(winograd) << j.at("profile").dump();
+  EXPECT_GT(j.at("peak_rss_mb").get<double>(), 0);
+  std::filesystem::remove(json);
 }
 
 TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
