@@ -9,11 +9,13 @@
 //   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 // The sum over input channels, for each of the 36 positions ξ of the 6×6 transform, is a matrix
 // product M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] U_ξ[ic][oc], computed by a register-blocked kernel
-// (6 tiles × 64 output channels). First U = G g Gᵀ, from the plain weights on every call, split
-// between the threads. Then large layers run fused: each thread takes blocks of 12 tiles and
-// computes their V = Bᵀ d B, the 36 products and Y = Aᵀ M A + bias (ReLU), so that V and M stay
-// in its L2 cache (U, shared, is read once per block). Small layers, with too few blocks to share,
-// run phase by phase over all tiles (V, the products split by ξ, Y), which fits in L2 as well.
+// (6 tiles × 64 output channels). U = G g Gᵀ is computed from the plain weights on every call.
+// Large layers run fused: U first, shared by the threads; then each thread takes blocks of 12
+// tiles and computes their V = Bᵀ d B, the 36 products and Y = Aᵀ M A + bias (ReLU), so that V
+// and M stay in its L2 cache (U is read once per block). Small layers run phase by phase over
+// all tiles: V; the products, a task per row of ξ and 64 output channels, each computing just
+// the part of U it needs (in its L2 cache: on a machine whose memory other tenants keep busy,
+// this ran 16×16 and smaller layers 2–3× faster than a shared U); Y.
 //
 // Hand-written because oneDNN 2.6's Winograd convolution, measured here inside the network, ran
 // 32×32 and 16×16 layers at half the speed it reaches when timed alone, and keeps transformed
@@ -191,6 +193,30 @@ inline void transform_weights(const WinogradShape& s, const float* weights, int6
   for (int x = 0; x < 36; ++x) _mm512_storeu_ps(u + (i * 36 + x) * s.out + ob * kBlock, r[x]);
 }
 
+/// Row a of the weight transform, U_(a,b) for b = 0…5, of input channel i and the 16 output
+/// channels at weights[i][·][·][o0], stored at u[b·row_stride]: (G g)_a, then · Gᵀ.
+inline void transform_weight_row(const WinogradShape& s, const float* weights, int a, int64_t i,
+                                 int64_t o0, float* u, int64_t row_stride) {
+  // G's rows, for (G g)_a = G[a][0] g_0 + G[a][1] g_1 + G[a][2] g_2.
+  static constexpr float kG[6][3] = {{0.25f, 0, 0},
+                                     {-1.f / 6, -1.f / 6, -1.f / 6},
+                                     {-1.f / 6, 1.f / 6, -1.f / 6},
+                                     {1.f / 24, 1.f / 12, 1.f / 6},
+                                     {1.f / 24, -1.f / 12, 1.f / 6},
+                                     {0, 0, 1}};
+  const float* g = weights + i * 9 * s.out + o0;
+  __m512 t[3], r[6];
+  for (int l = 0; l < 3; ++l) {
+    __m512 acc = _mm512_mul_ps(_mm512_set1_ps(kG[a][0]), _mm512_loadu_ps(g + l * s.out));
+    for (int k = 1; k < 3; ++k)
+      acc =
+          _mm512_fmadd_ps(_mm512_set1_ps(kG[a][k]), _mm512_loadu_ps(g + (k * 3 + l) * s.out), acc);
+    t[l] = acc;
+  }
+  weight_1d(t, 1, r, 1);
+  for (int b = 0; b < 6; ++b) _mm512_storeu_ps(u + b * row_stride, r[b]);
+}
+
 /// v[ξ·in + cb·16 …] = (Bᵀ d B)_ξ for channel block cb of `tile`, d the 6×6 window at
 /// (4·ty - 1, 4·tx - 1), zero outside the image.
 inline void transform_input(const WinogradShape& s, const Tiling& tl, const float* src,
@@ -248,19 +274,27 @@ inline void transform_output(const WinogradShape& s, const Tiling& tl, const flo
 /// Tiles per block of the fused schedule (a multiple of kTileBlock). Measured here in the network
 /// (128 channels at 64×64): 12 ran 0.90 ms a layer, 6 1.10 ms (U read too often), 24 0.95 ms.
 constexpr int64_t kFusedTiles = 12;
+/// Bytes of transformed input and products above which a layer runs fused (see fused).
+constexpr int64_t kFusedAbove = int64_t{4} << 20;
 
-/// Whether `s` runs fused: enough tiles for every thread to take two blocks or more.
+/// Whether `s` runs fused: when the transformed input and products of all tiles, 36·tiles·(in +
+/// out) floats, would not stay in the caches (measured here, with 128 channels: 2.4 MB at 32×32
+/// ran 20% faster phase by phase, 9.4 MB at 64×64 15% faster fused), and every thread can take
+/// two blocks or more.
 bool fused(const WinogradShape& s, int threads) {
-  return Tiling(s).tiles >= 2 * threads * kFusedTiles;
+  const int64_t tiles = Tiling(s).tiles;
+  return 36 * tiles * (s.in + s.out) * int64_t{sizeof(float)} > kFusedAbove &&
+         tiles >= 2 * threads * kFusedTiles;
 }
 
 }  // namespace
 
 size_t winograd_scratch_floats(const WinogradShape& s, int threads) {
-  const int64_t tiles = Tiling(s).tiles, u = 36 * s.in * s.out;
+  const int64_t tiles = Tiling(s).tiles;
   if (fused(s, threads))
-    return static_cast<size_t>(u + threads * 36 * kFusedTiles * (s.in + kOutBlock * kBlock));
-  return static_cast<size_t>(u + 36 * tiles * (s.in + s.out));
+    return static_cast<size_t>(36 * s.in * s.out +
+                               threads * 36 * kFusedTiles * (s.in + kOutBlock * kBlock));
+  return static_cast<size_t>(36 * tiles * (s.in + s.out) + threads * 6 * s.in * kOutBlock * kBlock);
 }
 
 namespace {
@@ -274,15 +308,15 @@ void winograd(const WinogradShape& s, const float* src, const float* weights, co
   // Each transform writes (or reads) the 36 values of one weight or tile side by side: U[i][ξ][o],
   // V[tile][ξ][i], M[tile][ξ][o]. Measured here, this made the weight transform 4× and the
   // input and output transforms 2× faster than one plane per ξ, the products no slower.
-  float* const u = scratch;
-  float* const work = u + 36 * in * out;
   const bool is_fused = fused(s, threads);
 #pragma omp parallel num_threads(threads)
   {
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t i = 0; i < in; ++i)
-      for (int64_t ob = 0; ob < ocb; ++ob) transform_weights(s, weights, i, ob, u);
     if (is_fused) {
+      float* const u = scratch;
+      float* const work = u + 36 * in * out;
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t i = 0; i < in; ++i)
+        for (int64_t ob = 0; ob < ocb; ++ob) transform_weights(s, weights, i, ob, u);
       // Per block of tiles: its V (all input channels), then per 64 output channels their M
       // and outputs, so that V and M stay in the core's L2 cache; U is read once per block.
       float* const v = work + omp_get_thread_num() * 36 * kFusedTiles * (in + kOutBlock * kBlock);
@@ -308,20 +342,29 @@ void winograd(const WinogradShape& s, const float* src, const float* weights, co
         }
       }
     } else {
-      // Phase by phase over all tiles: V, the 36 products (one ξ and up to 64 output channels
-      // per task), the outputs.
-      float* const v = work;
+      // Phase by phase over all tiles: V; the products, a task per row a of ξ and 64 output
+      // channels, each transforming just the weights it uses (U_(a,·) for those channels, in its
+      // L2 cache) rather than all of U through memory shared by the threads; the outputs.
+      float* const v = scratch;
       float* const m = v + 36 * tl.tiles * in;
+      float* const u = m + 36 * tl.tiles * out + omp_get_thread_num() * 6 * in * kOutBlock * kBlock;
 #pragma omp for collapse(2) schedule(static)
       for (int64_t t = 0; t < tl.tiles; ++t)
         for (int64_t cb = 0; cb < icb; ++cb) transform_input(s, tl, src, t, cb, v + t * 36 * in);
-      const ProductStrides st{36 * in, 36 * out, 36 * out};
 #pragma omp for collapse(2) schedule(static)
-      for (int64_t x = 0; x < 36; ++x)
-        for (int64_t pc = 0; pc < product_cols; ++pc)
-          products(v + x * in, u + x * out + pc * kOutBlock * kBlock,
-                   m + x * out + pc * kOutBlock * kBlock, tl.tiles, in,
-                   std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock), st);
+      for (int a = 0; a < 6; ++a)
+        for (int64_t pc = 0; pc < product_cols; ++pc) {
+          const int64_t vectors = std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock);
+          const int64_t width = vectors * kBlock;
+          for (int64_t i = 0; i < in; ++i)
+            for (int64_t k = 0; k < vectors; ++k)
+              transform_weight_row(s, weights, a, i, (pc * kOutBlock + k) * kBlock,
+                                   u + i * width + k * kBlock, in * width);
+          for (int b = 0; b < 6; ++b)
+            products(v + (a * 6 + b) * in, u + b * in * width,
+                     m + (a * 6 + b) * out + pc * kOutBlock * kBlock, tl.tiles, in, vectors,
+                     {36 * in, width, 36 * out});
+        }
 #pragma omp for collapse(2) schedule(static)
       for (int64_t t = 0; t < tl.tiles; ++t)
         for (int64_t ob = 0; ob < ocb; ++ob)
