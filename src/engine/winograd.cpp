@@ -182,17 +182,6 @@ struct Tiling {
       : th(s.height / 4), tw(s.width / 4), tiles(s.batch * th * tw) {}
 };
 
-/// U[i][ξ][o] = (G g Gᵀ)_ξ for input channel i and the 16 output channels of block ob, from
-/// g = weights[i][·][·][o].
-inline void transform_weights(const WinogradShape& s, const float* weights, int64_t i, int64_t ob,
-                              float* u) {
-  __m512 g[9], t[18], r[36];
-  for (int k = 0; k < 9; ++k) g[k] = _mm512_loadu_ps(weights + (i * 9 + k) * s.out + ob * kBlock);
-  for (int col = 0; col < 3; ++col) weight_1d(g + col, 3, t + col, 3);  // t = G g: 6×3
-  for (int row = 0; row < 6; ++row) weight_1d(t + row * 3, 1, r + row * 6, 1);
-  for (int x = 0; x < 36; ++x) _mm512_storeu_ps(u + (i * 36 + x) * s.out + ob * kBlock, r[x]);
-}
-
 /// Row a of the weight transform, U_(a,b) for b = 0…5, of input channel i and the 16 output
 /// channels at weights[i][·][·][o0], stored at u[b·row_stride]: (G g)_a, then · Gᵀ.
 inline void transform_weight_row(const WinogradShape& s, const float* weights, int a, int64_t i,
@@ -314,9 +303,22 @@ void winograd(const WinogradShape& s, const float* src, const float* weights, co
     if (is_fused) {
       float* const u = scratch;
       float* const work = u + 36 * in * out;
+      // U_ξ in one contiguous [in][64] chunk per 64 output channels, the order the products read
+      // it in, once per block: streamed from memory rather than gathered.
+      const auto chunk = [&](int64_t x, int64_t pc) {
+        return u + x * in * out + pc * kOutBlock * kBlock * in;
+      };
+      const auto chunk_width = [&](int64_t pc) {
+        return std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock) * kBlock;
+      };
 #pragma omp for collapse(2) schedule(static)
-      for (int64_t i = 0; i < in; ++i)
-        for (int64_t ob = 0; ob < ocb; ++ob) transform_weights(s, weights, i, ob, u);
+      for (int a = 0; a < 6; ++a)
+        for (int64_t ob = 0; ob < ocb; ++ob) {
+          const int64_t pc = ob / kOutBlock, width = chunk_width(pc);
+          for (int64_t i = 0; i < in; ++i)
+            transform_weight_row(s, weights, a, i, ob * kBlock,
+                                 chunk(a * 6, pc) + i * width + ob % kOutBlock * kBlock, in * out);
+        }
       // Per block of tiles: its V (all input channels), then per 64 output channels their M
       // and outputs, so that V and M stay in the core's L2 cache; U is read once per block.
       float* const v = work + omp_get_thread_num() * 36 * kFusedTiles * (in + kOutBlock * kBlock);
@@ -331,10 +333,9 @@ void winograd(const WinogradShape& s, const float* src, const float* weights, co
         for (int64_t pc = 0; pc < product_cols; ++pc) {
           const int64_t vectors = std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock);
           const int64_t width = vectors * kBlock;
-          const ProductStrides st{36 * in, 36 * out, 36 * width};
+          const ProductStrides st{36 * in, width, 36 * width};
           for (int64_t x = 0; x < 36; ++x)
-            products(v + x * in, u + x * out + pc * kOutBlock * kBlock, m + x * width, count, in,
-                     vectors, st);
+            products(v + x * in, chunk(x, pc), m + x * width, count, in, vectors, st);
           for (int64_t t = 0; t < count; ++t)
             for (int64_t k = 0; k < vectors; ++k)
               transform_output<Bf16>(s, tl, m + t * 36 * width + k * kBlock, width, first + t,
