@@ -159,7 +159,8 @@ struct ArgRef {
   memory fixed;
 };
 
-/// How one convolution is computed.
+/// How one convolution is computed: oneDNN's direct convolution in `type`, or, with
+/// convolution_winograd, the engine's own Winograd kernel (float32; oneDNN's Winograd is not used).
 struct Choice {
   Dt type = Dt::f32;
   dnnl::algorithm algorithm = dnnl::algorithm::convolution_direct;
@@ -544,10 +545,9 @@ class Builder {
                                           {pad, pad}, {pad, pad}),
           attributes(ops), plan_.cpu);
     } catch (const dnnl::error& e) {
-      TORCH_CHECK(false, "oneDNN has no ", c.type == Dt::bf16 ? "bf16" : "f32", " ",
-                  c.algorithm == dnnl::algorithm::convolution_winograd ? "Winograd" : "direct",
-                  " convolution ", s.in, "->", s.out, " ", s.kernel, "x", s.kernel, "/", s.stride,
-                  " on ", s.batch, "x", s.height, "x", s.width, " (", e.what(),
+      TORCH_CHECK(false, "oneDNN has no ", type_name(c.type), " direct convolution ", s.in, "->",
+                  s.out, " ", s.kernel, "x", s.kernel, "/", s.stride, " on ", s.batch, "x",
+                  s.height, "x", s.width, " (", e.what(),
                   "); try another --precision or --algorithm");
     }
   }

@@ -99,12 +99,12 @@ inline void output_1d(const __m512* in, int si, __m512* out, int so) {
   out[3 * so] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), d34, d12), m5);
 }
 
-/// The product block m[t][o] (+)= Σ_i v[t][i] u[i][o] for RT tiles × RO·16 output channels.
 /// Strides (in floats) of the three operands of one ξ's product.
 struct ProductStrides {
   int64_t v_tile, u_row, m_tile;
 };
 
+/// The product block m[t][o] = Σ_i v[t][i] u[i][o] for RT tiles × RO·16 output channels.
 template <int RT, int RO>
 inline void product_block(const float* v, const float* u, float* m, int64_t in,
                           const ProductStrides& st) {
