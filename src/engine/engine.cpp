@@ -172,6 +172,10 @@ struct ConvShape {
   bool internal;
   auto key() const { return std::tie(batch, in, out, kernel, stride, height, width, internal); }
   bool operator<(const ConvShape& o) const { return key() < o.key(); }
+  /// Floating-point operations of one pass (padding "same": output size = input / stride).
+  double flops() const {
+    return 2.0 * batch * in * out * kernel * kernel * (height / stride) * (width / stride);
+  }
 };
 
 /// Best-fit pool of activation buffers, used in execution order while the plan is built.
@@ -343,8 +347,7 @@ class Builder {
           {DNNL_ARG_WEIGHTS, {}, 0, weights},
           {DNNL_ARG_BIAS, {}, 0, bias},
           {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
-         label.str(),
-         2.0 * shape.batch * shape.in * shape.out * shape.kernel * shape.kernel * oh * ow);
+         label.str(), shape.flops());
     if (in.buffer != src.buffer) release(in);
     ++plan_.summary.convolutions;
     plan_.summary.bf16 += c.type == Dt::bf16;
@@ -387,7 +390,7 @@ class Builder {
                             data(DNNL_ARG_DST), bf16, data(DNNL_ARG_SCRATCHPAD), relu, threads);
          },
          label.str(),
-         2.0 * shape.batch * shape.in * shape.out * 9 * shape.height * shape.width});
+         shape.flops()});
     if (in.buffer != src.buffer) release(in);
     ++plan_.summary.convolutions;
     ++plan_.summary.winograd;

@@ -70,9 +70,9 @@ inline void input_1d(const __m512* in, int si, __m512* out, int so) {
   out[5 * so] = _mm512_fnmadd_ps(five, d3, _mm512_fmadd_ps(four, d1, d5));
 }
 
-/// out[k·so] = G in (3 values in, 6 out).
-inline void weight_1d(const __m512* in, int si, __m512* out, int so) {
-  const __m512 g0 = in[0], g1 = in[si], g2 = in[2 * si];
+/// out = G in (3 values in, 6 out).
+inline void weight_1d(const __m512 in[3], __m512 out[6]) {
+  const __m512 g0 = in[0], g1 = in[1], g2 = in[2];
   const __m512 sum02 = _mm512_add_ps(g0, g2);
   const __m512 a = _mm512_mul_ps(_mm512_set1_ps(-1.f / 6), _mm512_add_ps(sum02, g1));
   const __m512 b = _mm512_mul_ps(_mm512_set1_ps(-1.f / 6), _mm512_sub_ps(sum02, g1));
@@ -80,11 +80,11 @@ inline void weight_1d(const __m512* in, int si, __m512* out, int so) {
       _mm512_fmadd_ps(_mm512_set1_ps(1.f / 24), g0, _mm512_mul_ps(_mm512_set1_ps(1.f / 6), g2));
   const __m512 e = _mm512_mul_ps(_mm512_set1_ps(1.f / 12), g1);
   out[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g0);
-  out[so] = a;
-  out[2 * so] = b;
-  out[3 * so] = _mm512_add_ps(c, e);
-  out[4 * so] = _mm512_sub_ps(c, e);
-  out[5 * so] = g2;
+  out[1] = a;
+  out[2] = b;
+  out[3] = _mm512_add_ps(c, e);
+  out[4] = _mm512_sub_ps(c, e);
+  out[5] = g2;
 }
 
 /// out[k·so] = Aᵀ in (6 values in, 4 out).
@@ -202,7 +202,7 @@ inline void transform_weight_row(const WinogradShape& s, const float* weights, i
           _mm512_fmadd_ps(_mm512_set1_ps(kG[a][k]), _mm512_loadu_ps(g + (k * 3 + l) * s.out), acc);
     t[l] = acc;
   }
-  weight_1d(t, 1, r, 1);
+  weight_1d(t, r);
   for (int b = 0; b < 6; ++b) _mm512_storeu_ps(u + b * row_stride, r[b]);
 }
 
