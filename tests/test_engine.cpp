@@ -367,14 +367,99 @@ TEST(EngineKernels, ScaleShiftReluEqualsItsReference) {
   }
 }
 
+/// x viewed as N×C×H×W from its blocked layout (N·channel_blocks groups of H·W·block values).
+torch::Tensor unblock(const torch::Tensor& x, int64_t n, int64_t blocks, int64_t block, int64_t h,
+                      int64_t w) {
+  return x.view({n, blocks, h, w, block})
+      .permute({0, 1, 4, 2, 3})
+      .reshape({n, blocks * block, h, w});
+}
+
+/// Two images of 3 channel blocks of `block` at 10×14, random values: the blocked shape and x.
+struct BlockedInput {
+  static constexpr int64_t n = 2, blocks = 3, h = 10, w = 14;
+  hg::engine::BlockedShape shape;
+  torch::Tensor x;
+  explicit BlockedInput(int64_t block) : shape{n * blocks, blocks, h * w, block} {
+    torch::manual_seed(block);
+    x = torch::randn({shape.groups * h * w * block});
+  }
+};
+
+/// The pass's second output: acc = x (+ upsampled low), in place or not, with the pass's spans
+/// (64 pixels) starting inside rows (width 14), against its reference and LibTorch.
+TEST(EngineKernels, ScaleShiftReluWritesTheSkipOutput) {
+  constexpr int64_t n = BlockedInput::n, blocks = BlockedInput::blocks, h = BlockedInput::h,
+                    w = BlockedInput::w;
+  for (const int64_t block : {16, 8}) {
+    const BlockedInput input(block);
+    const auto& [shape, x] = input;
+    const auto low = torch::randn({shape.groups * h * w / 4 * block});
+    const auto s = torch::rand({blocks * block}) + 0.5, t = torch::randn({blocks * block});
+    const auto expected_y = torch::relu(unblock(x, n, blocks, block, h, w) * s.view({1, -1, 1, 1}) +
+                                        t.view({1, -1, 1, 1}));
+    const auto upsampled = torch::upsample_nearest2d(unblock(low, n, blocks, block, h / 2, w / 2),
+                                                     std::vector<int64_t>{h, w});
+    for (const bool with_low : {false, true})
+      for (const bool in_place : {false, true}) {
+        if (in_place && !with_low) continue;  // the engine never asks for a copy onto itself
+        auto y = torch::empty_like(x), y_ref = torch::empty_like(x);
+        auto acc = in_place ? x.clone() : torch::full_like(x, std::nanf(""));
+        auto acc_ref = in_place ? x.clone() : torch::full_like(x, std::nanf(""));
+        const float* low_data = with_low ? low.data_ptr<float>() : nullptr;
+        const hg::engine::SkipOutput skip{acc.data_ptr<float>(), low_data, w},
+            skip_ref{acc_ref.data_ptr<float>(), low_data, w};
+        const float* xs = in_place ? acc.data_ptr<float>() : x.data_ptr<float>();
+        const float* xs_ref = in_place ? acc_ref.data_ptr<float>() : x.data_ptr<float>();
+        hg::engine::scale_shift_relu(shape, xs, s.data_ptr<float>(), t.data_ptr<float>(),
+                                     y.data_ptr(), false, &skip);
+        hg::engine::scale_shift_relu_reference(shape, xs_ref, s.data_ptr<float>(),
+                                               t.data_ptr<float>(), y_ref.data_ptr(), false,
+                                               &skip_ref);
+        const std::string what = "block " + std::to_string(block) + (with_low ? " +low" : "") +
+                                 (in_place ? " in place" : "");
+        EXPECT_TRUE(torch::equal(y, y_ref)) << what;
+        EXPECT_TRUE(torch::equal(acc, acc_ref)) << what;
+        EXPECT_TRUE(torch::allclose(unblock(y, n, blocks, block, h, w), expected_y, 1e-6, 1e-6))
+            << what;
+        const auto x_nchw = unblock(x, n, blocks, block, h, w);
+        EXPECT_TRUE(torch::equal(unblock(acc, n, blocks, block, h, w),
+                                 with_low ? x_nchw + upsampled : x_nchw))
+            << what;
+      }
+    try {
+      float dummy = 0;
+      const hg::engine::SkipOutput odd{&dummy, &dummy, 7};
+      hg::engine::scale_shift_relu(shape, &dummy, &dummy, &dummy, &dummy, false, &odd);
+      FAIL() << "expected an odd width to be refused";
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("even width"), std::string::npos) << e.what();
+    }
+  }
+}
+
+/// The engine's 2×2 max-pooling against LibTorch's, both block sizes, with negative values.
+TEST(EngineKernels, MaxPoolEqualsLibTorch) {
+  using In = BlockedInput;
+  for (const int64_t block : {16, 8}) {
+    const In in(block);
+    auto y = torch::full({in.x.numel() / 4}, std::nanf(""));
+    hg::engine::max_pool_2x2(in.shape, In::w, in.x.data_ptr<float>(), y.data_ptr<float>());
+    EXPECT_TRUE(torch::equal(
+        unblock(y, In::n, In::blocks, block, In::h / 2, In::w / 2),
+        torch::max_pool2d(unblock(in.x, In::n, In::blocks, block, In::h, In::w), {2, 2})))
+        << "block " << block;
+  }
+}
+
 TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
-  // Channels of one and several blocks and of a partial product block (80 = 64 + 16), sizes with
-  // a partial register block of tiles (5×3 tiles), two images; 72×52 (234 tiles) runs fused on
-  // one or two threads, by phases on three.
+  // Channels of one and several blocks and of a partial product column (80 = 64 + 16), sizes with
+  // a partial register block of tiles (5×3 tiles), two images, fewer tiles than threads (4×4);
+  // 48→80 at 72×52 (234 tiles, 4.3 MB transformed) runs fused, the others in bands of tiles.
   for (const hg::engine::WinogradShape shape :
        {hg::engine::WinogradShape{2, 32, 80, 20, 12}, hg::engine::WinogradShape{1, 16, 16, 4, 4},
         hg::engine::WinogradShape{1, 128, 128, 16, 16},
-        hg::engine::WinogradShape{1, 16, 80, 72, 52}}) {
+        hg::engine::WinogradShape{1, 48, 80, 72, 52}}) {
     if (!hg::engine::winograd_applicable(shape)) GTEST_SKIP() << "this CPU lacks AVX-512";
     torch::manual_seed(7);
     const auto src = torch::randn({shape.batch * shape.in * shape.height * shape.width});
@@ -392,7 +477,7 @@ TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
         std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape, threads));
         hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
                                      bias.data_ptr<float>(), fast.data_ptr<float>(), false,
-                                     scratch.data(), relu, threads);
+                                     scratch.data(), scratch.size(), relu, threads);
         EXPECT_LT((fast - ref).abs().max().item<double>(), 1e-5 * scale)
             << shape.in << "->" << shape.out << " @" << shape.height << "x" << shape.width
             << (relu ? " relu" : "") << " on " << threads << " threads";
@@ -403,9 +488,10 @@ TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
         auto f32 = torch::empty({out_size});
         auto bits = torch::empty({out_size}, torch::kInt16);
         for (const bool bf16 : {false, true})
-          hg::engine::winograd_conv3x3(
-              shape, src.data_ptr<float>(), weights.data_ptr<float>(), bias.data_ptr<float>(),
-              bf16 ? bits.data_ptr() : f32.data_ptr(), bf16, scratch.data(), relu, 2);
+          hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
+                                       bias.data_ptr<float>(),
+                                       bf16 ? bits.data_ptr() : f32.data_ptr(), bf16,
+                                       scratch.data(), scratch.size(), relu, 2);
         EXPECT_TRUE(torch::equal(bits.view(torch::kBFloat16), f32.to(torch::kBFloat16)))
             << "bf16 output " << shape.in << "->" << shape.out;
       }

@@ -14,12 +14,14 @@
 // The plan. Every activation lives in oneDNN's blocked layout (nChw16c with AVX-512, nChw8c below).
 // The trunk (residual inputs and outputs, pooled and upsampled values, heatmaps) is float32; values
 // inside a residual or a head use the convolutions' precision. A residual's conv3 accumulates into
-// the trunk in place (sum post-op), the upsampled low branch is added by the resampling's sum
-// post-op, and each stack's merge (one folded convolution, see fold_merge) accumulates into the
-// next stack's input. Buffers are taken from and returned to a pool in execution order, so values
-// that are never alive together share memory. A 3×3 convolution runs as a oneDNN primitive
-// (direct) or on the engine's Winograd kernel (winograd.cpp), whichever Builder::choose picks;
-// the kernel and the batch norm pass are steps the plan runs itself.
+// the trunk in place (sum post-op). Where the trunk value is needed afterwards, the residual's
+// batch norm pass also copies it, and in the hourglass's upper branch that pass adds the upsampled
+// lower branch (so conv3 adds onto upper input + upsampled lower). Each stack's merge (one folded
+// convolution, see fold_merge) accumulates into the next stack's input. Buffers are taken from and
+// returned to a pool in execution order, so values that are never alive together share memory. A
+// 3×3 convolution runs as a oneDNN primitive (direct) or on the engine's Winograd kernel
+// (winograd.cpp), whichever Builder::choose picks; the kernel and the batch norm pass are steps the
+// plan runs itself.
 #include "hg/engine/engine.h"
 
 #include "hg/engine/kernels.h"
@@ -336,7 +338,7 @@ class Builder {
     if (sum_into) ops.append_sum(1.f);
     if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     auto pd = conv_pd(shape, c, in.md, dst_md, ops);
-    Value dst = sum_into ? *sum_into : Value{dst_md, pool_.acquire(dst_md.get_size()), internal};
+    Value dst = sum_into ? *sum_into : allocate(dst_md, internal);
     memory weights = import(w.weight, pd.weights_desc());
     memory bias = import(w.bias, pd.bias_desc());
     std::ostringstream label;
@@ -365,7 +367,7 @@ class Builder {
     const bool bf16 = dst_type == Dt::bf16;
     const memory::desc dst_md =
         blocked({shape.batch, shape.out, shape.height, shape.width}, dst_type);
-    const Value dst{dst_md, pool_.acquire(dst_md.get_size()), internal};
+    const Value dst = allocate(dst_md, internal);
     // The kernel's weight layout: [in][3][3][out].
     const at::Tensor weights = w.weight.permute({1, 2, 3, 0}).contiguous();
     const memory wm = import(weights, memory::desc({weights.numel()}, Dt::f32, Tag::a));
@@ -387,7 +389,9 @@ class Builder {
              return static_cast<float*>(a.at(arg).get_data_handle());
            };
            winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS), data(DNNL_ARG_BIAS),
-                            data(DNNL_ARG_DST), bf16, data(DNNL_ARG_SCRATCHPAD), relu, threads);
+                            data(DNNL_ARG_DST), bf16, data(DNNL_ARG_SCRATCHPAD),
+                            a.at(DNNL_ARG_SCRATCHPAD).get_desc().get_size() / sizeof(float), relu,
+                            threads);
          },
          label.str(),
          shape.flops()});
@@ -400,11 +404,13 @@ class Builder {
   }
 
   /// relu(s ⊙ x + t) for the batch norm `bn` of the float32 trunk value `x`, as a new internal
-  /// value of type `type` (the type of the convolution that reads it).
-  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn, Dt type) {
+  /// value of type `type` (the type of the convolution that reads it). With `acc`, the same pass
+  /// also writes *acc = x, plus the nearest 2× upsampling of `low` if given; *acc may be x.
+  Value bn_relu(const Value& x, const nn::BatchNorm2dImpl& bn, Dt type, const Value* acc = nullptr,
+                const Value* low = nullptr) {
     TORCH_CHECK(x.md.data_type() == Dt::f32, "the engine's trunk values are float32");
-    const int64_t block = blocked_layout() == Tag::nChw16c ? 16 : 8;
-    const int64_t channel_blocks = (x.channels() + block - 1) / block;
+    const BlockedShape shape = blocked_shape(x);
+    const int64_t block = shape.block, channel_blocks = shape.channel_blocks;
     auto [s, t] = bn_scale_shift(bn);
     const auto padded = [&](const at::Tensor& v) {
       return at::constant_pad_nd(v.to(at::kFloat), {0, channel_blocks * block - x.channels()});
@@ -412,61 +418,62 @@ class Builder {
     const memory::desc channel_md({channel_blocks * block}, Dt::f32, Tag::a);
     const memory scale = import(padded(s), channel_md);
     const memory shift = import(padded(t), channel_md);
-    const memory::desc dst_md = blocked(x.md.dims(), type);
-    Value dst{dst_md, pool_.acquire(dst_md.get_size()), true};
-    const BlockedShape shape{x.md.dims()[0] * channel_blocks, channel_blocks,
-                             x.height() * x.width(), block};
+    const Value dst = allocate(blocked(x.md.dims(), type), true);
     const bool bf16 = type == Dt::bf16;
-    pending_.push_back({{},
-                        {{DNNL_ARG_SRC, x.md, x.buffer, {}},
-                         {DNNL_ARG_SCALE, {}, 0, scale},
-                         {DNNL_ARG_SHIFT, {}, 0, shift},
-                         {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
-                        [shape, bf16](const std::unordered_map<int, memory>& a) {
-                          const auto data = [&](int arg) {
-                            return static_cast<const float*>(a.at(arg).get_data_handle());
-                          };
-                          scale_shift_relu(shape, data(DNNL_ARG_SRC), data(DNNL_ARG_SCALE),
-                                           data(DNNL_ARG_SHIFT),
-                                           a.at(DNNL_ARG_DST).get_data_handle(), bf16);
-                        },
-                        "bn+relu " + value_name(x) + " -> " + type_name(type)});
+    std::vector<ArgRef> args{{DNNL_ARG_SRC, x.md, x.buffer, {}},
+                             {DNNL_ARG_SCALE, {}, 0, scale},
+                             {DNNL_ARG_SHIFT, {}, 0, shift},
+                             {DNNL_ARG_DST, dst.md, dst.buffer, {}}};
+    std::string label = "bn+relu " + value_name(x) + " -> " + type_name(type);
+    if (acc) {
+      args.push_back({DNNL_ARG_DST_1, acc->md, acc->buffer, {}});
+      label += low ? " +upsample-add" : " +copy";
+    }
+    if (low) args.push_back({DNNL_ARG_SRC_1, low->md, low->buffer, {}});
+    const int64_t width = x.width();
+    pending_.push_back(
+        {{},
+         std::move(args),
+         [shape, bf16, width](const std::unordered_map<int, memory>& a) {
+           const auto data = [&](int arg) {
+             const auto it = a.find(arg);
+             return it == a.end() ? nullptr : static_cast<float*>(it->second.get_data_handle());
+           };
+           const SkipOutput skip{data(DNNL_ARG_DST_1), data(DNNL_ARG_SRC_1), width};
+           scale_shift_relu(shape, data(DNNL_ARG_SRC), data(DNNL_ARG_SCALE), data(DNNL_ARG_SHIFT),
+                            data(DNNL_ARG_DST), bf16, skip.acc ? &skip : nullptr);
+         },
+         label});
     return dst;
   }
 
-  /// 2×2 max-pooling with stride 2, as a new value.
+  /// A new float32 value shaped as trunk value `x` (its contents written by a later step).
+  Value allocate_like(const Value& x) { return allocate(x.md, x.internal); }
+
+  /// 2×2 max-pooling with stride 2 of the float32 trunk value `x`, as a new value (by the
+  /// engine's kernel, whose threads split the rows as the convolutions around it do).
   Value max_pool(const Value& x) {
+    TORCH_CHECK(x.md.data_type() == Dt::f32, "the engine's trunk values are float32");
     const auto d = x.md.dims();
-    const memory::desc dst_md = blocked({d[0], d[1], d[2] / 2, d[3] / 2}, x.md.data_type());
-    dnnl::pooling_forward::primitive_desc pd(
-        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
-                                    dnnl::algorithm::pooling_max, x.md, dst_md, {2, 2}, {2, 2},
-                                    {0, 0}, {0, 0}),
-        attributes(), plan_.cpu);
-    Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
-    emit(pd, dnnl::pooling_forward(pd),
+    const Value dst = allocate(blocked({d[0], d[1], d[2] / 2, d[3] / 2}, Dt::f32), x.internal);
+    const BlockedShape shape = blocked_shape(x);
+    const int64_t width = x.width();
+    pending_.push_back(
+        {{},
          {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
-         "max-pool " + value_name(x));
+         [shape, width](const std::unordered_map<int, memory>& a) {
+           max_pool_2x2(shape, width,
+                        static_cast<const float*>(a.at(DNNL_ARG_SRC).get_data_handle()),
+                        static_cast<float*>(a.at(DNNL_ARG_DST).get_data_handle()));
+         },
+         "max-pool " + value_name(x)});
     return dst;
-  }
-
-  /// into += nearest-neighbour upsampling of `low` to into's size.
-  void upsample_add(const Value& low, const Value& into) {
-    dnnl::post_ops ops;
-    ops.append_sum(1.f);
-    dnnl::resampling_forward::primitive_desc pd(
-        dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference,
-                                       dnnl::algorithm::resampling_nearest, low.md, into.md),
-        attributes(ops), plan_.cpu);
-    emit(pd, dnnl::resampling_forward(pd),
-         {{DNNL_ARG_SRC, low.md, low.buffer, {}}, {DNNL_ARG_DST, into.md, into.buffer, {}}},
-         "upsample+add " + value_name(low));
   }
 
   /// A copy of `x` (converted to `type`) in a new buffer.
   Value convert(const Value& x, Dt type) {
     const memory::desc dst_md = blocked(x.md.dims(), type);
-    Value dst{dst_md, pool_.acquire(dst_md.get_size()), x.internal};
+    const Value dst = allocate(dst_md, x.internal);
     const dnnl::reorder::primitive_desc pd(plan_.cpu, x.md, plan_.cpu, dst_md, attributes());
     emit(pd, dnnl::reorder(pd),
          {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}},
@@ -525,6 +532,18 @@ class Builder {
   }
 
  private:
+  /// A value of layout `md` in a buffer from the pool.
+  Value allocate(const memory::desc& md, bool internal) {
+    return {md, pool_.acquire(md.get_size()), internal};
+  }
+
+  /// `x` as the engine's kernels see it.
+  static BlockedShape blocked_shape(const Value& x) {
+    const int64_t block = blocked_layout() == Tag::nChw16c ? 16 : 8;
+    const int64_t channel_blocks = (x.channels() + block - 1) / block;
+    return {x.md.dims()[0] * channel_blocks, channel_blocks, x.height() * x.width(), block};
+  }
+
   static memory::desc blocked(const memory::dims& dims, Dt type) {
     return memory::desc(dims, type, blocked_layout());
   }
@@ -607,7 +626,7 @@ class Builder {
         },
         [&] {
           winograd_conv3x3(ws, src.data(), weights.data(), bias.data(), dst.data(),
-                           direct.type == Dt::bf16, scratch.data(), true, threads_);
+                           direct.type == Dt::bf16, scratch.data(), scratch.size(), true, threads_);
         }};
     double best_ms[2] = {1e30, 1e30};
     for (int round = 0; round < 6; ++round) {
@@ -679,18 +698,26 @@ class NetworkEmitter {
  public:
   NetworkEmitter(Builder& b, bool consume) : b_(b), consume_(consume) {}
 
-  Value residual(const model::ResidualImpl& r, const Value& x, bool keep) {
+  /// A pre-activation residual of trunk value `x`; with `low`, its output also gets the nearest
+  /// 2× upsampling of `low` added (an hourglass's upper branch plus its lower one).
+  Value residual(const model::ResidualImpl& r, const Value& x, bool keep,
+                 const Value* low = nullptr) {
     const ConvWeights w1 = fold(*r.conv1, r.bn2.get()), w2 = fold(*r.conv2, r.bn3.get()),
                       w3 = fold(*r.conv3, nullptr);
     const Choice c1 = b_.internal_choice(x, w1), c2 = b_.internal_choice(x, w2),
                  c3 = b_.internal_choice(x, w3);
-    const Value a = b_.bn_relu(x, *r.bn1, c1.type);
-    Value acc;
+    Value a, acc;
     if (r.has_skip()) {
+      TORCH_CHECK(!low, "the engine expects an hourglass's upper branch to keep its width");
+      a = b_.bn_relu(x, *r.bn1, c1.type);
       acc = b_.conv(x, fold(*r.skip, nullptr), false, Dt::f32, false);
       if (!keep) b_.release(x);
+    } else if (keep || low) {
+      acc = keep ? b_.allocate_like(x) : x;
+      a = b_.bn_relu(x, *r.bn1, c1.type, &acc, low);
     } else {
-      acc = keep ? b_.convert(x, Dt::f32) : x;
+      acc = x;
+      a = b_.bn_relu(x, *r.bn1, c1.type);
     }
     const Value t1 = b_.conv(a, w1, true, c2.type, true);
     b_.release(a);
@@ -702,9 +729,12 @@ class NetworkEmitter {
     return acc;
   }
 
-  Value residuals(const nn::SequentialImpl& seq, Value x, bool keep) {
-    for (const auto& m : seq.children()) {
-      x = residual(*m->as<model::ResidualImpl>(), x, keep);
+  /// The residuals of `seq` in turn; `low` (see residual) goes to the last.
+  Value residuals(const nn::SequentialImpl& seq, Value x, bool keep, const Value* low = nullptr) {
+    const auto children = seq.children();
+    for (size_t i = 0; i < children.size(); ++i) {
+      x = residual(*children[i]->as<model::ResidualImpl>(), x, keep,
+                   i + 1 == children.size() ? low : nullptr);
       keep = false;
     }
     return x;
@@ -715,8 +745,7 @@ class NetworkEmitter {
     low = residuals(*h.low1, low, false);
     low = h.low2 ? hourglass(*h.low2, low, false) : residuals(*h.low2_res, low, false);
     low = residuals(*h.low3, low, false);
-    const Value up = residuals(*h.up1, x, keep);
-    b_.upsample_add(low, up);
+    const Value up = residuals(*h.up1, x, keep, &low);
     b_.release(low);
     return up;
   }

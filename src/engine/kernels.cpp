@@ -5,10 +5,15 @@
 // slower, and a float32 pass then needs a reorder to bf16, another pass over the activation, for
 // each of the network's residuals.
 //
+// The same pass can also write the residual's skip accumulator (x, plus the hourglass's upsampled
+// lower branch): the value is in registers already, which spares the engine a copy of the trunk
+// or an upsampling pass that would read it again.
+//
 // bfloat16 is the top half of a float's bits; rounding to nearest, ties to even, adds
 // 0x7fff + (bit 16) before truncating, exact for every finite value and +inf.
 #include "hg/engine/kernels.h"
 
+#include <c10/util/Exception.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,16 +32,89 @@ uint16_t to_bf16_bits(float v) {
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
 
+/// Runs `body(group, part)` for every part [0, parts) of every channel block group of `b`, in
+/// parallel when `b` holds enough values to pay for the threads. Each thread takes a band of
+/// consecutive parts (rows) of each image in all channels, as oneDNN's 1×1 convolutions split
+/// their work: a pass then reads what the same core wrote, which matters on machines whose cores
+/// have separate caches (measured here, it ran the batch norm passes 2–4× faster there than
+/// splitting by channels).
+template <typename Body>
+void for_each_part(const BlockedShape& b, int64_t parts, Body body) {
+  const int64_t images = b.groups / b.channel_blocks;
+#pragma omp parallel for collapse(3) schedule(static) if (b.groups * b.pixels * b.block >= 16384)
+  for (int64_t n = 0; n < images; ++n)
+    for (int64_t part = 0; part < parts; ++part)
+      for (int64_t cb = 0; cb < b.channel_blocks; ++cb) body(n * b.channel_blocks + cb, part);
+}
+
 /// Runs `span(channel0, first, last)` over every pixel range [first, last) (in pixels from the
-/// start of x) of at most kChunk pixels of one channel block, in parallel.
+/// start of x) of at most kChunk pixels of one channel block, in parallel (see for_each_part).
 template <typename Span>
 void for_each_span(const BlockedShape& b, Span span) {
-  const int64_t chunks = (b.pixels + kChunk - 1) / kChunk;
-#pragma omp parallel for collapse(2) schedule(static) if (b.groups * b.pixels * b.block >= 16384)
-  for (int64_t g = 0; g < b.groups; ++g)
-    for (int64_t c = 0; c < chunks; ++c)
-      span(g % b.channel_blocks * b.block, g * b.pixels + c * kChunk,
-           g * b.pixels + std::min(b.pixels, (c + 1) * kChunk));
+  for_each_part(b, (b.pixels + kChunk - 1) / kChunk, [&](int64_t g, int64_t c) {
+    span(g % b.channel_blocks * b.block, g * b.pixels + c * kChunk,
+         g * b.pixels + std::min(b.pixels, (c + 1) * kChunk));
+  });
+}
+
+/// One output row of max_pool_2x2 for `Block` channels: `in` is the first of its two input rows.
+template <int64_t Block>
+void pool_row(const float* in, int64_t width, float* out) {
+  const float* below = in + width * Block;
+  for (int64_t x = 0; x < width / 2; ++x)
+    for (int64_t l = 0; l < Block; ++l) {
+      const int64_t left = 2 * x * Block + l, right = left + Block;
+      out[x * Block + l] =
+          std::max(std::max(in[left], in[right]), std::max(below[left], below[right]));
+    }
+}
+
+/// Walks a span's pixels for the SkipOutput: the low-resolution pixel each one upsamples, found
+/// by stepping row and column (a division per pixel would cost as much as the pass).
+class SkipCursor {
+ public:
+  /// For the span starting at pixel `first` (from the start of x); inactive without `skip`.
+  SkipCursor(const SkipOutput* skip, const BlockedShape& b, int64_t first) : skip_(skip) {
+    if (!skip_ || !skip_->low) return;
+    const int64_t group = first / b.pixels, pixel = first % b.pixels;
+    low_ = skip_->low + group * (b.pixels / 4) * b.block;
+    row_ = pixel / skip_->width;
+    column_ = pixel % skip_->width;
+  }
+  float* acc() const { return skip_ ? skip_->acc : nullptr; }
+  /// The current pixel's upsampled value (block floats), or nullptr; then moves to the next.
+  const float* next_low(int64_t block) {
+    if (!low_) return nullptr;
+    const float* v = low_ + ((row_ >> 1) * (skip_->width >> 1) + (column_ >> 1)) * block;
+    if (++column_ == skip_->width) {
+      column_ = 0;
+      ++row_;
+    }
+    return v;
+  }
+
+ private:
+  const SkipOutput* skip_;
+  const float* low_ = nullptr;
+  int64_t row_ = 0, column_ = 0;
+};
+
+/// The reference on pixels [first, last) of one channel block starting at channel c0.
+void span_reference(const float* x, const float* s, const float* t, void* y, bool bf16,
+                    int64_t block, int64_t first, int64_t last, SkipCursor skip) {
+  for (int64_t p = first; p < last; ++p) {
+    const float* low = skip.next_low(block);
+    for (int64_t l = 0; l < block; ++l) {
+      const int64_t i = p * block + l;
+      const float a = std::fma(s[l], x[i], t[l]);  // one rounding, as the AVX-512 path
+      const float v = a > 0.f ? a : 0.f;
+      if (bf16)
+        static_cast<uint16_t*>(y)[i] = to_bf16_bits(v);
+      else
+        static_cast<float*>(y)[i] = v;
+      if (skip.acc()) skip.acc()[i] = low ? x[i] + low[l] : x[i];
+    }
+  }
 }
 
 // GCC 12's _mm512_max_ps passes _mm512_undefined_ps() as its mask source, which
@@ -44,70 +122,98 @@ void for_each_span(const BlockedShape& b, Span span) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+/// acc = x (+ the upsampled value) for one pixel of 16 channels.
+__attribute__((target("avx512f"), always_inline)) inline void store_skip(SkipCursor& skip, __m512 x,
+                                                                         int64_t p) {
+  if (!skip.acc()) return;
+  const float* low = skip.next_low(16);
+  _mm512_storeu_ps(skip.acc() + p * 16, low ? _mm512_add_ps(x, _mm512_loadu_ps(low)) : x);
+}
+
 __attribute__((target("avx512f"))) void span_f32_avx512(const float* x, const float* s,
                                                         const float* t, float* y, int64_t first,
-                                                        int64_t last) {
+                                                        int64_t last, SkipCursor skip) {
   const __m512 scale = _mm512_loadu_ps(s), shift = _mm512_loadu_ps(t), zero = _mm512_setzero_ps();
-  for (int64_t p = first; p < last; ++p)
-    _mm512_storeu_ps(
-        y + p * 16,
-        _mm512_max_ps(_mm512_fmadd_ps(scale, _mm512_loadu_ps(x + p * 16), shift), zero));
+  for (int64_t p = first; p < last; ++p) {
+    const __m512 v = _mm512_loadu_ps(x + p * 16);
+    _mm512_storeu_ps(y + p * 16, _mm512_max_ps(_mm512_fmadd_ps(scale, v, shift), zero));
+    store_skip(skip, v, p);
+  }
 }
 
 __attribute__((target("avx512f,avx512bf16"))) void span_bf16_avx512(const float* x, const float* s,
                                                                     const float* t, uint16_t* y,
-                                                                    int64_t first, int64_t last) {
+                                                                    int64_t first, int64_t last,
+                                                                    SkipCursor skip) {
   const __m512 scale = _mm512_loadu_ps(s), shift = _mm512_loadu_ps(t), zero = _mm512_setzero_ps();
   for (int64_t p = first; p < last; ++p) {
-    const __m512 v =
-        _mm512_max_ps(_mm512_fmadd_ps(scale, _mm512_loadu_ps(x + p * 16), shift), zero);
+    const __m512 v = _mm512_loadu_ps(x + p * 16);
+    const __m512 r = _mm512_max_ps(_mm512_fmadd_ps(scale, v, shift), zero);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + p * 16),
-                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(r)));
+    store_skip(skip, v, p);
   }
 }
 
 #pragma GCC diagnostic pop
 
+void check_skip(const BlockedShape& b, const SkipOutput* skip) {
+  TORCH_CHECK(!skip || !skip->low ||
+                  (skip->width > 0 && skip->width % 2 == 0 && b.pixels % (2 * skip->width) == 0),
+              "scale_shift_relu: upsampling needs an even width and height, got ", b.pixels,
+              " pixels of width ", skip ? skip->width : 0);
+}
+
 }  // namespace
 
 void scale_shift_relu_reference(const BlockedShape& b, const float* x, const float* s,
-                                const float* t, void* y, bool bf16) {
-  for (int64_t g = 0; g < b.groups; ++g)
-    for (int64_t p = g * b.pixels; p < (g + 1) * b.pixels; ++p)
-      for (int64_t l = 0; l < b.block; ++l) {
-        const int64_t c = g % b.channel_blocks * b.block + l, i = p * b.block + l;
-        const float a = std::fma(s[c], x[i], t[c]);  // one rounding, as the AVX-512 path
-        const float v = a > 0.f ? a : 0.f;
-        if (bf16)
-          static_cast<uint16_t*>(y)[i] = to_bf16_bits(v);
-        else
-          static_cast<float*>(y)[i] = v;
-      }
+                                const float* t, void* y, bool bf16, const SkipOutput* skip) {
+  check_skip(b, skip);
+  for (int64_t g = 0; g < b.groups; ++g) {
+    const int64_t c0 = g % b.channel_blocks * b.block;
+    span_reference(x, s + c0, t + c0, y, bf16, b.block, g * b.pixels, (g + 1) * b.pixels,
+                   SkipCursor(skip, b, g * b.pixels));
+  }
 }
 
 void scale_shift_relu(const BlockedShape& b, const float* x, const float* s, const float* t,
-                      void* y, bool bf16) {
+                      void* y, bool bf16, const SkipOutput* skip) {
+  check_skip(b, skip);
   __builtin_cpu_init();
   const bool avx512 = b.block == 16 && __builtin_cpu_supports("avx512f");
   if (avx512 && !bf16) {
     for_each_span(b, [&](int64_t c0, int64_t first, int64_t last) {
-      span_f32_avx512(x, s + c0, t + c0, static_cast<float*>(y), first, last);
+      span_f32_avx512(x, s + c0, t + c0, static_cast<float*>(y), first, last,
+                      SkipCursor(skip, b, first));
     });
   } else if (avx512 && __builtin_cpu_supports("avx512bf16")) {
     for_each_span(b, [&](int64_t c0, int64_t first, int64_t last) {
-      span_bf16_avx512(x, s + c0, t + c0, static_cast<uint16_t*>(y), first, last);
+      span_bf16_avx512(x, s + c0, t + c0, static_cast<uint16_t*>(y), first, last,
+                       SkipCursor(skip, b, first));
     });
   } else {
     // Split the way the fast paths are: the reference on one channel block's pixel range.
     for_each_span(b, [&](int64_t c0, int64_t first, int64_t last) {
-      const BlockedShape one{1, 1, last - first, b.block};
-      const int64_t offset = first * b.block;
-      scale_shift_relu_reference(one, x + offset, s + c0, t + c0,
-                                 bf16 ? static_cast<void*>(static_cast<uint16_t*>(y) + offset)
-                                      : static_cast<void*>(static_cast<float*>(y) + offset),
-                                 bf16);
+      span_reference(x, s + c0, t + c0, y, bf16, b.block, first, last, SkipCursor(skip, b, first));
     });
   }
+}
+
+void max_pool_2x2(const BlockedShape& b, int64_t width, const float* x, float* y) {
+  TORCH_CHECK(width > 0 && width % 2 == 0 && b.pixels % (2 * width) == 0,
+              "max_pool_2x2 needs an even width and height, got ", b.pixels, " pixels of width ",
+              width);
+  TORCH_CHECK(b.block == 16 || b.block == 8, "max_pool_2x2: channel blocks of 8 or 16, got ",
+              b.block);
+  const int64_t rows = b.pixels / width / 2, out_plane = b.pixels / 4 * b.block;
+  for_each_part(b, rows, [&](int64_t g, int64_t r) {
+    const float* in = x + g * b.pixels * b.block + 2 * r * width * b.block;
+    float* out = y + g * out_plane + r * (width / 2) * b.block;
+    if (b.block == 16)
+      pool_row<16>(in, width, out);
+    else
+      pool_row<8>(in, width, out);
+  });
 }
 
 }  // namespace hg::engine

@@ -10,12 +10,13 @@
 // The sum over input channels, for each of the 36 positions ξ of the 6×6 transform, is a matrix
 // product M_ξ[tile][oc] = Σ_ic V_ξ[tile][ic] U_ξ[ic][oc], computed by a register-blocked kernel
 // (6 tiles × 64 output channels). U = G g Gᵀ is computed from the plain weights on every call.
-// Large layers run fused: U first, shared by the threads; then each thread takes blocks of 12
-// tiles and computes their V = Bᵀ d B, the 36 products and Y = Aᵀ M A + bias (ReLU), so that V
-// and M stay in its L2 cache (U is read once per block). Small layers run phase by phase over
-// all tiles: V; the products, a task per row of ξ and 64 output channels, each computing just
-// the part of U it needs (in its L2 cache: on a machine whose memory other tenants keep busy,
-// this ran 16×16 and smaller layers 2–3× faster than a shared U); Y.
+// Each thread computes its share of the tiles (a band of rows, or for layers of few tiles its
+// share of the output channels) from the input to the output in its own scratch memory, so that
+// no transformed value passes between the threads (see winograd_thread). Large layers run fused:
+// the thread computes all of U, then takes blocks of 12 tiles and computes their V = Bᵀ d B, the
+// 36 products and Y = Aᵀ M A + bias (ReLU), so that V and M stay in its L2 cache. Small layers:
+// V of all the thread's tiles, then per 64 output channels and row a of ξ just the part of U it
+// multiplies by (in its L2 cache), the products, and Y.
 //
 // Hand-written because oneDNN 2.6's Winograd convolution, measured here inside the network, ran
 // 32×32 and 16×16 layers at half the speed it reaches when timed alone, and keeps transformed
@@ -182,24 +183,29 @@ struct Tiling {
       : th(s.height / 4), tw(s.width / 4), tiles(s.batch * th * tw) {}
 };
 
-/// Row a of the weight transform, U_(a,b) for b = 0…5, of input channel i and the 16 output
-/// channels at weights[i][·][·][o0], stored at u[b·row_stride]: (G g)_a, then · Gᵀ.
-inline void transform_weight_row(const WinogradShape& s, const float* weights, int a, int64_t i,
+/// G's rows, for (G g)_a = G[a][0] g_0 + G[a][1] g_1 + G[a][2] g_2.
+constexpr float kG[6][3] = {{0.25f, 0, 0},
+                            {-1.f / 6, -1.f / 6, -1.f / 6},
+                            {-1.f / 6, 1.f / 6, -1.f / 6},
+                            {1.f / 24, 1.f / 12, 1.f / 6},
+                            {1.f / 24, -1.f / 12, 1.f / 6},
+                            {0, 0, 1}};
+
+/// Row A of the weight transform, U_(A,b) for b = 0…5, of input channel i and the 16 output
+/// channels at weights[i][·][·][o0], stored at u[b·row_stride]: (G g)_A, then · Gᵀ. A is a
+/// template parameter so that G's zeros and constants fold away (a 32×32 layer, timed alone,
+/// took 288 instead of 296 µs).
+template <int A>
+inline void transform_weight_row(const WinogradShape& s, const float* weights, int64_t i,
                                  int64_t o0, float* u, int64_t row_stride) {
-  // G's rows, for (G g)_a = G[a][0] g_0 + G[a][1] g_1 + G[a][2] g_2.
-  static constexpr float kG[6][3] = {{0.25f, 0, 0},
-                                     {-1.f / 6, -1.f / 6, -1.f / 6},
-                                     {-1.f / 6, 1.f / 6, -1.f / 6},
-                                     {1.f / 24, 1.f / 12, 1.f / 6},
-                                     {1.f / 24, -1.f / 12, 1.f / 6},
-                                     {0, 0, 1}};
   const float* g = weights + i * 9 * s.out + o0;
   __m512 t[3], r[6];
   for (int l = 0; l < 3; ++l) {
-    __m512 acc = _mm512_mul_ps(_mm512_set1_ps(kG[a][0]), _mm512_loadu_ps(g + l * s.out));
-    for (int k = 1; k < 3; ++k)
-      acc =
-          _mm512_fmadd_ps(_mm512_set1_ps(kG[a][k]), _mm512_loadu_ps(g + (k * 3 + l) * s.out), acc);
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < 3; ++k)
+      if (kG[A][k] != 0.f)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(kG[A][k]), _mm512_loadu_ps(g + (k * 3 + l) * s.out),
+                              acc);
     t[l] = acc;
   }
   weight_1d(t, r);
@@ -276,110 +282,178 @@ bool fused(const WinogradShape& s, int threads) {
          tiles >= 2 * threads * kFusedTiles;
 }
 
-}  // namespace
-
-size_t winograd_scratch_floats(const WinogradShape& s, int threads) {
-  const int64_t tiles = Tiling(s).tiles;
-  if (fused(s, threads))
-    return static_cast<size_t>(36 * s.in * s.out +
-                               threads * 36 * kFusedTiles * (s.in + kOutBlock * kBlock));
-  return static_cast<size_t>(36 * tiles * (s.in + s.out) + threads * 6 * s.in * kOutBlock * kBlock);
+/// [first, last) of part `part` of `n` items cut into `parts` nearly equal ranges.
+std::pair<int64_t, int64_t> share(int64_t n, int64_t parts, int64_t part) {
+  const int64_t per = (n + parts - 1) / parts, first = std::min(n, part * per);
+  return {first, std::min(n, first + per)};
 }
 
-namespace {
+/// Tiles per thread below which a small layer's threads split its output channels rather than
+/// its tiles. Splitting tiles repeats the weight transform on every thread, splitting channels the
+/// input transform; only the first keeps each thread on the rows it computes before and after.
+/// Measured here in the network (128 channels), 32×32 (32 tiles a thread) ran faster split by
+/// tiles, 16×16 (8 tiles a thread) by channels.
+constexpr int64_t kMinBandTiles = 16;
+
+/// How the threads split a small layer: `column_groups` ways by 64-channel product columns and
+/// threads / column_groups ways by tiles.
+struct Grid {
+  int64_t columns = 0, column_groups = 1, tile_groups = 1;
+  Grid(const WinogradShape& s, const Tiling& tl, int threads)
+      : columns((s.out / kBlock + kOutBlock - 1) / kOutBlock) {
+    if (tl.tiles < threads * kMinBandTiles) column_groups = std::min<int64_t>(threads, columns);
+    tile_groups = std::min<int64_t>(threads / column_groups, tl.tiles);
+  }
+  /// Tiles of the largest share.
+  int64_t max_tiles(const Tiling& tl) const { return (tl.tiles + tile_groups - 1) / tile_groups; }
+};
+
+/// Floats of one thread's scratch memory for `s`.
+int64_t thread_scratch_floats(const WinogradShape& s, int threads) {
+  const Tiling tl(s);
+  if (fused(s, threads)) return 36 * s.in * s.out + 36 * kFusedTiles * (s.in + kOutBlock * kBlock);
+  return 36 * Grid(s, tl, threads).max_tiles(tl) * (s.in + kOutBlock * kBlock) +
+         6 * s.in * kOutBlock * kBlock;
+}
+
+/// Vectors of 16 output channels in 64-channel product column pc.
+int64_t column_vectors(const WinogradShape& s, int64_t pc) {
+  return std::min<int64_t>(kOutBlock, s.out / kBlock - pc * kOutBlock);
+}
+
+/// V[tile][ξ][i] of `tiles` tiles from `first`.
+void transform_inputs(const WinogradShape& s, const Tiling& tl, const float* src, int64_t first,
+                      int64_t tiles, float* v) {
+  for (int64_t t = 0; t < tiles; ++t)
+    for (int64_t cb = 0; cb < s.in / kBlock; ++cb)
+      transform_input(s, tl, src, first + t, cb, v + t * 36 * s.in);
+}
+
+/// U_(A,b) of product column pc, b = 0…5, as [in][width] matrices at u + b·u_xi.
+template <int A>
+void transform_weight_rows(const WinogradShape& s, const float* weights, int64_t pc, float* u,
+                           int64_t u_xi) {
+  const int64_t vectors = column_vectors(s, pc);
+  for (int64_t i = 0; i < s.in; ++i)
+    for (int64_t k = 0; k < vectors; ++k)
+      transform_weight_row<A>(s, weights, i, (pc * kOutBlock + k) * kBlock,
+                              u + i * vectors * kBlock + k * kBlock, u_xi);
+}
+
+/// U_ξ of product column pc for the ξ rows a ∈ [a0, a1), as [i][width] matrices at
+/// u + ((a - a0)·6 + b)·u_xi.
+void transform_weights(const WinogradShape& s, const float* weights, int64_t pc, int a0, int a1,
+                       float* u, int64_t u_xi) {
+  using Rows = void (*)(const WinogradShape&, const float*, int64_t, float*, int64_t);
+  static constexpr Rows kRows[6] = {transform_weight_rows<0>, transform_weight_rows<1>,
+                                    transform_weight_rows<2>, transform_weight_rows<3>,
+                                    transform_weight_rows<4>, transform_weight_rows<5>};
+  for (int a = a0; a < a1; ++a) kRows[a](s, weights, pc, u + (a - a0) * 6 * u_xi, u_xi);
+}
+
+/// The outputs of product column pc for `tiles` tiles from `first`, from their M at m
+/// (M[tile][ξ][64]).
+template <bool Bf16>
+void transform_outputs(const WinogradShape& s, const Tiling& tl, const float* m, int64_t first,
+                       int64_t tiles, int64_t pc, const float* bias, bool relu, void* dst) {
+  const int64_t vectors = column_vectors(s, pc), width = vectors * kBlock;
+  for (int64_t t = 0; t < tiles; ++t)
+    for (int64_t k = 0; k < vectors; ++k)
+      transform_output<Bf16>(s, tl, m + t * 36 * width + k * kBlock, width, first + t,
+                             pc * kOutBlock + k, bias, relu, dst);
+}
+
+/// One thread's share of the convolution, computed alone from its transformed input to its
+/// outputs in its own scratch memory: no value passes between the threads, which matters where
+/// the cores have separate caches (this machine's two cores sometimes sit on separate chiplets;
+/// there, sharing U and splitting the products by ξ, as before, left the network's 64×64 layers
+/// 21% and its 32×32 layers 34% slower). The threads split the tiles into bands of rows, as
+/// oneDNN's 1×1 convolutions before and after split theirs, so that each reads what its own core
+/// wrote. Large layers: the thread transforms all weights (U, once), then takes blocks of 12
+/// tiles and computes their V, the 36 products and the outputs, so that V and M stay in its L2
+/// cache. Small layers: per 64-channel column and row a of ξ, the thread transforms just the
+/// weights it multiplies by (in L2) and multiplies all its tiles.
+template <bool Bf16>
+void winograd_thread(const WinogradShape& s, const float* src, const float* weights,
+                     const float* bias, void* dst, float* scratch, bool relu, int threads,
+                     int thread) {
+  const Tiling tl(s);
+  const int64_t in = s.in, columns = (s.out / kBlock + kOutBlock - 1) / kOutBlock;
+  if (fused(s, threads)) {
+    // Per product column, U_ξ as 36 contiguous [in][width] matrices, the order the products
+    // read them in (only the last column can be narrower than 64).
+    const auto column_u = [&](float* u, int64_t pc) {
+      return u + pc * 36 * kOutBlock * kBlock * in;
+    };
+    float* const u = scratch;
+    float* const v = u + 36 * in * s.out;
+    float* const m = v + 36 * kFusedTiles * in;
+    for (int64_t pc = 0; pc < columns; ++pc)
+      transform_weights(s, weights, pc, 0, 6, column_u(u, pc), column_vectors(s, pc) * kBlock * in);
+    const auto [first_block, last_block] =
+        share((tl.tiles + kFusedTiles - 1) / kFusedTiles, threads, thread);
+    for (int64_t blk = first_block; blk < last_block; ++blk) {
+      const int64_t first = blk * kFusedTiles, count = std::min(kFusedTiles, tl.tiles - first);
+      transform_inputs(s, tl, src, first, count, v);
+      for (int64_t pc = 0; pc < columns; ++pc) {
+        const int64_t width = column_vectors(s, pc) * kBlock;
+        for (int64_t x = 0; x < 36; ++x)
+          products(v + x * in, column_u(u, pc) + x * width * in, m + x * width, count, in,
+                   column_vectors(s, pc), {36 * in, width, 36 * width});
+        transform_outputs<Bf16>(s, tl, m, first, count, pc, bias, relu, dst);
+      }
+    }
+    return;
+  }
+  const Grid grid(s, tl, threads);
+  if (thread >= grid.tile_groups * grid.column_groups) return;
+  const auto [first, last] = share(tl.tiles, grid.tile_groups, thread / grid.column_groups);
+  const auto [first_column, last_column] =
+      share(grid.columns, grid.column_groups, thread % grid.column_groups);
+  const int64_t tiles = last - first;
+  float* const v = scratch;
+  float* const m = v + 36 * tiles * in;
+  float* const u = m + 36 * tiles * kOutBlock * kBlock;
+  transform_inputs(s, tl, src, first, tiles, v);
+  for (int64_t pc = first_column; pc < last_column; ++pc) {
+    const int64_t width = column_vectors(s, pc) * kBlock;
+    for (int a = 0; a < 6; ++a) {
+      transform_weights(s, weights, pc, a, a + 1, u, width * in);
+      for (int b = 0; b < 6; ++b)
+        products(v + (a * 6 + b) * in, u + b * width * in, m + (a * 6 + b) * width, tiles, in,
+                 column_vectors(s, pc), {36 * in, width, 36 * width});
+    }
+    transform_outputs<Bf16>(s, tl, m, first, tiles, pc, bias, relu, dst);
+  }
+}
 
 template <bool Bf16>
 void winograd(const WinogradShape& s, const float* src, const float* weights, const float* bias,
-              void* dst, float* scratch, bool relu, int threads) {
-  const Tiling tl(s);
-  const int64_t in = s.in, out = s.out, icb = in / kBlock, ocb = out / kBlock;
-  const int64_t product_cols = (ocb + kOutBlock - 1) / kOutBlock;
-  // Each transform writes (or reads) the 36 values of one weight or tile side by side: U[i][ξ][o],
-  // V[tile][ξ][i], M[tile][ξ][o]. Measured here, this made the weight transform 4× and the
-  // input and output transforms 2× faster than one plane per ξ, the products no slower.
-  const bool is_fused = fused(s, threads);
+              void* dst, float* scratch, size_t scratch_floats, bool relu, int threads) {
+  // Each thread's scratch memory is the same every call (its share of the whole), so that it stays
+  // in that thread's caches from one layer to the next.
+  const auto stride = static_cast<int64_t>(scratch_floats / threads / kBlock * kBlock);
+  TORCH_CHECK(stride >= thread_scratch_floats(s, threads), "winograd_conv3x3: ", scratch_floats,
+              " floats of scratch memory for ", threads,
+              " threads, fewer than winograd_scratch_floats");
 #pragma omp parallel num_threads(threads)
   {
-    if (is_fused) {
-      float* const u = scratch;
-      float* const work = u + 36 * in * out;
-      // U_ξ in one contiguous [in][64] chunk per 64 output channels, the order the products read
-      // it in, once per block: streamed from memory rather than gathered.
-      const auto chunk = [&](int64_t x, int64_t pc) {
-        return u + x * in * out + pc * kOutBlock * kBlock * in;
-      };
-      const auto chunk_width = [&](int64_t pc) {
-        return std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock) * kBlock;
-      };
-#pragma omp for collapse(2) schedule(static)
-      for (int a = 0; a < 6; ++a)
-        for (int64_t ob = 0; ob < ocb; ++ob) {
-          const int64_t pc = ob / kOutBlock, width = chunk_width(pc);
-          for (int64_t i = 0; i < in; ++i)
-            transform_weight_row(s, weights, a, i, ob * kBlock,
-                                 chunk(a * 6, pc) + i * width + ob % kOutBlock * kBlock, in * out);
-        }
-      // Per block of tiles: its V (all input channels), then per 64 output channels their M
-      // and outputs, so that V and M stay in the core's L2 cache; U is read once per block.
-      float* const v = work + omp_get_thread_num() * 36 * kFusedTiles * (in + kOutBlock * kBlock);
-      float* const m = v + 36 * kFusedTiles * in;
-      const int64_t blocks = (tl.tiles + kFusedTiles - 1) / kFusedTiles;
-#pragma omp for schedule(static)
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t first = blk * kFusedTiles, count = std::min(kFusedTiles, tl.tiles - first);
-        for (int64_t t = 0; t < count; ++t)
-          for (int64_t cb = 0; cb < icb; ++cb)
-            transform_input(s, tl, src, first + t, cb, v + t * 36 * in);
-        for (int64_t pc = 0; pc < product_cols; ++pc) {
-          const int64_t vectors = std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock);
-          const int64_t width = vectors * kBlock;
-          const ProductStrides st{36 * in, width, 36 * width};
-          for (int64_t x = 0; x < 36; ++x)
-            products(v + x * in, chunk(x, pc), m + x * width, count, in, vectors, st);
-          for (int64_t t = 0; t < count; ++t)
-            for (int64_t k = 0; k < vectors; ++k)
-              transform_output<Bf16>(s, tl, m + t * 36 * width + k * kBlock, width, first + t,
-                                     pc * kOutBlock + k, bias, relu, dst);
-        }
-      }
-    } else {
-      // Phase by phase over all tiles: V; the products, a task per row a of ξ and 64 output
-      // channels, each transforming just the weights it uses (U_(a,·) for those channels, in its
-      // L2 cache) rather than all of U through memory shared by the threads; the outputs.
-      float* const v = scratch;
-      float* const m = v + 36 * tl.tiles * in;
-      float* const u = m + 36 * tl.tiles * out + omp_get_thread_num() * 6 * in * kOutBlock * kBlock;
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t t = 0; t < tl.tiles; ++t)
-        for (int64_t cb = 0; cb < icb; ++cb) transform_input(s, tl, src, t, cb, v + t * 36 * in);
-#pragma omp for collapse(2) schedule(static)
-      for (int a = 0; a < 6; ++a)
-        for (int64_t pc = 0; pc < product_cols; ++pc) {
-          const int64_t vectors = std::min<int64_t>(kOutBlock, ocb - pc * kOutBlock);
-          const int64_t width = vectors * kBlock;
-          for (int64_t i = 0; i < in; ++i)
-            for (int64_t k = 0; k < vectors; ++k)
-              transform_weight_row(s, weights, a, i, (pc * kOutBlock + k) * kBlock,
-                                   u + i * width + k * kBlock, in * width);
-          for (int b = 0; b < 6; ++b)
-            products(v + (a * 6 + b) * in, u + b * in * width,
-                     m + (a * 6 + b) * out + pc * kOutBlock * kBlock, tl.tiles, in, vectors,
-                     {36 * in, width, 36 * out});
-        }
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t t = 0; t < tl.tiles; ++t)
-        for (int64_t ob = 0; ob < ocb; ++ob)
-          transform_output<Bf16>(s, tl, m + t * 36 * out + ob * kBlock, out, t, ob, bias, relu,
-                                 dst);
-    }
+    const int thread = omp_get_thread_num();
+    winograd_thread<Bf16>(s, src, weights, bias, dst, scratch + thread * stride, relu, threads,
+                          thread);
   }
 }
 
 }  // namespace
 
+size_t winograd_scratch_floats(const WinogradShape& s, int threads) {
+  const int64_t per_thread = (thread_scratch_floats(s, threads) + kBlock - 1) / kBlock * kBlock;
+  return static_cast<size_t>(threads * per_thread);
+}
+
 void winograd_conv3x3(const WinogradShape& s, const float* src, const float* weights,
-                      const float* bias, void* dst, bool bf16, float* scratch, bool relu,
-                      int threads) {
+                      const float* bias, void* dst, bool bf16, float* scratch,
+                      size_t scratch_floats, bool relu, int threads) {
   TORCH_CHECK(winograd_applicable(s),
               "winograd_conv3x3 needs AVX-512, channels in multiples of 16 and a size in "
               "multiples of 4, got ",
@@ -389,9 +463,9 @@ void winograd_conv3x3(const WinogradShape& s, const float* src, const float* wei
   TORCH_CHECK(!bf16 || __builtin_cpu_supports("avx512bf16"),
               "winograd_conv3x3: bfloat16 output needs AVX512-BF16, which this CPU lacks");
   if (bf16)
-    winograd<true>(s, src, weights, bias, dst, scratch, relu, threads);
+    winograd<true>(s, src, weights, bias, dst, scratch, scratch_floats, relu, threads);
   else
-    winograd<false>(s, src, weights, bias, dst, scratch, relu, threads);
+    winograd<false>(s, src, weights, bias, dst, scratch, scratch_floats, relu, threads);
 }
 
 #pragma GCC diagnostic pop
