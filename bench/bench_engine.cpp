@@ -49,8 +49,9 @@ void run(benchmark::State& state, const dnnl::primitive& p,
     p.execute(s, args);
     s.wait();
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  if (flops > 0)
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 /// Args: in, out, kernel, side, kind (0 f32 direct, 1 f32 Winograd, 2 bf16 direct, 3 the
@@ -111,7 +112,9 @@ BENCHMARK(BM_Convolution)
 
 /// The pre-activation pass of a residual input, relu(s ⊙ x + t) per channel. Args: channels,
 /// side, kind: 0 the engine's kernel writing f32, 1 writing bf16, 2 its plain reference (f32),
-/// 3 oneDNN's binary primitive (f32; with bf16 output it falls back to reference code).
+/// 3 oneDNN's binary primitive (f32; with bf16 output it falls back to reference code), 4 the
+/// engine's kernel writing f32 and the skip output x + upsampled low (the hourglass's upper
+/// branch) into a second buffer.
 void BM_BnRelu(benchmark::State& state) {
   const int64_t c = state.range(0), side = state.range(1), kind = state.range(2);
   if (kind == 1 && !hg::engine::bf16_supported()) {
@@ -140,6 +143,8 @@ void BM_BnRelu(benchmark::State& state) {
   const auto data = [&](int arg) { return static_cast<float*>(args.at(arg).get_data_handle()); };
   const auto* scale = data(DNNL_ARG_SRC_1);
   const auto* shift = data(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
+  std::vector<float> low(kind == 4 ? c * side * side / 4 : 0), acc(kind == 4 ? c * side * side : 0);
+  const hg::engine::SkipOutput skip{acc.data(), low.data(), side};
   omp_set_num_threads(cores());
   for (auto _ : state) {
     if (kind == 2)
@@ -147,49 +152,50 @@ void BM_BnRelu(benchmark::State& state) {
                                              data(DNNL_ARG_DST), false);
     else
       hg::engine::scale_shift_relu(shape, data(DNNL_ARG_SRC_0), scale, shift, data(DNNL_ARG_DST),
-                                   kind == 1);
+                                   kind == 1, kind == 4 ? &skip : nullptr);
   }
-  state.counters["GB/s"] = benchmark::Counter(c * side * side * (kind == 1 ? 6.0 : 8.0),
-                                              benchmark::Counter::kIsIterationInvariantRate);
+  // Bytes read and written per value: x and y, and with the skip output acc and a quarter of low.
+  const double bytes = kind == 1 ? 6.0 : kind == 4 ? 13.0 : 8.0;
+  state.counters["GB/s"] =
+      benchmark::Counter(c * side * side * bytes, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_BnRelu)
     ->ArgNames({"c", "side", "kind"})
-    ->ArgsProduct({{256}, {64, 16}, {0, 1, 2, 3}})
+    ->ArgsProduct({{256}, {64, 16}, {0, 1, 2, 3, 4}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-/// The hourglass's 2×2 max-pool and its nearest upsampling added into the skip branch.
-void BM_PoolAndUpsampleAdd(benchmark::State& state) {
+/// The hourglass's 2×2 max-pool. Args: channels, side, kind: 0 the engine's kernel, 1 oneDNN's
+/// pooling primitive.
+void BM_MaxPool(benchmark::State& state) {
   const int64_t c = state.range(0), side = state.range(1);
   const memory::desc big({1, c, side, side}, Dt::f32, Tag::nChw16c),
       small({1, c, side / 2, side / 2}, Dt::f32, Tag::nChw16c);
-  dnnl::pooling_forward::primitive_desc pool(
-      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
-                                  big, small, {2, 2}, {2, 2}, {0, 0}, {0, 0}),
-      cpu());
-  dnnl::post_ops ops;
-  ops.append_sum(1.f);
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(ops);
-  dnnl::resampling_forward::primitive_desc up(
-      dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference,
-                                     dnnl::algorithm::resampling_nearest, small, big),
-      attr, cpu());
-  state.SetLabel(std::string(pool.impl_info_str()) + " + " + up.impl_info_str());
   auto args = zeroed({{DNNL_ARG_SRC, big}, {DNNL_ARG_DST, small}});
-  auto up_args = zeroed({{DNNL_ARG_SRC, small}, {DNNL_ARG_DST, big}});
-  omp_set_num_threads(cores());
-  dnnl::stream s(cpu());
-  dnnl::pooling_forward pool_p(pool);
-  dnnl::resampling_forward up_p(up);
-  for (auto _ : state) {
-    pool_p.execute(s, args);
-    up_p.execute(s, up_args);
-    s.wait();
+  if (state.range(2) == 1) {
+    dnnl::pooling_forward::primitive_desc pool(
+        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
+                                    dnnl::algorithm::pooling_max, big, small, {2, 2}, {2, 2},
+                                    {0, 0}, {0, 0}),
+        cpu());
+    state.SetLabel(pool.impl_info_str());
+    run(state, dnnl::pooling_forward(pool), args, 0);
+  } else {
+    const hg::engine::BlockedShape shape{c / 16, c / 16, side * side, 16};
+    omp_set_num_threads(cores());
+    for (auto _ : state)
+      hg::engine::max_pool_2x2(shape, side,
+                               static_cast<const float*>(args.at(DNNL_ARG_SRC).get_data_handle()),
+                               static_cast<float*>(args.at(DNNL_ARG_DST).get_data_handle()));
+    state.SetLabel("the engine's kernel");
   }
-  state.SetBytesProcessed(state.iterations() * 3 * big.get_size());
+  state.SetBytesProcessed(state.iterations() * (big.get_size() + small.get_size()));
 }
-BENCHMARK(BM_PoolAndUpsampleAdd)->Args({256, 64})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MaxPool)
+    ->ArgNames({"c", "side", "kind"})
+    ->ArgsProduct({{256}, {64, 32}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 /// A whole plan. Args: stacks, precision (0 f32, 1 bf16), algorithm (0 auto, 1 direct, 2 Winograd).
 void BM_EngineForward(benchmark::State& state) {
