@@ -20,8 +20,9 @@
 // convolution, see fold_merge) accumulates into the next stack's input. Buffers are taken from and
 // returned to a pool in execution order, so values that are never alive together share memory. A
 // 3×3 convolution runs as a oneDNN primitive (direct) or on the engine's Winograd kernel
-// (winograd.cpp), whichever Builder::choose picks; the kernel and the batch norm pass are steps the
-// plan runs itself.
+// (winograd.cpp), whichever Builder::choose picks; that kernel, the batch norm pass and the
+// max-pooling (kernels.cpp) are steps the plan runs itself. All of them give each thread a band of
+// rows, as oneDNN's 1×1 convolutions do, so that a thread mostly reads what it wrote itself.
 #include "hg/engine/engine.h"
 
 #include "hg/engine/kernels.h"
