@@ -438,6 +438,28 @@ TEST(EngineKernels, ScaleShiftReluWritesTheSkipOutput) {
   }
 }
 
+/// The trunk's conversion to bfloat16 against LibTorch's (nearest, ties to even), with ties, NaN
+/// and, with blocks of 8 and 133 pixels, spans of values that are not a multiple of the vector
+/// width.
+TEST(EngineKernels, ToBf16EqualsLibTorch) {
+  for (const int64_t block : {16, 8}) {
+    const hg::engine::BlockedShape shape{2 * 3, 3, 133, block};
+    auto x = BlockedInput(block).x.narrow(0, 0, shape.groups * shape.pixels * block).clone();
+    auto xa = x.accessor<float, 1>();
+    const uint32_t ties[] = {0x3f808000u, 0x3f818000u, 0xc1208000u};  // halfway between bf16s
+    for (int i = 0; i < 3; ++i) std::memcpy(&xa[17 * i + 3], &ties[i], sizeof(float));
+    xa[100] = std::nanf("");
+    auto y = torch::empty_like(x, torch::kInt16);
+    hg::engine::to_bf16(shape, x.data_ptr<float>(), reinterpret_cast<uint16_t*>(y.data_ptr()));
+    const auto expected = x.to(torch::kBFloat16);
+    const auto finite = torch::isfinite(x);
+    EXPECT_TRUE(torch::equal(y.view(torch::kBFloat16).masked_select(finite),
+                             expected.masked_select(finite)))
+        << "block " << block;
+    EXPECT_TRUE(torch::isnan(y.view(torch::kBFloat16)[100]).item<bool>());
+  }
+}
+
 /// The engine's 2×2 max-pooling against LibTorch's, both block sizes, with negative values.
 TEST(EngineKernels, MaxPoolEqualsLibTorch) {
   using In = BlockedInput;

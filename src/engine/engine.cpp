@@ -20,8 +20,9 @@
 // convolution, see fold_merge) accumulates into the next stack's input. Buffers are taken from and
 // returned to a pool in execution order, so values that are never alive together share memory. A
 // 3×3 convolution runs as a oneDNN primitive (direct) or on the engine's Winograd kernel
-// (winograd.cpp), whichever Builder::choose picks; that kernel, the batch norm pass and the
-// max-pooling (kernels.cpp) are steps the plan runs itself. All of them give each thread a band of
+// (winograd.cpp), whichever Builder::choose picks; that kernel, the batch norm pass, the
+// max-pooling and the conversion of the trunk to bf16 (kernels.cpp) are steps the plan runs
+// itself. All of them give each thread a band of
 // rows, as oneDNN's 1×1 convolutions do, so that a thread mostly reads what it wrote itself.
 #include "hg/engine/engine.h"
 
@@ -471,14 +472,27 @@ class Builder {
     return dst;
   }
 
-  /// A copy of `x` (converted to `type`) in a new buffer.
+  /// A copy of `x` (converted to `type`) in a new buffer: by the engine's kernel from float32 to
+  /// bfloat16 (the trunk read by a bf16 convolution), by a oneDNN reorder otherwise.
   Value convert(const Value& x, Dt type) {
     const memory::desc dst_md = blocked(x.md.dims(), type);
     const Value dst = allocate(dst_md, x.internal);
+    const std::string label = "convert " + value_name(x) + " -> " + type_name(type);
+    if (x.md.data_type() == Dt::f32 && type == Dt::bf16) {
+      const BlockedShape shape = blocked_shape(x);
+      pending_.push_back(
+          {{},
+           {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
+           [shape](const std::unordered_map<int, memory>& a) {
+             to_bf16(shape, static_cast<const float*>(a.at(DNNL_ARG_SRC).get_data_handle()),
+                     static_cast<uint16_t*>(a.at(DNNL_ARG_DST).get_data_handle()));
+           },
+           label});
+      return dst;
+    }
     const dnnl::reorder::primitive_desc pd(plan_.cpu, x.md, plan_.cpu, dst_md, attributes());
     emit(pd, dnnl::reorder(pd),
-         {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}},
-         "convert " + value_name(x) + " -> " + type_name(type));
+         {{DNNL_ARG_FROM, x.md, x.buffer, {}}, {DNNL_ARG_TO, dst.md, dst.buffer, {}}}, label);
     return dst;
   }
 

@@ -7,7 +7,8 @@
 //
 // The same pass can also write the residual's skip accumulator (x, plus the hourglass's upsampled
 // lower branch): the value is in registers already, which spares the engine a copy of the trunk
-// or an upsampling pass that would read it again.
+// or an upsampling pass that would read it again. The conversion of a trunk value to bfloat16
+// and the 2×2 max-pooling share the pass's split of the work between the threads.
 //
 // bfloat16 is the top half of a float's bits; rounding to nearest, ties to even, adds
 // 0x7fff + (bit 16) before truncating, exact for every finite value and +inf.
@@ -28,6 +29,7 @@ namespace {
 constexpr int64_t kChunk = 64;
 
 uint16_t to_bf16_bits(float v) {
+  if (std::isnan(v)) return 0x7fc0;
   uint32_t bits;
   std::memcpy(&bits, &v, sizeof bits);
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
@@ -177,11 +179,21 @@ __attribute__((target("avx512f,avx512bf16"))) void span_bf16_avx512(const float*
   }
 }
 
+/// y[i] = x[i] rounded to bfloat16 for i in [first, last) (floats).
+__attribute__((target("avx512f,avx512bf16"))) void to_bf16_avx512(const float* x, uint16_t* y,
+                                                                  int64_t first, int64_t last) {
+  int64_t i = first;
+  for (; i + 16 <= last; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i))));
+  for (; i < last; ++i) y[i] = to_bf16_bits(x[i]);
+}
+
 #pragma GCC diagnostic pop
 
 void check_shape(const BlockedShape& b, const SkipOutput* skip) {
-  TORCH_CHECK(b.block == 16 || b.block == 8, "scale_shift_relu: channel blocks of 8 or 16, got ",
-              b.block);
+  TORCH_CHECK(b.block == 16 || b.block == 8,
+              "the engine's kernels take channel blocks of 8 or 16, got ", b.block);
   TORCH_CHECK(!skip || !skip->low ||
                   (skip->width > 0 && skip->width % 2 == 0 && b.pixels % (2 * skip->width) == 0),
               "scale_shift_relu: upsampling needs an even width and height, got ", b.pixels,
@@ -221,6 +233,18 @@ void scale_shift_relu(const BlockedShape& b, const float* x, const float* s, con
       span_reference(x, s + c0, t + c0, y, bf16, b.block, first, last, SkipCursor(skip, b, first));
     });
   }
+}
+
+void to_bf16(const BlockedShape& b, const float* x, uint16_t* y) {
+  check_shape(b, nullptr);
+  __builtin_cpu_init();
+  const bool fast = __builtin_cpu_supports("avx512bf16");
+  for_each_span(b, [&](int64_t, int64_t first, int64_t last) {
+    if (fast)
+      to_bf16_avx512(x, y, first * b.block, last * b.block);
+    else
+      for (int64_t i = first * b.block; i < last * b.block; ++i) y[i] = to_bf16_bits(x[i]);
+  });
 }
 
 void max_pool_2x2(const BlockedShape& b, int64_t width, const float* x, float* y) {

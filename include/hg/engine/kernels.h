@@ -34,6 +34,10 @@ void scale_shift_relu(const BlockedShape& shape, const float* x, const float* s,
 void scale_shift_relu_reference(const BlockedShape& shape, const float* x, const float* s,
                                 const float* t, void* y, bool bf16,
                                 const SkipOutput* skip = nullptr);
+/// y = x rounded to the nearest bfloat16 (ties to even; NaN stays NaN) as uint16 bits, for every
+/// value of the float32 blocked activation `x`: the trunk's copy for a bf16 convolution reading
+/// it. Threads split the rows as scale_shift_relu does. Uses AVX512-BF16 where the CPU has it.
+void to_bf16(const BlockedShape& shape, const float* x, uint16_t* y);
 /// y = 2×2 max-pooling with stride 2 of the float32 blocked activation `x` of `shape` (pixels =
 /// height × width, both even): y has the same channel blocks at half the height and width.
 /// Threads split the rows as scale_shift_relu does. Plain C++ (the compiler vectorises the
