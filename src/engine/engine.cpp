@@ -250,6 +250,13 @@ HugeBuffer huge_alloc(size_t bytes, const char* what) {
 /// A step the plan runs itself instead of a oneDNN primitive, on the step's bound arguments.
 using Kernel = std::function<void(const std::unordered_map<int, memory>&)>;
 
+/// A kernel step's bound argument `arg` as `T*`, or nullptr where the step has none.
+template <typename T = float>
+T* arg_data(const std::unordered_map<int, memory>& args, int arg) {
+  const auto it = args.find(arg);
+  return it == args.end() ? nullptr : static_cast<T*>(it->second.get_data_handle());
+}
+
 struct PendingStep {
   dnnl::primitive primitive;
   std::vector<ArgRef> args;
@@ -387,9 +394,7 @@ class Builder {
           {DNNL_ARG_DST, dst.md, dst.buffer, {}},
           {DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}}},
          [ws, relu, bf16, threads = threads_](const std::unordered_map<int, memory>& a) {
-           const auto data = [&](int arg) {
-             return static_cast<float*>(a.at(arg).get_data_handle());
-           };
+           const auto data = [&](int arg) { return arg_data(a, arg); };
            winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS), data(DNNL_ARG_BIAS),
                             data(DNNL_ARG_DST), bf16, data(DNNL_ARG_SCRATCHPAD),
                             a.at(DNNL_ARG_SCRATCHPAD).get_desc().get_size() / sizeof(float), relu,
@@ -433,19 +438,16 @@ class Builder {
     }
     if (low) args.push_back({DNNL_ARG_SRC_1, low->md, low->buffer, {}});
     const int64_t width = x.width();
-    pending_.push_back(
-        {{},
-         std::move(args),
-         [shape, bf16, width](const std::unordered_map<int, memory>& a) {
-           const auto data = [&](int arg) {
-             const auto it = a.find(arg);
-             return it == a.end() ? nullptr : static_cast<float*>(it->second.get_data_handle());
-           };
-           const SkipOutput skip{data(DNNL_ARG_DST_1), data(DNNL_ARG_SRC_1), width};
-           scale_shift_relu(shape, data(DNNL_ARG_SRC), data(DNNL_ARG_SCALE), data(DNNL_ARG_SHIFT),
-                            data(DNNL_ARG_DST), bf16, skip.acc ? &skip : nullptr);
-         },
-         label});
+    pending_.push_back({{},
+                        std::move(args),
+                        [shape, bf16, width](const std::unordered_map<int, memory>& a) {
+                          const auto data = [&](int arg) { return arg_data(a, arg); };
+                          const SkipOutput skip{data(DNNL_ARG_DST_1), data(DNNL_ARG_SRC_1), width};
+                          scale_shift_relu(shape, data(DNNL_ARG_SRC), data(DNNL_ARG_SCALE),
+                                           data(DNNL_ARG_SHIFT), data(DNNL_ARG_DST), bf16,
+                                           skip.acc ? &skip : nullptr);
+                        },
+                        label});
     return dst;
   }
 
@@ -464,9 +466,7 @@ class Builder {
         {{},
          {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
          [shape, width](const std::unordered_map<int, memory>& a) {
-           max_pool_2x2(shape, width,
-                        static_cast<const float*>(a.at(DNNL_ARG_SRC).get_data_handle()),
-                        static_cast<float*>(a.at(DNNL_ARG_DST).get_data_handle()));
+           max_pool_2x2(shape, width, arg_data(a, DNNL_ARG_SRC), arg_data(a, DNNL_ARG_DST));
          },
          "max-pool " + value_name(x)});
     return dst;
@@ -484,8 +484,7 @@ class Builder {
           {{},
            {{DNNL_ARG_SRC, x.md, x.buffer, {}}, {DNNL_ARG_DST, dst.md, dst.buffer, {}}},
            [shape](const std::unordered_map<int, memory>& a) {
-             to_bf16(shape, static_cast<const float*>(a.at(DNNL_ARG_SRC).get_data_handle()),
-                     static_cast<uint16_t*>(a.at(DNNL_ARG_DST).get_data_handle()));
+             to_bf16(shape, arg_data(a, DNNL_ARG_SRC), arg_data<uint16_t>(a, DNNL_ARG_DST));
            },
            label});
       return dst;
@@ -727,12 +726,11 @@ class NetworkEmitter {
       a = b_.bn_relu(x, *r.bn1, c1.type);
       acc = b_.conv(x, fold(*r.skip, nullptr), false, Dt::f32, false);
       if (!keep) b_.release(x);
-    } else if (keep || low) {
-      acc = keep ? b_.allocate_like(x) : x;
-      a = b_.bn_relu(x, *r.bn1, c1.type, &acc, low);
     } else {
-      acc = x;
-      a = b_.bn_relu(x, *r.bn1, c1.type);
+      // conv3 accumulates into x itself unless x is kept; the pass writes acc where it is not x
+      // or gets the upsampled lower branch.
+      acc = keep ? b_.allocate_like(x) : x;
+      a = b_.bn_relu(x, *r.bn1, c1.type, keep || low ? &acc : nullptr, low);
     }
     const Value t1 = b_.conv(a, w1, true, c2.type, true);
     b_.release(a);

@@ -113,7 +113,8 @@ class SkipCursor {
   int64_t row_ = 0, column_ = 0;
 };
 
-/// The reference on pixels [first, last) of one channel block starting at channel c0. Also the
+/// The reference on pixels [first, last) of one channel block, `s` and `t` that block's scale
+/// and shift. Also the
 /// pass on CPUs without AVX-512, so it is written for the compiler to vectorise (no branch in the
 /// channel loop) and compiled again for x86-64-v3 (AVX2 with FMA): without FMA instructions
 /// std::fma is a library call (a 256×64×64 pass on one thread took 1.5 ms, against 0.35 ms
@@ -191,13 +192,18 @@ __attribute__((target("avx512f,avx512bf16"))) void to_bf16_avx512(const float* x
 
 #pragma GCC diagnostic pop
 
+/// Checks `b`'s channel block and, with `halves` (a kernel that halves or doubles the image),
+/// that `width` and the height are even.
+void check_shape(const BlockedShape& b, const char* kernel, bool halves = false,
+                 int64_t width = 0) {
+  TORCH_CHECK(b.block == 16 || b.block == 8, kernel, ": channel blocks of 8 or 16, got ", b.block);
+  TORCH_CHECK(!halves || (width > 0 && width % 2 == 0 && b.pixels % (2 * width) == 0), kernel,
+              " needs an even width and height, got ", b.pixels, " pixels of width ", width);
+}
+
 void check_shape(const BlockedShape& b, const SkipOutput* skip) {
-  TORCH_CHECK(b.block == 16 || b.block == 8,
-              "the engine's kernels take channel blocks of 8 or 16, got ", b.block);
-  TORCH_CHECK(!skip || !skip->low ||
-                  (skip->width > 0 && skip->width % 2 == 0 && b.pixels % (2 * skip->width) == 0),
-              "scale_shift_relu: upsampling needs an even width and height, got ", b.pixels,
-              " pixels of width ", skip ? skip->width : 0);
+  const bool upsamples = skip && skip->low;
+  check_shape(b, "scale_shift_relu", upsamples, upsamples ? skip->width : 0);
 }
 
 }  // namespace
@@ -236,7 +242,7 @@ void scale_shift_relu(const BlockedShape& b, const float* x, const float* s, con
 }
 
 void to_bf16(const BlockedShape& b, const float* x, uint16_t* y) {
-  check_shape(b, nullptr);
+  check_shape(b, "to_bf16");
   __builtin_cpu_init();
   const bool fast = __builtin_cpu_supports("avx512bf16");
   for_each_span(b, [&](int64_t, int64_t first, int64_t last) {
@@ -248,11 +254,7 @@ void to_bf16(const BlockedShape& b, const float* x, uint16_t* y) {
 }
 
 void max_pool_2x2(const BlockedShape& b, int64_t width, const float* x, float* y) {
-  TORCH_CHECK(width > 0 && width % 2 == 0 && b.pixels % (2 * width) == 0,
-              "max_pool_2x2 needs an even width and height, got ", b.pixels, " pixels of width ",
-              width);
-  TORCH_CHECK(b.block == 16 || b.block == 8, "max_pool_2x2: channel blocks of 8 or 16, got ",
-              b.block);
+  check_shape(b, "max_pool_2x2", true, width);
   const int64_t rows = b.pixels / width / 2, out_plane = b.pixels / 4 * b.block;
   for_each_part(b, rows, [&](int64_t g, int64_t r) {
     const float* in = x + g * b.pixels * b.block + 2 * r * width * b.block;

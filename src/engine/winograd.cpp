@@ -273,9 +273,9 @@ constexpr int64_t kFusedTiles = 12;
 constexpr int64_t kFusedAbove = int64_t{4} << 20;
 
 /// Whether `s` runs fused: when the transformed input and products of all tiles, 36·tiles·(in +
-/// out) floats, would not stay in the caches (measured here, with 128 channels: 2.4 MB at 32×32
-/// ran 20% faster phase by phase, 9.4 MB at 64×64 15% faster fused), and every thread can take
-/// two blocks or more.
+/// out) floats, would not stay in the caches (measured here with 128 channels, against the
+/// kernel's earlier schedule for small layers: 2.4 MB at 32×32 ran 20% faster unfused, 9.4 MB at
+/// 64×64 15% faster fused), and every thread can take two blocks or more.
 bool fused(const WinogradShape& s, int threads) {
   const int64_t tiles = Tiling(s).tiles;
   return 36 * tiles * (s.in + s.out) * int64_t{sizeof(float)} > kFusedAbove &&
@@ -295,13 +295,18 @@ std::pair<int64_t, int64_t> share(int64_t n, int64_t parts, int64_t part) {
 /// tiles, 16×16 (8 tiles a thread) by channels.
 constexpr int64_t kMinBandTiles = 16;
 
+/// 64-channel product columns of `s`'s output channels (the last one possibly narrower).
+int64_t product_columns(const WinogradShape& s) {
+  return (s.out / kBlock + kOutBlock - 1) / kOutBlock;
+}
+
 /// How the threads split a small layer: `column_groups` ways by 64-channel product columns and
 /// threads / column_groups ways by tiles.
 struct Grid {
-  int64_t columns = 0, column_groups = 1, tile_groups = 1;
-  Grid(const WinogradShape& s, const Tiling& tl, int threads)
-      : columns((s.out / kBlock + kOutBlock - 1) / kOutBlock) {
-    if (tl.tiles < threads * kMinBandTiles) column_groups = std::min<int64_t>(threads, columns);
+  int64_t column_groups = 1, tile_groups = 1;
+  Grid(const WinogradShape& s, const Tiling& tl, int threads) {
+    if (tl.tiles < threads * kMinBandTiles)
+      column_groups = std::min<int64_t>(threads, product_columns(s));
     tile_groups = std::min<int64_t>(threads / column_groups, tl.tiles);
   }
   /// Tiles of the largest share.
@@ -378,7 +383,7 @@ void winograd_thread(const WinogradShape& s, const float* src, const float* weig
                      const float* bias, void* dst, float* scratch, bool relu, int threads,
                      int thread) {
   const Tiling tl(s);
-  const int64_t in = s.in, columns = (s.out / kBlock + kOutBlock - 1) / kOutBlock;
+  const int64_t in = s.in, columns = product_columns(s);
   if (fused(s, threads)) {
     // Per product column, U_ξ as 36 contiguous [in][width] matrices, the order the products
     // read them in (only the last column can be narrower than 64).
@@ -409,7 +414,7 @@ void winograd_thread(const WinogradShape& s, const float* src, const float* weig
   if (thread >= grid.tile_groups * grid.column_groups) return;
   const auto [first, last] = share(tl.tiles, grid.tile_groups, thread / grid.column_groups);
   const auto [first_column, last_column] =
-      share(grid.columns, grid.column_groups, thread % grid.column_groups);
+      share(columns, grid.column_groups, thread % grid.column_groups);
   const int64_t tiles = last - first;
   float* const v = scratch;
   float* const m = v + 36 * tiles * in;

@@ -3,10 +3,11 @@
 ///
 /// Engine::build turns a loaded model into a fixed plan for one input shape, of oneDNN primitives
 /// and the engine's own kernels (kernels.h: Winograd 3×3 convolutions, the pre-activation batch
-/// norm): batch norm folded into the convolutions, convolutions fused with their ReLU and
-/// residual additions, all activations in oneDNN's blocked layout (nChw16c/8c), weights reordered
-/// once, and activation buffers shared by a liveness-based memory plan. Engine::forward then runs
-/// that plan; its output equals StackedHourglassImpl::forward's up to floating-point rounding.
+/// norm with the residual's skip copy and upsampling, max-pooling, conversion to bf16): batch norm
+/// folded into the convolutions, convolutions fused with their ReLU and residual additions, all
+/// activations in oneDNN's blocked layout (nChw16c/8c), weights reordered once, and activation
+/// buffers shared by a liveness-based memory plan. Engine::forward then runs that plan; its output
+/// equals StackedHourglassImpl::forward's up to floating-point rounding.
 ///
 /// Memory: the engine keeps its own (reordered) weights, about the model's size in f32, half in
 /// bf16 (Winograd layers keep plain f32 weights and transform them on every pass). oneDNN
