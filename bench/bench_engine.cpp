@@ -5,6 +5,7 @@
 #include "hg/engine/engine.h"
 #include "hg/engine/kernels.h"
 #include "hg/model/hourglass.h"
+#include "hg/runtime/runtime.h"
 
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -20,10 +21,6 @@ namespace {
 using dnnl::memory;
 using Dt = memory::data_type;
 using Tag = memory::format_tag;
-
-int cores() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 dnnl::engine& cpu() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -43,7 +40,7 @@ std::unordered_map<int, memory> zeroed(const std::vector<std::pair<int, memory::
 
 void run(benchmark::State& state, const dnnl::primitive& p,
          const std::unordered_map<int, memory>& args, double flops) {
-  omp_set_num_threads(cores());
+  omp_set_num_threads(hg::runtime::cores());
   dnnl::stream s(cpu());
   for (auto _ : state) {
     p.execute(s, args);
@@ -66,11 +63,12 @@ void BM_Convolution(benchmark::State& state) {
       return;
     }
     std::vector<float> src(in * side * side, 0.5f), w(in * 9 * out, 0.01f), b(out, 0.f),
-        dst(out * side * side), scratch(hg::engine::winograd_scratch_floats(shape, cores()));
-    omp_set_num_threads(cores());
+        dst(out * side * side),
+        scratch(hg::engine::winograd_scratch_floats(shape, hg::runtime::cores()));
+    omp_set_num_threads(hg::runtime::cores());
     for (auto _ : state)
       hg::engine::winograd_conv3x3(shape, src.data(), w.data(), b.data(), dst.data(), false,
-                                   scratch.data(), scratch.size(), true, cores());
+                                   scratch.data(), scratch.size(), true, hg::runtime::cores());
     state.SetLabel("the engine's winograd");
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * in * out * k * k * side * side,
                                                    benchmark::Counter::kIsIterationInvariantRate);
@@ -145,7 +143,7 @@ void BM_BnRelu(benchmark::State& state) {
   const auto* shift = data(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
   std::vector<float> low(kind == 4 ? c * side * side / 4 : 0), acc(kind == 4 ? c * side * side : 0);
   const hg::engine::SkipOutput skip{acc.data(), low.data(), side};
-  omp_set_num_threads(cores());
+  omp_set_num_threads(hg::runtime::cores());
   for (auto _ : state) {
     if (kind == 2)
       hg::engine::scale_shift_relu_reference(shape, data(DNNL_ARG_SRC_0), scale, shift,
@@ -182,7 +180,7 @@ void BM_MaxPool(benchmark::State& state) {
     run(state, dnnl::pooling_forward(pool), args, 0);
   } else {
     const hg::engine::BlockedShape shape{c / 16, c / 16, side * side, 16};
-    omp_set_num_threads(cores());
+    omp_set_num_threads(hg::runtime::cores());
     for (auto _ : state)
       hg::engine::max_pool_2x2(shape, side,
                                static_cast<const float*>(args.at(DNNL_ARG_SRC).get_data_handle()),

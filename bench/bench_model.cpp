@@ -1,15 +1,14 @@
 // Micro-benchmarks of the LibTorch network's building blocks (batch 1, 2 threads by default).
 #include "hg/model/hourglass.h"
+#include "hg/runtime/runtime.h"
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <thread>
-
 namespace {
 
 void set_threads() {
-  torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::set_num_threads(hg::runtime::cores());
 }
 
 void BM_Residual(benchmark::State& state) {

@@ -2,26 +2,23 @@
 // (random weights), flip test, decoding and the inverse transform; 2 and 8 stacks, flip on/off,
 // on 1 thread and on all cores.
 #include "hg/infer/predictor.h"
+#include "hg/runtime/runtime.h"
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <string>
-#include <thread>
 
 namespace {
 
 void BM_Predict(benchmark::State& state) {
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = state.range(2) == 0 ? cores : static_cast<int>(state.range(2));
+  const int threads = hg::runtime::resolve_threads(static_cast<int>(state.range(2)));
   torch::set_num_threads(threads);
   const auto net =
       hg::model::StackedHourglass(hg::model::StackedHourglassOptions().stacks(state.range(0)));
   hg::infer::PredictorOptions o;
   o.flip = state.range(1) != 0;
-  const hg::infer::Predictor predictor(hg::infer::torch_backend(net, torch::kCPU),
-                                       hg::data::mpii_joints(), o);
+  const hg::infer::Predictor predictor(hg::infer::torch_backend(net), hg::data::mpii_joints(), o);
   cv::Mat image(256, 256, CV_8UC3);
   cv::randu(image, 0, 255);
   const hg::infer::PersonCrop person{

@@ -2,6 +2,8 @@
 #include "hg/io/import_pytorch.h"
 #include "hg/io/torch_file.h"
 
+#include "test_util.h"
+
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -27,9 +29,7 @@ std::ostream& operator<<(std::ostream& os, const FixtureCase& c) {
 }
 
 std::string temp_path(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("hg_tests_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  return (hg::test::scratch_dir() / name).string();
 }
 
 at::Tensor io_tensor(const std::string& path, const std::string& key) {
@@ -39,16 +39,7 @@ at::Tensor io_tensor(const std::string& path, const std::string& key) {
   return v->tensor;
 }
 
-// Runs `fn` and returns the message of the c10::Error it throws ("" if none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "";
-}
+using hg::test::error_of;
 
 class Fixtures : public ::testing::TestWithParam<FixtureCase> {};
 

@@ -2,7 +2,7 @@
 #include "hg/engine/engine.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
-#include "tool_runner.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -42,8 +42,7 @@ TEST(Cli, InfoPrintsThePaperModelsParameterCount) {
 }
 
 TEST(Cli, ConvertThenForwardReproducesTheReference) {
-  const auto dir = std::filesystem::temp_directory_path() / "hg_cli_test";
-  std::filesystem::create_directories(dir);
+  const auto dir = hg::test::scratch_dir();
   const auto native = (dir / "bearpaw.hg").string(), out = (dir / "out.pt").string();
   auto r = run("convert " + kFixtures + "bearpaw_hg_s2_b1_f64.pth.tar " + native);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -61,8 +60,7 @@ TEST(Cli, ConvertThenForwardReproducesTheReference) {
 /// `hourglass bench` on a small model: every backend and mode at batch 1 and the throughput
 /// batch, ratios against LibTorch, the per-step profile, and the same in its JSON.
 TEST(Cli, BenchMeasuresLibTorchAndTheEngineModesWithAProfile) {
-  const auto json = std::filesystem::temp_directory_path() /
-                    ("hg_cli_bench_" + std::to_string(::getpid()) + ".json");
+  const auto json = hg::test::scratch_dir() / "bench.json";
   const auto r =
       run("bench --threads 2 --stacks 1 --features 32 --depth 2 --size 64 --runs 2 "
           "--batch 2 --modes f32-direct f32-winograd --profile --json " +
@@ -96,7 +94,7 @@ TEST(Cli, BenchMeasuresLibTorchAndTheEngineModesWithAProfile) {
 }
 
 TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
-  const auto bad = std::filesystem::temp_directory_path() / "hg_cli_not_a_model.pt";
+  const auto bad = hg::test::scratch_dir() / "not_a_model.pt";
   {
     std::FILE* f = std::fopen(bad.c_str(), "w");
     std::fputs("hello", f);
@@ -107,6 +105,13 @@ TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
   EXPECT_EQ(r.out.rfind("hourglass: error: cannot read " + bad.string(), 0), 0u) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 
+  // Engine settings are checked where they are parsed, naming the flag and the accepted values.
+  const auto bad_precision =
+      run("predict " + bad.string() + " --weights " + bad.string() + " --precision fp16");
+  EXPECT_NE(bad_precision.code, 0);
+  EXPECT_NE(bad_precision.out.find("--precision: fp16 not in {f32,bf16}"), std::string::npos)
+      << bad_precision.out;
+
   const auto bad_size = run("info --stacks 2 --size 100");
   EXPECT_NE(bad_size.code, 0);
   EXPECT_NE(bad_size.out.find("multiple of 64"), std::string::npos) << bad_size.out;
@@ -114,13 +119,13 @@ TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
 
 TEST(Cli, ATrainingCheckpointWorksInPredictAndEval) {
   namespace fs = std::filesystem;
-  const auto dir = fs::temp_directory_path() / ("hg_cli_train_" + std::to_string(::getpid()));
+  const auto dir = hg::test::scratch_dir();
   fs::remove_all(dir);
   const auto run_dir = (dir / "run").string();
   auto r = run("train --recipe cpu --run-dir " + run_dir +
                " --set model.stacks=2 --set model.features=16 --set model.depth=2"
                " --set model.stem1=16 --set model.stem2=16 --set input_size=64"
-               " --set dataset=synthetic:32:1 --set val_dataset= --set batch_size=8"
+               " --set dataset=synthetic:32:1 --set val_dataset=synthetic:24:7 --set batch_size=8"
                " --set epochs=1 --set threads=2 --set loader_threads=1");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto checkpoint = run_dir + "/last.hg";
@@ -144,6 +149,17 @@ TEST(Cli, ATrainingCheckpointWorksInPredictAndEval) {
     const double b = torch_eval["per_stack"][s]["pckh@0.5"]["mean"];
     EXPECT_NEAR(a, b, 100.0 / 24) << "stack " << s + 1;  // at most one joint per person apart
   }
+  // The validation the trainer logged is `eval --weights` of the checkpoint on the same data:
+  // one inference core (LibTorch, no flip test, batch 8 for both).
+  std::ifstream log(run_dir + "/log.jsonl");
+  nlohmann::json epoch;
+  for (std::string line; std::getline(log, line);)
+    if (nlohmann::json::parse(line)["type"] == "epoch") epoch = nlohmann::json::parse(line);
+  ASSERT_EQ(epoch["val_pck@0.5"].size(), 2u) << epoch.dump();
+  for (int s = 0; s < 2; ++s)
+    EXPECT_DOUBLE_EQ(epoch["val_pck@0.5"][s]["mean"].get<double>(),
+                     torch_eval["per_stack"][s]["pckh@0.5"]["mean"].get<double>())
+        << "stack " << s + 1;
 
   // predict: a real image, the whole image as the crop, joints by name and both stacks.
   const auto out = (dir / "predict.json").string();

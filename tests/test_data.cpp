@@ -9,6 +9,8 @@
 #include "hg/data/synthetic.h"
 #include "hg/data/transform.h"
 
+#include "test_util.h"
+
 #include <H5Cpp.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -30,37 +32,8 @@ const std::string kMpii = kData + "/mpii/annot/valid.h5";
 const std::string kFlic = kData + "/flic/annot/valid.h5";
 const std::string kCoco = kData + "/coco/person_keypoints_test.json";
 
-// A fresh scratch directory per test.
-fs::path scratch() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::temp_directory_path() /
-                 ("hg_test_data_" + std::string(info->test_suite_name()) + "_" + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream(p) << text;
-}
-
-// The message of the std::exception `f` throws ("" if none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-#define EXPECT_ERROR_HAS(stmt, ...)                                          \
-  do {                                                                       \
-    const std::string msg_ = error_of([&] { stmt; });                        \
-    ASSERT_FALSE(msg_.empty()) << #stmt " did not throw";                    \
-    for (const std::string& part_ : {__VA_ARGS__})                           \
-      EXPECT_NE(msg_.find(part_), std::string::npos) << "message: " << msg_; \
-  } while (0)
+using hg::test::error_of;
+using hg::test::write_text;
 
 // Intensity-weighted centroid of a single-channel float image.
 cv::Point2d centroid(const cv::Mat& m) {
@@ -171,7 +144,7 @@ TEST(CocoReader, LoadsEveryAnnotatedPerson) {
 }
 
 TEST(CustomReader, ReadsItsDocumentedFormat) {
-  const fs::path dir = scratch();
+  const fs::path dir = hg::test::scratch_dir();
   fs::create_directories(dir / "img");
   fs::copy_file(kData + "/mpii/images/005808361.jpg", dir / "img" / "a.jpg");
   write_text(dir / "pose.json", R"({
@@ -235,7 +208,7 @@ void write_h5(const fs::path& path, const std::string& skip = "", hsize_t joints
 
 TEST(MalformedFiles, Hdf5CasesNameFileAndField) {
   H5::Exception::dontPrint();
-  const fs::path dir = scratch();
+  const fs::path dir = hg::test::scratch_dir();
   const std::string good = (dir / "good.h5").string();
   write_h5(good);
   EXPECT_EQ(read_mpii_h5(good)->size(), 3u);
@@ -263,7 +236,7 @@ TEST(MalformedFiles, Hdf5CasesNameFileAndField) {
 }
 
 TEST(MalformedFiles, JsonCasesNameFileAndField) {
-  const fs::path dir = scratch();
+  const fs::path dir = hg::test::scratch_dir();
   auto path = [&](const std::string& name, const std::string& text) {
     write_text(dir / name, text);
     return (dir / name).string();
@@ -526,7 +499,7 @@ TEST(Sample, ReducedDecodeMatchesFullDecode) {
 // Geometry of the reduced decode: a blob in a large JPEG lands where the crop transform says,
 // to a twentieth of a crop pixel (a half-pixel slip of the reduced grid would be ~0.3 px).
 TEST(Sample, ReducedDecodeKeepsThePixelGrid) {
-  const fs::path dir = scratch();
+  const fs::path dir = hg::test::scratch_dir();
   const cv::Point2d at(1003.3, 777.7);
   cv::Mat grey;
   blob(cv::Size(2000, 1600), at, 40).convertTo(grey, CV_8U, 255);
@@ -781,7 +754,7 @@ TEST(Loader, RestartsAndStopsMidEpoch) {
 }
 
 TEST(Loader, MissingAndCorruptImagesAreSkippedAndCounted) {
-  const fs::path dir = scratch();
+  const fs::path dir = hg::test::scratch_dir();
   fs::copy_file(kData + "/mpii/images/052475643.jpg", dir / "good.jpg");
   write_text(dir / "corrupt.jpg", "\xff\xd8\xff garbage, not a JPEG");
   std::string samples;
@@ -815,7 +788,7 @@ TEST(Loader, MissingAndCorruptImagesAreSkippedAndCounted) {
 // ---- the tool -----------------------------------------------------------------------------------
 
 TEST(DataCommand, StatsAndShowRunOnRealAndSyntheticData) {
-  const fs::path dir = scratch();
+  const fs::path dir = hg::test::scratch_dir();
   const std::string bin = HG_BINARY;
   const std::string out = (dir / "stats.txt").string();
   ASSERT_EQ(std::system((bin + " data stats " + kMpii + " > " + out).c_str()), 0);

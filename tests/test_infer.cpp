@@ -5,7 +5,7 @@
 #include "hg/eval/predictions.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
-#include "tool_runner.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -23,20 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 using hg::test::run_tool;
 
-const std::string kData = HG_TEST_DATA;
+using hg::test::kData;
 const std::string kFixture = kData + "/fixtures/posenet_s2_f64_checkpoint.pt";
 
-fs::path scratch(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / "hg_infer_test" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-nlohmann::json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
-}
+using hg::test::read_json;
+using hg::test::scratch_dir;
 
 // The whole predictor (crop, flip test, decode, inverse transform) with a stand-in network that
 // renders the true joints' heatmaps: a synthetic person comes back within 1 px of the truth.
@@ -51,6 +42,7 @@ TEST(Predictor, SyntheticPersonRoundTripsWithinOnePixel) {
   const hg::infer::PersonCrop person{
       hg::infer::crop_of_image(rgb.size()), hg::infer::PersonSource::kWholeImage, {}, 0};
   hg::infer::PredictorOptions o;
+  o.input_size = 256;
   const int side = o.input_size / 4;
   int calls = 0;
   // Input: the crop and its mirror (flip test); output: 2×S×J×h×w with S = 2.
@@ -106,11 +98,11 @@ TEST(Predictor, FixtureModelOnARealImageGivesEveryStackInImagePixels) {
   const auto mpii = hg::data::read_mpii_h5(kData + "/mpii/annot/valid.h5");
   cv::Mat rgb;
   const auto a = mpii->load(0, rgb);
-  auto loaded = hg::io::load_model(kFixture);
-  const hg::infer::Predictor predictor(hg::infer::torch_backend(loaded.model, torch::kCPU),
-                                       hg::infer::joints_for_model(loaded.model->options.joints()),
-                                       hg::infer::options_for_model(loaded));
-  EXPECT_EQ(predictor.options().grid, hg::data::PixelGrid::kOriginal);  // PyTorch-trained
+  hg::infer::PredictorOptions o;
+  o.backend.kind = hg::infer::BackendKind::kTorch;
+  const auto predictor = hg::infer::Predictor::load(kFixture, o);
+  EXPECT_EQ(*predictor.options().grid, hg::data::PixelGrid::kOriginal);  // PyTorch-trained
+  EXPECT_EQ(predictor.joints().name, "mpii");  // imported PyTorch models are MPII models
   hg::data::CropParams crop;
   crop.center = a.center;
   crop.scale = a.scale;
@@ -147,7 +139,7 @@ TEST(Eval, ReproducesHandComputedPckhOnValidH5) {
       hits1[j] += e < 0.1;
     }
   }
-  const auto dir = scratch("eval");
+  const auto dir = scratch_dir();
   hg::eval::write_predictions_h5((dir / "preds.h5").string(), preds);
   const auto r = run_tool("eval " + kData + "/mpii/annot/valid.h5 --predictions " +
                           (dir / "preds.h5").string() + " --json " + (dir / "pck.json").string() +
@@ -188,7 +180,7 @@ TEST(Eval, ReproducesHandComputedPckhOnValidH5) {
 // come from a line-by-line port of the official evaluation (eval_PCKh.py, SC_BIAS 0.6, strict
 // threshold, jnt_missing) run on the same .mat.
 TEST(Eval, ReproducesTheOfficialMpiiEvaluation) {
-  const auto dir = scratch("eval_official");
+  const auto dir = scratch_dir();
   const auto annot = kData + "/mpii/annot/";
   const auto r = run_tool("eval " + annot + "valid.h5 --predictions " + annot +
                           "preds_valid_example.h5 --official-truth " + annot +
@@ -224,7 +216,7 @@ TEST(Eval, ReproducesTheOfficialMpiiEvaluation) {
 // FLIC (torso unit) and COCO (box unit): predictions = the truth, except the wrists moved by
 // 0.3 of the person's unit: PCK@0.2 is 100 everywhere but 0 for the wrists.
 TEST(Eval, FlicTorsoAndCocoBoxPckAtPointTwo) {
-  const auto dir = scratch("eval_flic_coco");
+  const auto dir = scratch_dir();
   for (const std::string file : {"/flic/annot/valid.h5", "/coco/person_keypoints_test.json"}) {
     const auto d = hg::data::open_annotations(kData + file);
     const auto n = static_cast<int64_t>(d->size());
@@ -251,7 +243,7 @@ TEST(Eval, FlicTorsoAndCocoBoxPckAtPointTwo) {
 }
 
 TEST(Eval, RejectsPredictionsOfTheWrongShape) {
-  const auto dir = scratch("eval_bad");
+  const auto dir = scratch_dir();
   hg::eval::write_predictions_h5((dir / "preds.h5").string(), torch::zeros({5, 16, 2}));
   const auto r = run_tool("eval " + kData + "/mpii/annot/valid.h5 --predictions " +
                           (dir / "preds.h5").string());
@@ -263,7 +255,7 @@ TEST(Eval, RejectsPredictionsOfTheWrongShape) {
 // ---- predict / show end to end ------------------------------------------------------------------
 
 TEST(Predict, FiveMpiiImagesEndToEndWithTheDetector) {
-  const auto dir = scratch("predict");
+  const auto dir = scratch_dir();
   const auto r =
       run_tool("predict --threads 2 " + kData + "/mpii/images --weights " + kFixture + " --draw " +
                (dir / "drawn").string() + " -o " + (dir / "out.json").string());
@@ -292,7 +284,7 @@ TEST(Predict, FiveMpiiImagesEndToEndWithTheDetector) {
 }
 
 TEST(Predict, BadInputsAreReportedAndTheOthersStillProcessed) {
-  const auto dir = scratch("predict_bad");
+  const auto dir = scratch_dir();
   fs::create_directories(dir / "empty");
   std::ofstream(dir / "broken.jpg") << "not a jpeg";
   std::ofstream(dir / "notes.txt") << "hello";
@@ -320,7 +312,7 @@ TEST(Predict, BadInputsAreReportedAndTheOthersStillProcessed) {
 
 // tests/data/video holds a copy of the shared PoseTrack clip (5 frames of 1280×720).
 TEST(Predict, VideoToJsonAndAnnotatedVideo) {
-  const auto dir = scratch("video");
+  const auto dir = scratch_dir();
   const auto r = run_tool("predict --threads 2 --no-flip --whole-image --weights " + kFixture +
                           " " + kData + "/video/posetrack_000001.mp4 --draw " + dir.string() +
                           " -o " + (dir / "out.json").string());
@@ -335,7 +327,7 @@ TEST(Predict, VideoToJsonAndAnnotatedVideo) {
 }
 
 TEST(Show, WritesTheMontageAndThePerStackView) {
-  const auto dir = scratch("show");
+  const auto dir = scratch_dir();
   const auto image = kData + "/mpii/images/005808361.jpg";
   auto r = run_tool("show --threads 2 " + image + " --weights " + kFixture + " --whole-image -o " +
                     (dir / "montage.png").string());

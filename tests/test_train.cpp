@@ -1,9 +1,14 @@
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/train/trainer.h"
+
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -32,11 +37,9 @@ TrainConfig tiny() {
   return c;
 }
 
+// A run folder that does not exist yet, in the test's scratch folder.
 std::string fresh_dir(const std::string& name) {
-  const auto dir =
-      fs::temp_directory_path() / ("hg_train_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir.string();
+  return (hg::test::scratch_dir() / name).string();
 }
 
 std::vector<nlohmann::json> log_lines(const std::string& dir, const std::string& type) {
@@ -179,6 +182,87 @@ TEST(Train, UnwritableRunFolderIsReportedBeforeTraining) {
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what_without_backtrace()).find("/proc/hg-run"), std::string::npos);
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A custom dataset of 16 drawn people with 5 joints of its own: a head, two hands, two feet.
+std::string write_custom_dataset(const fs::path& dir) {
+  nlohmann::json samples = nlohmann::json::array();
+  cv::RNG rng(7);
+  for (int i = 0; i < 16; ++i) {
+    cv::Mat bgr(96, 96, CV_8UC3, cv::Scalar(40, 40, 40));
+    nlohmann::json joints = nlohmann::json::array();
+    for (int j = 0; j < 5; ++j) {
+      const cv::Point p(rng.uniform(16, 80), rng.uniform(16, 80));
+      cv::circle(bgr, p, 3, cv::Scalar(60 * j, 255 - 40 * j, 200), -1);
+      joints.push_back({p.x, p.y, 2});
+    }
+    const std::string name = "person" + std::to_string(i) + ".png";
+    EXPECT_TRUE(cv::imwrite((dir / name).string(), bgr));
+    samples.push_back({{"image", name}, {"joints", joints}, {"center", {48, 48}}, {"scale", 0.48}});
+  }
+  const nlohmann::json doc = {{"format", "hourglass-pose"},
+                              {"name", "blobs"},
+                              {"joints", {"head", "l-hand", "r-hand", "l-foot", "r-foot"}},
+                              {"flip_pairs", {{1, 2}, {3, 4}}},
+                              {"skeleton", {{0, 1}, {0, 2}, {0, 3}, {0, 4}}},
+                              {"samples", samples}};
+  const auto path = (dir / "blobs.json").string();
+  std::ofstream(path) << doc.dump();
+  return path;
+}
+
+TEST(Train, ACustomJointSetTravelsWithTheModelIntoPredictionFlipAndDrawing) {
+  const auto dir = hg::test::scratch_dir();
+  auto c = tiny();
+  c.dataset = write_custom_dataset(dir);
+  c.model.joints(5);
+  c.epochs = 1;
+  const auto run = (dir / "run").string();
+  Trainer(c, run).run();
+  const auto model = run + "/last.hg";
+
+  // The predictor reads the joint set from the checkpoint: names, flip pairs, skeleton.
+  hg::infer::PredictorOptions o;
+  o.backend.kind = hg::infer::BackendKind::kTorch;
+  o.flip = false;
+  const auto plain = hg::infer::Predictor::load(model, o);
+  const auto& joints = plain.joints();
+  EXPECT_EQ(joints.name, "blobs");
+  EXPECT_EQ(joints.names,
+            (std::vector<std::string>{"head", "l-hand", "r-hand", "l-foot", "r-foot"}));
+  EXPECT_EQ(joints.flip_pairs, (std::vector<std::pair<int, int>>{{1, 2}, {3, 4}}));
+  EXPECT_EQ(joints.skeleton.size(), 4u);
+
+  // The flip test mirrors with those pairs: flip-averaged heatmaps = the mean of the crop's and
+  // of its mirror's, the mirror's flipped back and its channels swapped pair by pair.
+  o.flip = true;
+  const auto flipped = hg::infer::Predictor::load(model, o);
+  const auto x = torch::rand({2, 3, 32, 32});
+  const auto mirror = plain.heatmaps(x.flip({3}))
+                          .flip({4})
+                          .index_select(2, torch::tensor(std::vector<int64_t>{0, 2, 1, 4, 3}));
+  EXPECT_TRUE(torch::allclose(flipped.heatmaps(x), (plain.heatmaps(x) + mirror) / 2, 1e-5, 1e-6));
+
+  // `hourglass predict` names the joints so, and `show` draws one panel per joint (skeleton,
+  // heatmap maximum, then the 5 joints: two rows of six 32-px tiles at zoom 1).
+  const auto image = (dir / "person0.png").string();
+  auto r = hg::test::run_tool("predict --weights " + model + " --whole-image -o " +
+                              (dir / "p.json").string() + " " + image);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto doc = hg::test::read_json(dir / "p.json");
+  EXPECT_EQ(doc["joint_set"], "blobs");
+  const auto& predicted = doc["results"][0]["people"][0]["joints"];
+  for (const auto& name : joints.names) EXPECT_TRUE(predicted.contains(name)) << name;
+  r = hg::test::run_tool("show --weights " + model + " --whole-image -o " +
+                         (dir / "show.png").string() + " " + image);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const cv::Mat shown = cv::imread((dir / "show.png").string());
+  EXPECT_EQ(shown.rows, 2 * 32);
+  EXPECT_EQ(shown.cols, 6 * 32);
 }
 
 }  // namespace

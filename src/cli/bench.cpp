@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/engine/engine.h"
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 
 namespace hg::cli {
@@ -66,6 +68,21 @@ struct EngineMode {
   engine::EngineOptions options;  // batch 1; the throughput run sets its batch
 };
 
+/// The modes --modes takes: "precision-algorithm".
+std::map<std::string, EngineMode> engine_modes() {
+  std::map<std::string, EngineMode> modes;
+  for (auto p : {engine::Precision::kF32, engine::Precision::kBf16})
+    for (auto a :
+         {engine::Algorithm::kDirect, engine::Algorithm::kAuto, engine::Algorithm::kWinograd}) {
+      EngineMode m;
+      m.name = engine::precision_name(p) + "-" + engine::algorithm_name(a);
+      m.options.precision = p;
+      m.options.algorithm = a;
+      modes[m.name] = m;
+    }
+  return modes;
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, const GlobalOptions& global) {
@@ -94,8 +111,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("--no-torch", args->no_torch, "skip the LibTorch measurements");
   cmd->add_option("--modes", args->modes, "engine modes to measure (precision-algorithm)")
       ->capture_default_str()
-      ->check(CLI::IsMember(
-          {"f32-direct", "f32-auto", "f32-winograd", "bf16-direct", "bf16-auto", "bf16-winograd"}));
+      ->check(CLI::IsMember(engine_modes()));
   cmd->add_flag("--profile", args->profile,
                 "also time every step of each engine mode at batch 1 and print the time per kind "
                 "of step (slowest first)");
@@ -103,16 +119,16 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   add_architecture_options(*cmd, args->options);
   cmd->callback([args, &global] {
     apply_threads(global);
-    model::StackedHourglass net{nullptr};
+    io::LoadedModel loaded;
     if (!args->weights.empty()) {
-      net = io::load_model(args->weights).model;
+      loaded = io::load_model(args->weights);
     } else {
-      net = model::StackedHourglass(args->options);
-      net->eval();
+      loaded.model = model::StackedHourglass(args->options);
+      loaded.model->eval();
+      loaded.source = "random weights";
     }
-    const int64_t m = 4 << net->options.depth();
-    TORCH_CHECK(args->size > 0 && args->size % m == 0, "--size must be a positive multiple of ", m,
-                " (4·2^depth), got ", args->size);
+    auto net = loaded.model;
+    net->options.check_input_size(args->size, args->size, "--size");
     const double gmac = net->macs(args->size, args->size) / 1e9;
     const int threads = at::get_num_threads();
     std::printf("model: %s; input %ld×%ld; %.2f GMAC/image; %d threads; median of %d runs\n",
@@ -120,11 +136,11 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                 args->runs);
 
     std::vector<EngineMode> modes;
+    const auto known = engine_modes();
     for (const auto& name : args->modes) {
-      const auto dash = name.find('-');
-      const EngineMode mode{
-          name, engine::EngineOptions::from_names(name.substr(0, dash), name.substr(dash + 1),
-                                                  global.threads, 1, args->size, args->size)};
+      auto mode = known.at(name);
+      mode.options.threads = global.threads;
+      mode.options.height = mode.options.width = args->size;
       if (mode.options.precision == engine::Precision::kBf16 && !engine::bf16_supported())
         std::printf("%s skipped: this CPU lacks AVX512-BF16\n", name.c_str());
       else
@@ -181,6 +197,26 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
       if (args->profile && batch == 1)
         for (size_t i = 0; i < modes.size(); ++i)
           profiles[modes[i].name] = print_profile(modes[i].name, *engines[i], x, args->runs);
+    }
+
+    // End to end through the predictor, as `hourglass predict` runs (crop, network, decode):
+    // last, since its engine takes the model's weights over.
+    {
+      infer::PredictorOptions po;
+      po.input_size = static_cast<int>(args->size);
+      po.backend.engine.threads = global.threads;
+      const auto name = engine::precision_name(po.backend.engine.precision) + "-" +
+                        engine::algorithm_name(po.backend.engine.algorithm);
+      const auto predictor = infer::Predictor::from_model(std::move(loaded), po);
+      const cv::Mat image(static_cast<int>(args->size), static_cast<int>(args->size), CV_8UC3,
+                          cv::Scalar(90, 120, 150));
+      const std::vector<infer::PersonCrop> person = {
+          {infer::crop_of_image(image.size()), infer::PersonSource::kWholeImage, {}, 0}};
+      Measurement m{"predict", name + (po.flip ? " +flip" : ""), 1, {}};
+      predictor.predict(image, person);  // warm-up
+      for (int run = 0; run < args->runs; ++run)
+        m.runs_ms.push_back(elapsed_ms([&] { predictor.predict(image, person); }));
+      report(m, "  (crop, network on the crop and its mirror, decode)");
     }
 
     nlohmann::json j;

@@ -1,10 +1,11 @@
 #include "hg/cli/cli.h"
 
+#include "hg/runtime/runtime.h"
+
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
 #include <iostream>
-#include <thread>
 
 namespace hg::cli {
 
@@ -34,24 +35,7 @@ void add_architecture_options(CLI::App& cmd, model::StackedHourglassOptions& o) 
 }
 
 void apply_threads(const GlobalOptions& global) {
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(global.threads > 0 ? global.threads : cores);
-  // Small weights and near-zero heatmaps produce denormal floats, which run 3-4× slower on x86
-  // (seen here: training fell from 40 to 12 samples/s once the loss settled).
-  at::globalContext().setFlushDenormal(true);
-}
-
-c10::Device parse_device(const std::string& name) {
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(name);
-  } catch (const c10::Error&) {
-    TORCH_CHECK(false, "unknown device '", name, "': use cpu, cuda or cuda:N");
-  }
-  TORCH_CHECK(
-      !device.is_cuda() || torch::cuda::is_available(), "device '", name,
-      "' asked for, but this LibTorch has no CUDA support or sees no GPU; use --device cpu");
-  return device;
+  runtime::apply_threads(global.threads);
 }
 
 std::string with_commas(int64_t n) {

@@ -1,4 +1,6 @@
 #include "hg/cli/cli.h"
+#include "hg/data/readers.h"
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 
 #include <iostream>
@@ -20,6 +22,12 @@ void add_convert_command(CLI::App& app, const GlobalOptions& global) {
     auto loaded = io::load_model(args->src);
     nlohmann::json meta = loaded.meta;
     meta["converted_from"] = {{"path", args->src}, {"format", io::format_name(loaded.format)}};
+    // What the source implied by its format travels explicitly, so the converted model predicts
+    // alike: its joint set, pixel grid and input size.
+    meta["joints"] = data::joint_set_to_json(infer::model_joints(loaded, args->src));
+    meta["pixel_grid"] =
+        infer::model_grid(loaded) == data::PixelGrid::kExact ? "exact" : "original";
+    meta["input_size"] = infer::model_input_size(loaded);
     io::save_model(args->dst, *loaded.model, meta);
     std::cout << "wrote " << args->dst << ": " << loaded.model->options.describe() << ", "
               << with_commas(loaded.model->parameter_count()) << " parameters (from "

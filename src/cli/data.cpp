@@ -2,7 +2,7 @@
 #include "hg/data/augment.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
-#include "hg/io/draw.h"
+#include "hg/viz/draw.h"
 
 #include <torch/torch.h>
 #include <opencv2/core.hpp>
@@ -18,7 +18,7 @@ namespace hg::cli {
 
 namespace {
 
-using io::put_label;
+using viz::put_label;
 
 // The crop magnified `zoom` times with the target skeleton: joint j is drawn where heatmap j
 // peaks (so after a flip's swap), at the centre of that heatmap pixel.
@@ -40,7 +40,7 @@ cv::Mat render_skeleton(const data::Sample& s, const data::JointSet& joints, int
     at[j] = (cv::Point2d(peak) + cv::Point2d(0.5, 0.5)) * f * zoom - cv::Point2d(0.5, 0.5);
   }
   cv::Mat skel = crop8.clone();
-  io::draw_skeleton(skel, at, ok, joints);
+  viz::draw_skeleton(skel, at, ok, joints);
   return skel;
 }
 
@@ -56,14 +56,14 @@ cv::Mat render_sample(const data::Sample& s, const data::JointSet& joints, int z
 
   cv::Mat hmax = cv::Mat::zeros(side, side, CV_32F);
   for (const auto& h : s.heatmaps) cv::max(hmax, h, hmax);
-  cv::Mat overlay = io::overlay_map(crop8, hmax);
+  cv::Mat overlay = viz::overlay_map(crop8, hmax);
   put_label(overlay, "max of heatmaps", {6, 18});
 
   const int cols = 4, cell = big / cols;
   const int rows = (static_cast<int>(s.heatmaps.size()) + cols - 1) / cols;
   cv::Mat grid(std::max(big, rows * cell), cell * cols, CV_8UC3, cv::Scalar(40, 40, 40));
   for (size_t j = 0; j < s.heatmaps.size(); ++j) {
-    const cv::Mat hc = io::colour_map(s.heatmaps[j], cv::Size(cell - 2, cell - 2));
+    const cv::Mat hc = viz::colour_map(s.heatmaps[j], cv::Size(cell - 2, cell - 2));
     const cv::Rect r(static_cast<int>(j % cols) * cell + 1, static_cast<int>(j / cols) * cell + 1,
                      cell - 2, cell - 2);
     hc.copyTo(grid(r));
@@ -198,7 +198,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
         put_label(tiles.back(), std::to_string(i), {4, 14});
       }
     }
-    cv::Mat out = io::tile(tiles, 4);
+    cv::Mat out = viz::tile(tiles, 4);
     cv::cvtColor(out, out, cv::COLOR_RGB2BGR);
     TORCH_CHECK(cv::imwrite(args->output, out), "cannot write ", args->output);
     std::printf("wrote %s\n", args->output.c_str());

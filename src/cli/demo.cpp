@@ -1,11 +1,13 @@
 #include "hg/cli/cli.h"
+#include "hg/data/loader.h"
 #include "hg/data/readers.h"
 #include "hg/eval/evaluate.h"
 #include "hg/eval/plot.h"
 #include "hg/infer/decode.h"
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
-#include "hg/io/draw.h"
 #include "hg/train/trainer.h"
+#include "hg/viz/draw.h"
 
 #include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
@@ -113,8 +115,9 @@ void plot_training(const fs::path& run, const fs::path& out) {
 }
 
 // Held-out crops with the last stack's skeleton, beside the max of its heatmaps.
-void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, int res,
+void draw_montage(const infer::Predictor& predictor, const data::Dataset& test,
                   const fs::path& png) {
+  const int res = predictor.options().input_size;
   data::LoaderOptions lo;
   lo.batch_size = 8;
   lo.threads = 1;
@@ -124,8 +127,7 @@ void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, i
   loader.start_epoch(0);
   data::Batch batch;
   if (!loader.next(batch)) return;
-  torch::InferenceMode guard;
-  const auto heatmaps = net.forward(batch.input);  // N×S×J×h×w
+  const auto heatmaps = predictor.heatmaps(batch.input);  // N×S×J×h×w
   const auto last = heatmaps.select(1, heatmaps.size(1) - 1).contiguous();
   const auto peaks = infer::decode_peaks(last);  // N×J×3 in heatmap pixels
   const int side = static_cast<int>(last.size(-1)), zoom = 2, big = res * zoom;
@@ -140,13 +142,13 @@ void draw_montage(model::StackedHourglassImpl& net, const data::Dataset& test, i
     std::vector<cv::Mat> maps;
     for (int64_t j = 0; j < last.size(1); ++j) {
       const cv::Point2d p(peaks[i][j][0].item<double>(), peaks[i][j][1].item<double>());
-      points.push_back(io::magnify(io::magnify(p, f), zoom));  // heatmap → crop → magnified
+      points.push_back(viz::magnify(viz::magnify(p, f), zoom));  // heatmap → crop → magnified
       maps.emplace_back(cv::Mat(side, side, CV_32F, last[i][j].data_ptr<float>()).clone());
     }
-    tiles.push_back(io::skeleton_panel(big_crop, points, test.joints()));
-    tiles.push_back(io::max_panel(big_crop, maps));
+    tiles.push_back(viz::skeleton_panel(big_crop, points, predictor.joints()));
+    tiles.push_back(viz::max_panel(big_crop, maps));
   }
-  cv::Mat out = io::tile(tiles, 4), bgr;
+  cv::Mat out = viz::tile(tiles, 4), bgr;
   cv::cvtColor(out, bgr, cv::COLOR_RGB2BGR);
   cv::imwrite(png.string(), bgr);
 }
@@ -190,25 +192,19 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     // Held-out evaluation of every stack, with flip test, on images neither trained nor validated
     // on.
     auto loaded = io::load_model((run / "last.hg").string());
-    auto net = loaded.model;
+    const int64_t parameters = loaded.model->parameter_count();
+    const double gmac = loaded.model->macs(config.input_size, config.input_size) / 1e9;
     const std::string test_spec = "synthetic:" + std::to_string(args->test_samples) + ":3";
     auto test_set = data::open_dataset(test_spec);
-    data::LoaderOptions lo;
-    lo.batch_size = 16;
-    lo.threads = 1;
-    lo.shuffle = false;
-    lo.sample.res = static_cast<int>(config.input_size);
-    lo.sample.sigma = config.sigma;
-    data::Loader loader(test_set, lo);
     // Flip test only helps a model that has seen mirrored people: the synthetic figures shade
     // their right limbs darker, which a mirror turns into the opposite cue.
     const bool flip = data::AugmentOptions::preset(config.augment).flip_prob > 0;
-    const auto predictions = eval::predict_stacks(
-        [&](const at::Tensor& x) {
-          torch::InferenceMode guard;
-          return net->forward(x);
-        },
-        loader, flip ? test_set->joints().flip_permutation() : std::vector<int>{});
+    infer::PredictorOptions po;
+    po.flip = flip;
+    po.batch = 16;
+    po.backend.engine.threads = global.threads;
+    const auto predictor = infer::Predictor::from_model(std::move(loaded), po);
+    const auto predictions = eval::predict_dataset(predictor, test_set);
     std::vector<eval::PckTable> tables;
     for (const auto& e : eval::stack_errors(predictions))
       tables.push_back(eval::pck_table(e, test_set->joints(), 0.5));
@@ -217,10 +213,9 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
 
     std::ostringstream md;
     md << "# hourglass demo\n\n"
-       << "A " << config.model.describe() << " network (" << with_commas(net->parameter_count())
-       << " parameters, " << std::fixed << std::setprecision(2)
-       << net->macs(config.input_size, config.input_size) / 1e9 << " GMAC at " << config.input_size
-       << "×" << config.input_size << ") trained from scratch on the "
+       << "A " << config.model.describe() << " network (" << with_commas(parameters)
+       << " parameters, " << std::fixed << std::setprecision(2) << gmac << " GMAC at "
+       << config.input_size << "×" << config.input_size << ") trained from scratch on the "
        << "built-in synthetic people (`" << config.dataset << "`) with intermediate supervision, "
        << "then evaluated on " << predictions.samples.size() << " held-out synthetic people (`"
        << test_spec << "`)"
@@ -246,7 +241,7 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     md << "\n```\n";
     fs::create_directories(out);
     plot_training(run, out);
-    draw_montage(*net, *test_set, static_cast<int>(config.input_size), out / "predictions.png");
+    draw_montage(predictor, *test_set, out / "predictions.png");
     std::ofstream(out / "report.md") << md.str();
 
     std::cout << "\nPCKh@0.5 on held-out synthetic people" << (flip ? " (flip test)" : "") << ":\n";

@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/data/readers.h"
+#include "hg/eval/evaluate.h"
 #include "hg/eval/official_mpii.h"
 #include "hg/eval/pck.h"
 #include "hg/eval/plot.h"
@@ -35,44 +36,31 @@ struct Predictions {
   std::string source;
 };
 
-Predictions from_model(const Args& args, const data::Dataset& d, size_t n) {
-  const auto predictor = make_predictor(args.model);
-  TORCH_CHECK(predictor.joints().size() == d.joints().size(), "the model predicts ",
-              predictor.joints().size(), " joints, the dataset has ", d.joints().size());
-  std::vector<at::Tensor> rows;
-  auto have = torch::zeros({static_cast<int64_t>(n)}, torch::kBool);
-  int64_t stacks = 0, unreadable = 0;
+Predictions from_model(const Args& args, const GlobalOptions& global,
+                       std::shared_ptr<const data::Dataset> d, size_t n) {
+  const auto predictor = make_predictor(args.model, global);
+  TORCH_CHECK(predictor.joints().size() == d->joints().size(), "the model predicts ",
+              predictor.joints().size(), " joints, the dataset has ", d->joints().size());
   io::ProgressLine progress;
-  for (size_t i = 0; i < n; ++i) {
-    cv::Mat rgb;
-    data::Annotation a;
-    try {
-      a = d.load(i, rgb);
-    } catch (const data::ImageError& e) {
-      if (unreadable++ < 3) std::cerr << "hourglass: warning: " << e.what() << " (skipped)\n";
-      rows.push_back(at::Tensor());
-      continue;
-    }
-    data::CropParams crop;
-    crop.center = a.center;
-    crop.scale = a.scale;
-    const auto p = predictor.predict(rgb, {{crop, infer::PersonSource::kAnnotation, {}, 0}});
-    rows.push_back(p[0].joints.slice(2, 0, 2).to(torch::kDouble));
-    stacks = rows.back().size(0);
-    have[static_cast<int64_t>(i)] = true;
-    if (n > 1)
-      progress.update("eval: " + std::to_string(i + 1) + "/" + std::to_string(n) + " people",
-                      i + 1 == n);
-  }
+  eval::DatasetRunOptions run;
+  run.limit = static_cast<int64_t>(n);
+  const auto p = eval::predict_dataset(predictor, d, run, [&](int64_t done, int64_t total) {
+    if (total > 1)
+      progress.update("eval: " + std::to_string(done) + "/" + std::to_string(total) + " people",
+                      done == total);
+  });
   progress.finish();
-  if (unreadable > 0)
-    std::cerr << "hourglass: warning: " << unreadable << " of " << n
+  const auto rows = static_cast<int64_t>(p.samples.size());
+  if (static_cast<size_t>(rows) < n)
+    std::cerr << "hourglass: warning: " << n - static_cast<size_t>(rows) << " of " << n
               << " samples have no readable image and are left out\n";
-  TORCH_CHECK(stacks > 0, "no sample of ", d.describe(), " has a readable image");
+  const int64_t stacks = static_cast<int64_t>(p.joints.size());
   auto joints =
-      torch::zeros({static_cast<int64_t>(n), stacks, d.joints().size(), 2}, torch::kDouble);
-  for (size_t i = 0; i < n; ++i)
-    if (rows[i].defined()) joints[static_cast<int64_t>(i)] = rows[i];
+      torch::zeros({static_cast<int64_t>(n), stacks, d->joints().size(), 2}, torch::kDouble);
+  auto have = torch::zeros({static_cast<int64_t>(n)}, torch::kBool);
+  const auto index = torch::tensor(std::vector<int64_t>(p.samples.begin(), p.samples.end()));
+  joints.index_copy_(0, index, torch::stack(p.joints, 1).slice(3, 0, 2).to(torch::kDouble));
+  have.index_fill_(0, index, true);
   return {joints, have, "model " + args.model.weights};
 }
 
@@ -183,7 +171,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
         args->limit > 0 ? std::min(d->size(), static_cast<size_t>(args->limit)) : d->size();
     TORCH_CHECK(n > 0, d->describe(), " has no samples");
     const auto ext = fs::path(args->predictions).extension().string();
-    Predictions p = !args->model.weights.empty() ? from_model(*args, *d, n)
+    Predictions p = !args->model.weights.empty() ? from_model(*args, global, d, n)
                     : ext == ".json"             ? from_results(args->predictions, *d, n)
                                                  : from_h5(args->predictions, *d, n);
     if (!args->save_preds.empty()) eval::write_predictions_h5(args->save_preds, p.joints);

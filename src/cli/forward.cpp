@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/engine/engine.h"
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
@@ -35,8 +36,7 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string weights, input, output;
     int64_t batch = 8;
-    std::string device = "cpu";
-    std::string backend = "torch", precision = "f32", algorithm = "auto";
+    infer::BackendOptions backend;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -52,18 +52,11 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--batch", args->batch, "images per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--backend", args->backend, "torch (LibTorch) or engine (oneDNN)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"torch", "engine"}));
-  cmd->add_option("--precision", args->precision, "engine precision: f32 or bf16")
-      ->capture_default_str();
-  cmd->add_option("--algorithm", args->algorithm,
-                  "engine 3x3 convolutions: auto (timed per layer), direct or winograd")
-      ->capture_default_str();
+  add_backend_options(*cmd, args->backend);
   cmd->callback([args, &global] {
     apply_threads(global);
-    const auto device = parse_device(args->device);
+    const auto device = args->backend.device;
+    const bool use_engine = infer::uses_engine(args->backend);
     // This command is the bridge for cross-checks: keep cuDNN in full float32 (no TF32), which
     // matches the CPU within 1e-6 relative instead of 1e-3.
     at::globalContext().setAllowTF32CuDNN(false);
@@ -81,16 +74,15 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     // One engine per batch size (the last batch may be smaller). The last one built takes the
     // model's weights over, so that they never exist twice in memory.
     std::map<int64_t, engine::Engine> engines;
-    if (args->backend == "engine") {
-      TORCH_CHECK(device.is_cpu(),
-                  "--backend engine runs on the CPU; use --backend torch with --device ",
-                  args->device);
+    if (use_engine) {
       std::vector<int64_t> sizes{std::min(n, args->batch)};
       if (n > args->batch && n % args->batch != 0) sizes.push_back(n % args->batch);
       for (size_t k = 0; k < sizes.size(); ++k) {
-        const auto o =
-            engine::EngineOptions::from_names(args->precision, args->algorithm, global.threads,
-                                              sizes[k], input.size(2), input.size(3));
+        auto o = args->backend.engine;
+        o.threads = global.threads;
+        o.batch = sizes[k];
+        o.height = input.size(2);
+        o.width = input.size(3);
         engines.emplace(sizes[k], k + 1 < sizes.size()
                                       ? engine::Engine::build(*loaded.model, o)
                                       : engine::Engine::build_consuming(*loaded.model, o));

@@ -1,63 +1,96 @@
 #include "hg/cli/cli.h"
 
+#include "hg/runtime/runtime.h"
+
 #include <malloc.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 namespace hg::cli {
 
-CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights_optional) {
+namespace {
+
+// A flag taking one of `choices` by name, stored as its typed value in `target`; CLI11 refuses
+// any other name, listing the accepted ones.
+template <typename T>
+void add_choice(CLI::App& cmd, const std::string& flag, T& target,
+                const std::vector<std::pair<std::string, T>>& choices, const std::string& help) {
+  std::vector<std::string> names;
+  std::string current;
+  for (const auto& [name, value] : choices) {
+    names.push_back(name);
+    if (value == target) current = name;
+  }
+  cmd.add_option_function<std::string>(
+         flag,
+         [&target, choices](const std::string& name) {
+           for (const auto& [n, value] : choices)
+             if (n == name) target = value;
+         },
+         help)
+      ->check(CLI::IsMember(names))
+      ->default_str(current);
+}
+
+}  // namespace
+
+void add_backend_options(CLI::App& cmd, infer::BackendOptions& o) {
+  using infer::BackendKind;
+  add_choice<BackendKind>(cmd, "--backend", o.kind,
+                          {{"auto", BackendKind::kAuto},
+                           {"torch", BackendKind::kTorch},
+                           {"engine", BackendKind::kEngine}},
+                          "network runtime: auto (the oneDNN engine on CPU, LibTorch on CUDA), "
+                          "torch or engine");
+  cmd.add_option_function<std::string>(
+         "--device", [&o](const std::string& name) { o.device = runtime::parse_device(name); },
+         "cpu, cuda or cuda:N")
+      ->default_str("cpu");
+  add_choice<engine::Precision>(
+      cmd, "--precision", o.engine.precision,
+      {{"f32", engine::Precision::kF32}, {"bf16", engine::Precision::kBf16}},
+      "engine arithmetic: f32 or bf16 (AVX512-BF16 CPUs)");
+  add_choice<engine::Algorithm>(cmd, "--algorithm", o.engine.algorithm,
+                                {{"auto", engine::Algorithm::kAuto},
+                                 {"direct", engine::Algorithm::kDirect},
+                                 {"winograd", engine::Algorithm::kWinograd}},
+                                "engine 3×3 convolutions: auto (fastest per layer), direct or "
+                                "winograd");
+}
+
+CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights_optional,
+                                   bool batched) {
   auto* weights =
       cmd.add_option("--weights,-w", a.weights, "checkpoint (native, posenet or bearpaw)")
           ->required(!weights_optional)
           ->check(CLI::ExistingFile);
-  cmd.add_option("--backend", a.backend,
-                 "network runtime: auto (the oneDNN engine on CPU, LibTorch on CUDA), torch or "
-                 "engine")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "torch", "engine"}));
-  cmd.add_option("--device", a.device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd.add_option("--precision", a.precision, "engine arithmetic: f32 or bf16 (AVX512-BF16 CPUs)")
-      ->capture_default_str();
-  cmd.add_option("--algorithm", a.algorithm,
-                 "engine 3×3 convolutions: auto (fastest per layer), direct or winograd")
-      ->capture_default_str();
-  cmd.add_option("--size", a.size, "network input side (default: the checkpoint's, else 256)")
+  add_backend_options(cmd, a.options.backend);
+  cmd.add_option("--size", a.options.input_size,
+                 "network input side (default: the checkpoint's, else 256)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_flag("--no-flip", a.no_flip,
-               "no flip test (faster; by default the heatmaps of the "
-               "crop and of its mirror are averaged)");
-  cmd.add_option("--batch", a.batch, "crops per network call")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  cmd.add_flag_callback(
+      "--no-flip", [&a] { a.options.flip = false; },
+      "no flip test (faster; by default the heatmaps of the crop and of its mirror are averaged)");
+  if (batched)
+    cmd.add_option("--batch", a.options.batch, "people per network call")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
   return weights;
 }
 
-infer::Predictor make_predictor(const PredictorArgs& a) {
-  const auto device = parse_device(a.device);
+infer::Predictor make_predictor(const PredictorArgs& a, const GlobalOptions& global) {
   // Loading and the engine build free hundreds of weight-sized blocks while allocating others.
   // glibc's adaptive mmap threshold would move blocks of that size into its heap, where freed
   // ones stay resident: 100 MB more peak memory for the 8-stack model (measured). A fixed
   // threshold (its initial value) hands them back to the system when freed.
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-  auto loaded = io::load_model(a.weights);
-  auto options = infer::options_for_model(loaded);
-  if (a.size > 0) options.input_size = a.size;
-  options.flip = !a.no_flip;
-  options.batch = a.batch;
-  const int64_t multiple = 4 << loaded.model->options.depth();
-  TORCH_CHECK(options.input_size % multiple == 0, "--size ", options.input_size,
-              " does not fit the model of ", a.weights, ": it must be a multiple of ", multiple);
-  auto joints = infer::joints_for_model(loaded.model->options.joints());
-  const bool use_engine = a.backend == "engine" || (a.backend == "auto" && device.is_cpu());
-  TORCH_CHECK(!use_engine || device.is_cpu(), "--backend engine runs on the CPU, not on ", a.device,
-              ": use --backend torch");
-  auto backend = use_engine ? infer::engine_backend(loaded.model, options.input_size, a.precision,
-                                                    a.algorithm, torch::get_num_threads())
-                            : infer::torch_backend(loaded.model, device);
-  return infer::Predictor(std::move(backend), std::move(joints), options);
+  auto options = a.options;
+  options.backend.engine.threads = global.threads;
+  return infer::Predictor::load(a.weights, options);
 }
 
 void add_person_options(CLI::App& cmd, PersonArgs& a) {

@@ -34,9 +34,7 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
     } else {
       net = model::StackedHourglass(args->options);
     }
-    const int64_t m = 4 << net->options.depth();
-    TORCH_CHECK(args->size > 0 && args->size % m == 0, "--size must be a positive multiple of ", m,
-                " (4·2^depth), got ", args->size);
+    net->options.check_input_size(args->size, args->size, "--size");
     const int64_t params = net->parameter_count();
     const double gmac = net->macs(args->size, args->size) / 1e9;
     if (args->json) {

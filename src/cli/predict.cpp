@@ -1,8 +1,8 @@
 #include "hg/cli/cli.h"
 #include "hg/data/dataset.h"
 #include "hg/infer/results.h"
-#include "hg/io/draw.h"
 #include "hg/io/progress.h"
+#include "hg/viz/draw.h"
 
 #include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
@@ -54,7 +54,7 @@ void draw_people(cv::Mat& rgb, const std::vector<infer::PosePrediction>& people,
       at[j] = {a[last][j][0], a[last][j][1]};
       shown[j] = a[last][j][2] >= min_score;
     }
-    io::draw_skeleton(rgb, at, shown, joints, thickness);
+    viz::draw_skeleton(rgb, at, shown, joints, thickness);
   }
 }
 
@@ -68,9 +68,9 @@ struct Args {
 
 class Run {
  public:
-  Run(const Args& args, nlohmann::json& results)
+  Run(const Args& args, const GlobalOptions& global, nlohmann::json& results)
       : args_(args),
-        predictor_(make_predictor(args.model)),
+        predictor_(make_predictor(args.model, global)),
         finder_(args.people),
         results_(results) {
     if (!args_.draw.empty()) fs::create_directories(args_.draw);
@@ -210,7 +210,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
   cmd->callback([args, &global] {
     apply_threads(global);
     auto results = nlohmann::json::array();
-    Run run(*args, results);
+    Run run(*args, global, results);
     for (const auto& input : args->inputs) run.input(input);
     auto doc = infer::results_header(run.predictor().joints(), args->model.weights,
                                      run.predictor().options());

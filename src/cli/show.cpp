@@ -1,6 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/data/dataset.h"
-#include "hg/io/draw.h"
+#include "hg/viz/draw.h"
 
 #include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
@@ -43,7 +43,7 @@ View view_of(const infer::PosePrediction& p, const cv::Mat& crop, int64_t stack,
   const auto maps = (raw.clamp_min(0) / raw.max().clamp_min(1e-6)).contiguous();
   for (int64_t j = 0; j < maps.size(0); ++j) {
     const auto u = t.forward({a[stack][j][0], a[stack][j][1]});
-    v.at.push_back(io::magnify(u, zoom));
+    v.at.push_back(viz::magnify(u, zoom));
     v.score.push_back(a[stack][j][2]);
     v.maps.emplace_back(cv::Mat(static_cast<int>(maps.size(1)), static_cast<int>(maps.size(2)),
                                 CV_32F, maps[j].data_ptr<float>())
@@ -54,16 +54,16 @@ View view_of(const infer::PosePrediction& p, const cv::Mat& crop, int64_t stack,
 
 // The paper's example output: skeleton, then every joint's heatmap over the crop.
 cv::Mat montage(const View& v, const data::JointSet& joints) {
-  std::vector<cv::Mat> tiles = {io::skeleton_panel(v.crop, v.at, joints, "prediction"),
-                                io::max_panel(v.crop, v.maps, "max of heatmaps")};
+  std::vector<cv::Mat> tiles = {viz::skeleton_panel(v.crop, v.at, joints, "prediction"),
+                                viz::max_panel(v.crop, v.maps, "max of heatmaps")};
   for (size_t j = 0; j < v.maps.size(); ++j) {
-    cv::Mat t = io::overlay_map(v.crop, v.maps[j]);
+    cv::Mat t = viz::overlay_map(v.crop, v.maps[j]);
     char score[32];
     std::snprintf(score, sizeof score, " %.2f", v.score[j]);
-    io::put_label(t, joints.names[j] + score, {6, 18});
+    viz::put_label(t, joints.names[j] + score, {6, 18});
     tiles.push_back(t);
   }
-  return io::tile(tiles, 6);
+  return viz::tile(tiles, 6);
 }
 
 }  // namespace
@@ -73,7 +73,7 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "show", "draw a person's predicted skeleton and per-joint heatmaps on the crop (PNG)");
   cmd->add_option("image", args->image, "an image")->required()->check(CLI::ExistingFile);
-  add_predictor_options(*cmd, args->model);
+  add_predictor_options(*cmd, args->model, false, false);
   add_person_options(*cmd, args->people);
   cmd->add_option("--person", args->person, "which person found in the image (0 = best)")
       ->capture_default_str()
@@ -86,7 +86,7 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--output,-o", args->output, "PNG to write")->capture_default_str();
   cmd->callback([args, &global] {
     apply_threads(global);
-    const auto predictor = make_predictor(args->model);
+    const auto predictor = make_predictor(args->model, global);
     const auto rgb = data::read_image_rgb(args->image);
     const auto people = PersonFinder(args->people)
                             .find(std::filesystem::path(args->image).filename().string(), rgb);
@@ -96,22 +96,22 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
     const auto p = predictor.predict(rgb, {who}, true).at(0);
     const auto& o = predictor.options();
     auto crop_params = who.crop;
-    crop_params.grid = o.grid;
+    crop_params.grid = *o.grid;
     const cv::Mat crop = data::CropTransform(crop_params, o.input_size).warp(rgb);
     const int64_t stacks = p.joints.size(0);
     cv::Mat out;
     if (args->stacks) {
       std::vector<cv::Mat> top, bottom;
       for (int64_t s = 0; s < stacks; ++s) {
-        const auto v = view_of(p, crop, s, o.input_size, o.grid, args->zoom);
+        const auto v = view_of(p, crop, s, o.input_size, *o.grid, args->zoom);
         const auto n = std::to_string(s + 1);
-        top.push_back(io::skeleton_panel(v.crop, v.at, predictor.joints(), "stack " + n));
-        bottom.push_back(io::max_panel(v.crop, v.maps, "heatmaps, stack " + n));
+        top.push_back(viz::skeleton_panel(v.crop, v.at, predictor.joints(), "stack " + n));
+        bottom.push_back(viz::max_panel(v.crop, v.maps, "heatmaps, stack " + n));
       }
       top.insert(top.end(), bottom.begin(), bottom.end());
-      out = io::tile(top, static_cast<int>(stacks));
+      out = viz::tile(top, static_cast<int>(stacks));
     } else {
-      out = montage(view_of(p, crop, stacks - 1, o.input_size, o.grid, args->zoom),
+      out = montage(view_of(p, crop, stacks - 1, o.input_size, *o.grid, args->zoom),
                     predictor.joints());
     }
     cv::cvtColor(out, out, cv::COLOR_RGB2BGR);

@@ -42,6 +42,9 @@ void JointSet::validate(const std::string& where) const {
       throw std::runtime_error(where + ": flip_pairs: joint " +
                                std::to_string(seen[static_cast<size_t>(a)] > 1 ? a : b) +
                                " appears in more than one pair");
+  if (!sigmas.empty() && sigmas.size() != names.size())
+    throw std::runtime_error(where + ": " + std::to_string(sigmas.size()) + " OKS sigmas for " +
+                             std::to_string(n) + " joints");
 }
 
 JointSet mpii_joints() {
@@ -64,7 +67,8 @@ JointSet mpii_joints() {
        {12, 7},
        {7, 13},
        {13, 14},
-       {14, 15}}};
+       {14, 15}},
+      {}};
 }
 
 JointSet flic_joints() {
@@ -72,7 +76,8 @@ JointSet flic_joints() {
           {"l-shoulder", "l-elbow", "l-wrist", "r-shoulder", "r-elbow", "r-wrist", "l-hip", "r-hip",
            "l-eye", "r-eye", "nose"},
           {{0, 3}, {1, 4}, {2, 5}, {6, 7}, {8, 9}},
-          {{0, 1}, {1, 2}, {3, 4}, {4, 5}, {0, 3}, {0, 6}, {3, 7}, {6, 7}, {8, 10}, {9, 10}}};
+          {{0, 1}, {1, 2}, {3, 4}, {4, 5}, {0, 3}, {0, 6}, {3, 7}, {6, 7}, {8, 10}, {9, 10}},
+          {}};
 }
 
 JointSet coco_joints() {
@@ -100,7 +105,10 @@ JointSet coco_joints() {
        {1, 3},
        {2, 4},
        {3, 5},
-       {4, 6}}};
+       {4, 6}},
+      // The official evaluation's per-keypoint σ (cocoeval.py's kpt_oks_sigmas).
+      {.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107, .087, .087,
+       .089, .089}};
 }
 
 cv::Mat read_image_rgb(const std::string& path, int reduce) {
@@ -140,6 +148,32 @@ Annotation FileDataset::load(size_t i, cv::Mat& image, int reduce, int* applied)
   image = read_image_rgb(a.image, reduce);
   if (applied) *applied = reduce;
   return a;
+}
+
+namespace {
+class FirstN : public Dataset {
+ public:
+  FirstN(std::shared_ptr<const Dataset> inner, size_t n) : inner_(std::move(inner)), n_(n) {}
+  size_t size() const override { return n_; }
+  const JointSet& joints() const override { return inner_->joints(); }
+  Annotation annotation(size_t i) const override { return inner_->annotation(i); }
+  cv::Mat image(size_t i) const override { return inner_->image(i); }
+  Annotation load(size_t i, cv::Mat& image, int reduce, int* applied) const override {
+    return inner_->load(i, image, reduce, applied);
+  }
+  std::string describe() const override {
+    return inner_->describe() + " (first " + std::to_string(n_) + ")";
+  }
+
+ private:
+  std::shared_ptr<const Dataset> inner_;
+  size_t n_;
+};
+}  // namespace
+
+std::shared_ptr<const Dataset> first_n(std::shared_ptr<const Dataset> dataset, size_t n) {
+  if (n >= dataset->size()) return dataset;
+  return std::make_shared<FirstN>(std::move(dataset), n);
 }
 
 std::string FileDataset::describe() const {

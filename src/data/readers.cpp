@@ -306,16 +306,23 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path, const 
   return std::make_shared<FileDataset>(std::move(joints), std::move(samples), json_path);
 }
 
-std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path) {
-  const json root = read_json(json_path);
-  const std::string& f = json_path;
-  const json& format = field(f, root, "", "format");
-  if (format != "hourglass-pose")
-    fail(f, "field '.format' must be \"hourglass-pose\", got " + format.dump());
-  if (root.contains("version") && root["version"] != 1)
-    fail(f, "field '.version' = " + root["version"].dump() + " is not supported (expected 1)");
+json joint_set_to_json(const JointSet& joints) {
+  json j = {{"name", joints.name},
+            {"joints", joints.names},
+            {"flip_pairs", json::array()},
+            {"skeleton", json::array()}};
+  for (const auto& [a, b] : joints.flip_pairs) j["flip_pairs"].push_back({a, b});
+  for (const auto& [a, b] : joints.skeleton) j["skeleton"].push_back({a, b});
+  if (!joints.sigmas.empty()) j["sigmas"] = joints.sigmas;
+  return j;
+}
+
+JointSet joint_set_from_json(const json& root, const std::string& f,
+                             const std::string& default_name) {
   JointSet joints;
-  joints.name = root.value("name", "custom");
+  if (!root.is_object()) fail(f, "the joint set must be an object");
+  if (root.contains("name") && !root["name"].is_string()) fail(f, "field '.name' must be a string");
+  joints.name = root.value("name", default_name);
   const json& names = field(f, root, "", "joints");
   if (!names.is_array() || names.empty())
     fail(f, "field '.joints' must be a non-empty list of joint names");
@@ -327,7 +334,26 @@ std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path) {
   if (root.contains("flip_pairs"))
     joints.flip_pairs = index_pairs(f, root["flip_pairs"], ".flip_pairs", 0);
   if (root.contains("skeleton")) joints.skeleton = index_pairs(f, root["skeleton"], ".skeleton", 0);
-  joints.validate(json_path);
+  if (root.contains("sigmas")) {
+    joints.sigmas = numbers(f, root["sigmas"], ".sigmas", names.size(),
+                            "one positive OKS σ per joint (" + std::to_string(names.size()) + ")");
+    for (size_t i = 0; i < joints.sigmas.size(); ++i)
+      if (!(joints.sigmas[i] > 0))
+        fail(f, "field '.sigmas[" + std::to_string(i) + "]' must be positive");
+  }
+  joints.validate(f);
+  return joints;
+}
+
+std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path) {
+  const json root = read_json(json_path);
+  const std::string& f = json_path;
+  const json& format = field(f, root, "", "format");
+  if (format != "hourglass-pose")
+    fail(f, "field '.format' must be \"hourglass-pose\", got " + format.dump());
+  if (root.contains("version") && root["version"] != 1)
+    fail(f, "field '.version' = " + root["version"].dump() + " is not supported (expected 1)");
+  const JointSet joints = joint_set_from_json(root, f);
   const size_t nj = joints.names.size();
   std::string root_dir = fs::path(json_path).parent_path().string();
   if (root.contains("image_root")) {

@@ -48,6 +48,12 @@ bool draw_gaussian_reference(cv::Mat& map, const cv::Point2d& p, double sigma) {
   return true;
 }
 
+cv::Mat crop_input(const cv::Mat& image, const CropParams& crop, int res) {
+  cv::Mat out;
+  CropTransform(crop, res).warp(image).convertTo(out, CV_32FC3, 1.0 / 255);
+  return out;
+}
+
 int decode_reduction(double crop_side, int res) {
   int f = 1;
   while (f < 8 && crop_side >= 2.0 * f * res) f *= 2;
@@ -94,7 +100,7 @@ Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& jo
   const double f = reduced;
   in_image.center = (in_image.center - cv::Point2d((f - 1) / 2, (f - 1) / 2)) / f;
   in_image.scale /= f;
-  CropTransform(in_image, options.res).warp(image).convertTo(s.input, CV_32FC3, 1.0 / 255);
+  s.input = crop_input(image, in_image, options.res);
   if (aug.colour[0] != 1 || aug.colour[1] != 1 || aug.colour[2] != 1) {
     cv::multiply(s.input, cv::Scalar(aug.colour[0], aug.colour[1], aug.colour[2]), s.input);
     cv::min(s.input, cv::Scalar::all(1.0), s.input);

@@ -29,6 +29,7 @@
 #include "hg/engine/kernels.h"
 
 #include "hg/model/hourglass.h"
+#include "hg/runtime/runtime.h"
 
 #include <malloc.h>
 #include <omp.h>
@@ -812,11 +813,6 @@ class NetworkEmitter {
   const bool consume_;
 };
 
-int resolve_threads(int threads) {
-  return threads > 0 ? threads
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 }  // namespace
 
 std::string precision_name(Precision p) {
@@ -832,30 +828,6 @@ std::string algorithm_name(Algorithm a) {
     default:
       return "auto";
   }
-}
-
-Precision parse_precision(const std::string& name) {
-  if (name == "f32") return Precision::kF32;
-  if (name == "bf16") return Precision::kBf16;
-  TORCH_CHECK(false, "unknown precision '", name, "': use f32 or bf16");
-}
-
-Algorithm parse_algorithm(const std::string& name) {
-  for (auto a : {Algorithm::kAuto, Algorithm::kDirect, Algorithm::kWinograd})
-    if (algorithm_name(a) == name) return a;
-  TORCH_CHECK(false, "unknown convolution algorithm '", name, "': use auto, direct or winograd");
-}
-
-EngineOptions EngineOptions::from_names(const std::string& precision, const std::string& algorithm,
-                                        int threads, int64_t batch, int64_t height, int64_t width) {
-  EngineOptions o;
-  o.threads = threads;
-  o.precision = parse_precision(precision);
-  o.algorithm = parse_algorithm(algorithm);
-  o.batch = batch;
-  o.height = height;
-  o.width = width;
-  return o;
 }
 
 bool bf16_supported() {
@@ -883,12 +855,9 @@ Engine Engine::build_consuming(model::StackedHourglassImpl& model, const EngineO
 std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassImpl& model,
                                                  const EngineOptions& options, bool consume) {
   const double start = now_ms();
-  const int64_t m = 4 << model.options.depth();
   TORCH_CHECK(options.batch >= 1, "engine batch must be at least 1, got ", options.batch);
-  TORCH_CHECK(
-      options.height > 0 && options.height % m == 0 && options.width > 0 && options.width % m == 0,
-      "engine input height and width must be positive multiples of ", m, " (4·2^depth), got ",
-      options.height, "×", options.width);
+  model.options.check_input_size(options.height, options.width,
+                                 "the engine's input height and width");
   TORCH_CHECK(options.threads >= 0, "engine threads must be >= 0 (0 = all cores), got ",
               options.threads);
   TORCH_CHECK(options.precision != Precision::kBf16 || bf16_supported(),
@@ -896,7 +865,7 @@ std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassIm
               "lacks (or ONEDNN_MAX_CPU_ISA forbids); use --precision f32");
   auto plan = std::make_unique<Plan>();
   plan->options = options;
-  plan->options.threads = resolve_threads(options.threads);
+  plan->options.threads = runtime::resolve_threads(options.threads);
   plan->stacks = model.options.stacks();
   plan->joints = model.options.joints();
   omp_set_num_threads(plan->options.threads);

@@ -1,33 +1,44 @@
 #include "hg/eval/evaluate.h"
 
+#include "hg/data/loader.h"
 #include "hg/eval/pck.h"
-#include "hg/infer/decode.h"
 
 #include <torch/torch.h>
 
 namespace hg::eval {
 
-StackPredictions predict_stacks(const Network& network, data::Loader& loader,
-                                const std::vector<int>& flip_perm,
-                                const std::function<void(int64_t, int64_t)>& progress) {
+StackPredictions predict_dataset(const infer::Predictor& predictor,
+                                 std::shared_ptr<const data::Dataset> dataset,
+                                 const DatasetRunOptions& options,
+                                 const std::function<void(int64_t, int64_t)>& progress) {
+  if (options.limit > 0) dataset = data::first_n(dataset, static_cast<size_t>(options.limit));
+  data::LoaderOptions lo;
+  lo.batch_size = predictor.options().batch;
+  lo.threads = std::max(1, options.loader_threads);
+  lo.shuffle = false;
+  lo.sample.res = predictor.options().input_size;
+  lo.sample.grid = *predictor.options().grid;
+  // Crops of the full image, as `hourglass predict` makes them, so that a score does not depend
+  // on the path that produced it.
+  lo.sample.reduced_decode = false;
+  data::Loader loader(dataset, lo);
+  const int64_t total = static_cast<int64_t>(dataset->size());
+  const int64_t j = dataset->joints().size();
   StackPredictions out;
   std::vector<std::vector<at::Tensor>> per_stack;
   std::vector<at::Tensor> truth, present, normalize;
   loader.start_epoch(0);
   data::Batch batch;
-  const int64_t total = loader.batches_per_epoch();
+  int64_t done = 0;
   while (loader.next(batch)) {
-    auto heatmaps = network(batch.input);
-    if (!flip_perm.empty())
-      heatmaps = infer::average_with_mirror(heatmaps, network(batch.input.flip({-1})), flip_perm);
-    const auto peaks = infer::decode_peaks(heatmaps.cpu());  // N×S×J×3
-    const int side = static_cast<int>(heatmaps.size(-1));
-    const int64_t n = peaks.size(0), s = peaks.size(1), j = peaks.size(2);
-    if (per_stack.empty()) per_stack.resize(s);
+    std::vector<data::CropParams> crops;
+    for (const auto& meta : batch.meta) crops.push_back(meta.crop);
+    const auto joints = predictor.predict_crops(batch.input, crops);  // N×S×J×3
+    const int64_t n = joints.size(0), s = joints.size(1);
+    if (per_stack.empty()) per_stack.resize(static_cast<size_t>(s));
     for (int64_t i = 0; i < n; ++i) {
-      const auto& meta = batch.meta[i];
-      const auto img = infer::peaks_to_image(peaks[i], meta.crop, side);  // S×J×3
-      for (int64_t k = 0; k < s; ++k) per_stack[k].push_back(img[k]);
+      const auto& meta = batch.meta[static_cast<size_t>(i)];
+      for (int64_t k = 0; k < s; ++k) per_stack[static_cast<size_t>(k)].push_back(joints[i][k]);
       auto t = torch::zeros({j, 2}, torch::kDouble);
       auto p = torch::zeros({j}, torch::kBool);
       for (int64_t q = 0; q < j; ++q) {
@@ -40,9 +51,11 @@ StackPredictions predict_stacks(const Network& network, data::Loader& loader,
       normalize.push_back(torch::full({1}, meta.normalize, torch::kDouble));
       out.samples.push_back(meta.sample);
     }
-    if (progress) progress(batch.number + 1, total);
+    done = std::min(total, (batch.number + 1) * lo.batch_size);
+    if (progress) progress(done, total);
   }
-  TORCH_CHECK(!truth.empty(), "no sample could be evaluated (every image failed to load?)");
+  TORCH_CHECK(!truth.empty(), "no sample of ", dataset->describe(),
+              " could be evaluated (every image failed to load?)");
   for (auto& stack : per_stack) out.joints.push_back(torch::stack(stack));
   out.truth = torch::stack(truth);
   out.present = torch::stack(present);

@@ -1,39 +1,67 @@
 #include "hg/infer/predictor.h"
 
-#include "hg/engine/engine.h"
-
+#include "hg/data/readers.h"
+#include "hg/data/sample.h"
 #include "hg/infer/decode.h"
+#include "hg/runtime/runtime.h"
 
 #include <torch/torch.h>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <stdexcept>
 
 namespace hg::infer {
 
-Backend torch_backend(model::StackedHourglass model, c10::Device device) {
+std::string backend_name(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kTorch:
+      return "torch";
+    case BackendKind::kEngine:
+      return "engine";
+    default:
+      return "auto";
+  }
+}
+
+bool uses_engine(const BackendOptions& o) {
+  TORCH_CHECK(o.kind != BackendKind::kEngine || o.device.is_cpu(),
+              "the engine backend runs on the CPU, not on ", o.device.str(),
+              ": use the torch backend (--backend torch)");
+  return o.kind == BackendKind::kEngine || (o.kind == BackendKind::kAuto && o.device.is_cpu());
+}
+
+Backend torch_backend(model::StackedHourglass model, const BackendOptions& options) {
+  const auto device = options.device;
+  const auto format =
+      options.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   model->to(device);
   model->eval();
-  return [model, device](const at::Tensor& input) mutable {
+  return [model, device, format](const at::Tensor& input) mutable {
     torch::InferenceMode guard;
-    return model->forward(input.to(device));
+    return model->forward(input.to(device).contiguous(format));
   };
 }
 
-Backend engine_backend(model::StackedHourglass model, int input_size, const std::string& precision,
-                       const std::string& algorithm, int threads) {
-  const auto o =
-      engine::EngineOptions::from_names(precision, algorithm, threads, 1, input_size, input_size);
-  auto plan = std::make_shared<engine::Engine>(engine::Engine::build_consuming(*model, o));
+Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
+                       int input_size) {
+  options.batch = 1;
+  options.height = options.width = input_size;
+  auto plan = std::make_shared<engine::Engine>(engine::Engine::build_consuming(*model, options));
   return [plan](const at::Tensor& input) {
     std::vector<at::Tensor> out;
     for (int64_t i = 0; i < input.size(0); ++i)
       out.push_back(plan->forward(input.slice(0, i, i + 1)));
     return torch::cat(out, 0);
   };
+}
+
+Backend make_backend(model::StackedHourglass model, const BackendOptions& options, int input_size) {
+  return uses_engine(options) ? engine_backend(model, options.engine, input_size)
+                              : torch_backend(model, options);
 }
 
 std::string source_name(PersonSource source) {
@@ -107,30 +135,47 @@ Predictor::Predictor(Backend backend, data::JointSet joints, PredictorOptions op
     : backend_(std::move(backend)),
       joints_(std::move(joints)),
       flip_perm_(joints_.flip_permutation()),
-      options_(options) {
+      options_(std::move(options)) {
   TORCH_CHECK(backend_, "the predictor needs a backend");
+  if (options_.input_size == 0) options_.input_size = 256;
+  if (!options_.grid) options_.grid = data::PixelGrid::kExact;
   TORCH_CHECK(options_.input_size >= 16 && options_.input_size % 4 == 0,
               "input size must be a multiple of 4 and >= 16, got ", options_.input_size);
   TORCH_CHECK(options_.batch >= 1, "batch must be >= 1, got ", options_.batch);
 }
 
+Predictor Predictor::load(const std::string& weights, PredictorOptions options) {
+  return from_model(io::load_model(weights), std::move(options));
+}
+
+Predictor Predictor::from_model(io::LoadedModel model, PredictorOptions options) {
+  const std::string source = model.source.empty() ? "the model" : model.source;
+  if (options.input_size == 0) options.input_size = model_input_size(model);
+  model.model->options.check_input_size(options.input_size, options.input_size,
+                                        "the input size of " + source);
+  if (!options.grid) options.grid = model_grid(model);
+  auto joints = model_joints(model, source);
+  auto backend = make_backend(model.model, options.backend, options.input_size);
+  return Predictor(std::move(backend), std::move(joints), std::move(options));
+}
+
 at::Tensor Predictor::crops(const cv::Mat& rgb, const std::vector<PersonCrop>& people) const {
   TORCH_CHECK(rgb.type() == CV_8UC3, "the predictor takes 8-bit RGB images");
   const int r = options_.input_size;
-  auto out = torch::empty({static_cast<int64_t>(people.size()), r, r, 3}, torch::kUInt8);
+  auto out = torch::empty({static_cast<int64_t>(people.size()), r, r, 3}, torch::kFloat);
   for (size_t i = 0; i < people.size(); ++i) {
     auto crop = people[i].crop;
-    crop.grid = options_.grid;
-    const cv::Mat warped = data::CropTransform(crop, r).warp(rgb);
-    cv::Mat dst(r, r, CV_8UC3, out[static_cast<int64_t>(i)].data_ptr<uint8_t>());
-    warped.copyTo(dst);
+    crop.grid = *options_.grid;
+    const cv::Mat input = data::crop_input(rgb, crop, r);
+    std::memcpy(out[static_cast<int64_t>(i)].data_ptr<float>(), input.ptr<float>(),
+                sizeof(float) * 3 * r * r);
   }
-  return out.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
+  return out.permute({0, 3, 1, 2}).contiguous();
 }
 
 at::Tensor Predictor::heatmaps(const at::Tensor& input) const {
   const int64_t n = input.size(0);
-  // One call on the crops and their mirrors together: one batch for the engine to fill.
+  // One call on the crops and their mirrors together: one batch for the backend to fill.
   const auto x = options_.flip ? torch::cat({input, input.flip({3})}) : input;
   auto out = backend_(x).to(torch::kCPU, torch::kFloat);
   TORCH_CHECK(out.dim() == 5 && out.size(0) == x.size(0) && out.size(2) == joints_.size(),
@@ -138,6 +183,26 @@ at::Tensor Predictor::heatmaps(const at::Tensor& input) const {
               " crops; expected N×S×", joints_.size(), "×h×w");
   if (!options_.flip) return out;
   return average_with_mirror(out.slice(0, 0, n), out.slice(0, n), flip_perm_);
+}
+
+at::Tensor Predictor::predict_crops(const at::Tensor& input,
+                                    const std::vector<data::CropParams>& crops) const {
+  TORCH_CHECK(input.dim() == 4 && input.size(0) == static_cast<int64_t>(crops.size()),
+              "predict_crops needs one crop per input row, got ", crops.size(), " crops for input ",
+              input.sizes());
+  std::vector<at::Tensor> out;
+  for (int64_t first = 0; first < input.size(0); first += options_.batch) {
+    const int64_t last = std::min<int64_t>(input.size(0), first + options_.batch);
+    const auto maps = heatmaps(input.slice(0, first, last));
+    const auto peaks = decode_peaks(maps);  // N×S×J×3, heatmap pixels
+    const int side = static_cast<int>(maps.size(-1));
+    for (int64_t i = first; i < last; ++i) {
+      auto crop = crops[static_cast<size_t>(i)];
+      crop.grid = *options_.grid;
+      out.push_back(peaks_to_image(peaks[i - first], crop, side));
+    }
+  }
+  return out.empty() ? torch::empty({0}) : torch::stack(out);
 }
 
 std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
@@ -152,7 +217,7 @@ std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
     const int side = static_cast<int>(maps.size(-1));
     for (size_t i = 0; i < chunk.size(); ++i) {
       auto crop = chunk[i].crop;
-      crop.grid = options_.grid;
+      crop.grid = *options_.grid;
       const auto k = static_cast<int64_t>(i);
       out.push_back({chunk[i], peaks_to_image(peaks[k], crop, side),
                      keep_heatmaps ? maps[k].clone() : at::Tensor()});
@@ -161,33 +226,48 @@ std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
   return out;
 }
 
-data::JointSet joints_for_model(int64_t count) {
-  if (count == 16) return data::mpii_joints();
-  if (count == 11) return data::flic_joints();
-  if (count == 17) return data::coco_joints();
-  data::JointSet j;
-  j.name = "generic";
-  for (int64_t k = 0; k < count; ++k) j.names.push_back("joint-" + std::to_string(k));
-  return j;
+data::JointSet model_joints(const io::LoadedModel& model, const std::string& source) {
+  const int64_t count = model.model->options.joints();
+  data::JointSet joints;
+  if (model.meta.contains("joints")) {
+    joints = data::joint_set_from_json(model.meta["joints"], source + " (meta 'joints')");
+  } else if (model.meta.contains("joint_set") && model.meta["joint_set"].is_string()) {
+    const auto name = model.meta["joint_set"].get<std::string>();
+    if (name == "mpii" || name == "synthetic") {
+      joints = data::mpii_joints();
+      joints.name = name;
+    } else if (name == "flic") {
+      joints = data::flic_joints();
+    } else if (name == "coco") {
+      joints = data::coco_joints();
+    }
+  } else if (model.format != io::CheckpointFormat::kNative) {
+    joints = data::mpii_joints();  // both PyTorch ports are MPII models
+  }
+  if (joints.names.empty()) {
+    joints.name = "generic";
+    for (int64_t k = 0; k < count; ++k) joints.names.push_back("joint-" + std::to_string(k));
+  }
+  TORCH_CHECK(joints.size() == count, source, " names ", joints.size(), " joints (", joints.name,
+              ") but its model predicts ", count);
+  return joints;
 }
 
-PredictorOptions options_for_model(const io::LoadedModel& model) {
-  PredictorOptions o;
-  if (model.format != io::CheckpointFormat::kNative) {
-    o.grid = data::PixelGrid::kOriginal;
-  } else if (model.meta.contains("pixel_grid")) {
-    const auto g = model.meta["pixel_grid"];
-    TORCH_CHECK(g == "exact" || g == "original", "checkpoint meta 'pixel_grid' = ", g.dump(),
-                " is not 'exact' or 'original'");
-    o.grid = g == "exact" ? data::PixelGrid::kExact : data::PixelGrid::kOriginal;
-  }
-  if (model.meta.contains("input_size")) {
-    TORCH_CHECK(model.meta["input_size"].is_number_integer(),
-                "checkpoint meta 'input_size' = ", model.meta["input_size"].dump(),
-                " is not an integer");
-    o.input_size = model.meta["input_size"].get<int>();
-  }
-  return o;
+data::PixelGrid model_grid(const io::LoadedModel& model) {
+  if (model.format != io::CheckpointFormat::kNative) return data::PixelGrid::kOriginal;
+  if (!model.meta.contains("pixel_grid")) return data::PixelGrid::kExact;
+  const auto g = model.meta["pixel_grid"];
+  TORCH_CHECK(g == "exact" || g == "original", "checkpoint meta 'pixel_grid' = ", g.dump(),
+              " is not 'exact' or 'original'");
+  return g == "exact" ? data::PixelGrid::kExact : data::PixelGrid::kOriginal;
+}
+
+int model_input_size(const io::LoadedModel& model) {
+  if (!model.meta.contains("input_size")) return 256;
+  TORCH_CHECK(model.meta["input_size"].is_number_integer(),
+              "checkpoint meta 'input_size' = ", model.meta["input_size"].dump(),
+              " is not an integer");
+  return model.meta["input_size"].get<int>();
 }
 
 }  // namespace hg::infer

@@ -1,5 +1,7 @@
 #include "hg/infer/results.h"
 
+#include "hg/data/readers.h"
+
 #include <torch/torch.h>
 
 #include <fstream>
@@ -10,13 +12,13 @@ using nlohmann::json;
 
 json results_header(const data::JointSet& joints, const std::string& model,
                     const PredictorOptions& options) {
-  json skeleton = json::array();
-  for (const auto& [a, b] : joints.skeleton) skeleton.push_back({a, b});
+  const json set = data::joint_set_to_json(joints);
   return {{"format", "hourglass-predictions"},
           {"version", 1},
           {"joint_set", joints.name},
           {"joints", joints.names},
-          {"skeleton", skeleton},
+          {"flip_pairs", set["flip_pairs"]},
+          {"skeleton", set["skeleton"]},
           {"model", model},
           {"input_size", options.input_size},
           {"flip_test", options.flip}};

@@ -215,6 +215,7 @@ LoadedModel load_model(const std::string& path) {
   const auto root = read_torch_file(path, TensorData::kDeferred);
   std::unordered_map<const c10::TensorImpl*, const PyValue*> values;
   LoadedModel loaded;
+  loaded.source = path;
   model::StackedHourglassOptions options;
   std::map<std::string, at::Tensor> state;
   const PyValue* tag = root->is_dict() ? root->find("format") : nullptr;

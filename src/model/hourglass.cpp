@@ -141,15 +141,21 @@ StackedHourglassImpl::StackedHourglassImpl(const StackedHourglassOptions& o)
   }
 }
 
+void StackedHourglassOptions::check_input_size(int64_t height, int64_t width,
+                                               const std::string& what) const {
+  const int64_t m = input_multiple();
+  TORCH_CHECK(height > 0 && height % m == 0 && width > 0 && width % m == 0, what,
+              " must be a positive multiple of ", m, " (4·2^depth for depth ", depth(), "), got ",
+              height == width ? std::to_string(height)
+                              : std::to_string(height) + "×" + std::to_string(width));
+}
+
 void StackedHourglassImpl::check_input(const torch::Tensor& x) const {
-  const int64_t m = 4 << options.depth();
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "network input must be N×3×H×W (RGB), got shape ",
               x.sizes());
   TORCH_CHECK(x.scalar_type() == torch::kFloat, "network input must be float32, got ",
               x.scalar_type());
-  TORCH_CHECK(x.size(2) > 0 && x.size(2) % m == 0 && x.size(3) > 0 && x.size(3) % m == 0,
-              "input height and width must be positive multiples of ", m, " (4·2^depth), got ",
-              x.size(2), "×", x.size(3));
+  options.check_input_size(x.size(2), x.size(3), "the input height and width");
 }
 
 torch::Tensor StackedHourglassImpl::forward(const torch::Tensor& input) {

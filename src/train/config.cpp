@@ -106,9 +106,7 @@ void TrainConfig::set(const std::string& assignment) {
 
 void TrainConfig::validate() const {
   model.validate();
-  const int64_t m = 4 << model.depth();
-  TORCH_CHECK(input_size > 0 && input_size % m == 0, "input_size must be a multiple of ", m,
-              " (4·2^depth), got ", input_size);
+  model.check_input_size(input_size, input_size, "input_size");
   TORCH_CHECK(optimizer == "rmsprop" || optimizer == "adam",
               "optimizer must be rmsprop or adam, got '", optimizer, "'");
   TORCH_CHECK(lr > 0 && eps > 0 && lr_factor > 0, "lr, eps and lr_factor must be positive");

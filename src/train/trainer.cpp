@@ -1,12 +1,14 @@
 #include "hg/train/trainer.h"
 
-#include "hg/cli/cli.h"
+#include "hg/data/loader.h"
 #include "hg/data/readers.h"
 #include "hg/engine/engine.h"
 #include "hg/eval/evaluate.h"
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
+#include "hg/runtime/runtime.h"
 
 #include <ATen/autocast_mode.h>
 #include <malloc.h>
@@ -97,26 +99,6 @@ class SignalGuard {
  private:
   void (*old_int_)(int);
   void (*old_term_)(int);
-};
-
-// ---- the first N people of a dataset (validation subsets) ----------------------------------
-class FirstN : public data::Dataset {
- public:
-  FirstN(std::shared_ptr<const data::Dataset> inner, size_t n) : inner_(std::move(inner)), n_(n) {}
-  size_t size() const override { return n_; }
-  const data::JointSet& joints() const override { return inner_->joints(); }
-  data::Annotation annotation(size_t i) const override { return inner_->annotation(i); }
-  cv::Mat image(size_t i) const override { return inner_->image(i); }
-  data::Annotation load(size_t i, cv::Mat& image, int reduce, int* applied) const override {
-    return inner_->load(i, image, reduce, applied);
-  }
-  std::string describe() const override {
-    return inner_->describe() + " (first " + std::to_string(n_) + ")";
-  }
-
- private:
-  std::shared_ptr<const data::Dataset> inner_;
-  size_t n_;
 };
 
 // ---- optimizer -----------------------------------------------------------------------------
@@ -255,6 +237,348 @@ nlohmann::json table_json(const eval::PckTable& t) {
   return j;
 }
 
+// ---- one run, step by step ---------------------------------------------------------------
+// Everything a run holds while it trains, with one method per step of the run.
+class Session {
+ public:
+  Session(const TrainConfig& config, const std::string& run_dir, bool resuming)
+      : c_(config),
+        dir_(run_dir),
+        last_path_((dir_ / "last.hg").string()),
+        resuming_(resuming),
+        wall_start_(Clock::now()) {}
+
+  TrainResult run() {
+    runtime::apply_threads(c_.threads);
+    device_ = runtime::parse_device(c_.device);
+    build_model();
+    if (resuming_) restore();
+    place_model();
+    prepare_run_dir();
+    open_data();
+    announce();
+    SignalGuard signals;
+    while (state_.epoch < c_.epochs) {
+      if (!train_epoch())
+        return finish(g_stop_requested ? Outcome::kInterrupted : Outcome::kStopped);
+      end_epoch();
+      if (g_stop_requested) return finish(Outcome::kInterrupted);
+    }
+    return finish(Outcome::kFinished);
+  }
+
+ private:
+  void build_model() {
+    torch::manual_seed(c_.seed);
+    net_ = model::StackedHourglass(c_.model);
+    optimizer_ = make_optimizer(c_, net_->parameters());
+  }
+
+  // The weights, optimizer, RNG and position of last.hg.
+  void restore() {
+    const auto ckpt = io::read_checkpoint(last_path_);
+    io::load_state(*net_, ckpt.state, last_path_);
+    state_ = run_state_from(ckpt.meta["train"], last_path_);
+    TORCH_CHECK(ckpt.extra.count("optimizer"), "cannot resume from ", last_path_,
+                ": it lacks the optimizer state");
+    load_optimizer_state(*optimizer_, ckpt.extra.at("optimizer"), last_path_);
+    if (ckpt.extra.count("rng")) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      generator.set_state(ckpt.extra.at("rng"));
+    }
+  }
+
+  void place_model() {
+    net_->to(device_);
+    memory_format_ =
+        c_.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    for (auto& p : net_->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format_));
+    keep_freed_memory();
+    bf16_ = c_.amp == "bf16" || (c_.amp == "auto" && device_.is_cpu() && engine::bf16_supported());
+  }
+
+  void prepare_run_dir() {
+    // Model + optimizer state, three checkpoints at a time (temporary, last, best), plus margin.
+    const uintmax_t ckpt_bytes = static_cast<uintmax_t>(net_->parameter_count()) * 4 * 3;
+    check_run_dir(dir_, 3 * ckpt_bytes + (16u << 20));
+    { std::ofstream(dir_ / "config.json") << c_.to_json().dump(2) << "\n"; }
+    log_.open(dir_ / "log.jsonl", std::ios::app);
+    TORCH_CHECK(log_.good(), "cannot write ", (dir_ / "log.jsonl").string());
+  }
+
+  void open_data() {
+    train_set_ = data::open_dataset(c_.dataset, c_.images);
+    TORCH_CHECK(train_set_->joints().size() == c_.model.joints(), "the model has ",
+                c_.model.joints(), " joints but dataset ", train_set_->describe(), " has ",
+                train_set_->joints().size(), ": set model.joints");
+    data::LoaderOptions lo;
+    lo.batch_size = static_cast<int>(c_.batch_size);
+    lo.threads = loader_threads();
+    lo.seed = c_.seed;
+    lo.drop_last = train_set_->size() >= static_cast<size_t>(c_.batch_size);
+    lo.sample.res = static_cast<int>(c_.input_size);
+    lo.sample.sigma = c_.sigma;
+    lo.sample.augment = data::AugmentOptions::preset(c_.augment);
+    loader_ = std::make_unique<data::Loader>(train_set_, lo);
+    if (!c_.val_dataset.empty()) {
+      val_set_ = data::open_dataset(c_.val_dataset, c_.val_images);
+      if (c_.val_samples > 0)
+        val_set_ = data::first_n(val_set_, static_cast<size_t>(c_.val_samples));
+      TORCH_CHECK(val_set_->joints().size() == c_.model.joints(), "the model has ",
+                  c_.model.joints(), " joints but validation dataset ", val_set_->describe(),
+                  " has ", val_set_->joints().size());
+    }
+    const int64_t batches = loader_->batches_per_epoch();
+    TORCH_CHECK(batches > 0, "dataset ", train_set_->describe(), " gives no batch");
+    iters_ = c_.iters_per_epoch > 0 ? std::min(c_.iters_per_epoch, batches) : batches;
+  }
+
+  int loader_threads() const {
+    return c_.loader_threads > 0 ? c_.loader_threads : (runtime::cores() > 2 ? 2 : 1);
+  }
+
+  void announce() const {
+    std::cerr << "training " << c_.model.describe() << " on " << train_set_->describe() << ", "
+              << iters_ << " steps/epoch × " << c_.epochs << " epochs, batch " << c_.batch_size
+              << (bf16_ ? ", bf16 mixed precision" : "")
+              << (resuming_ ? ", resuming at epoch " + std::to_string(state_.epoch + 1) + " step " +
+                                  std::to_string(state_.step)
+                            : std::string())
+              << "\n";
+  }
+
+  // The model, the joint set it predicts (its names, flip pairs, skeleton and OKS sigmas travel
+  // with it), how it sees pixels, and the training state.
+  void save(const std::string& path) {
+    io::Checkpoint ckpt;
+    ckpt.options = c_.model;
+    ckpt.state = io::state_of(*net_);
+    ckpt.meta = {{"config", c_.to_json()},
+                 {"train", to_json(state_)},
+                 {"input_size", c_.input_size},
+                 {"pixel_grid", "exact"},
+                 {"dataset", train_set_->describe()},
+                 {"joint_set", train_set_->joints().name},
+                 {"joints", data::joint_set_to_json(train_set_->joints())}};
+    ckpt.extra["optimizer"] = optimizer_state(*optimizer_);
+    ckpt.extra["rng"] = at::detail::getDefaultCPUGenerator().get_state();
+    io::write_checkpoint(path, ckpt);
+  }
+
+  // The steps of one epoch from state_.batch on; false when the run must stop now (signal,
+  // max_steps or max_minutes; last.hg is then written).
+  bool train_epoch() {
+    lr_ = learning_rate(c_, state_.epoch, state_.drop_scale);
+    set_lr(*optimizer_, lr_);
+    net_->train();
+    loader_->start_epoch(state_.epoch, state_.batch);
+    epoch_ = EpochTally{};
+    epoch_.first_batch = state_.batch;
+    epoch_.start = Clock::now();
+    data::Batch batch;
+    for (; state_.batch < iters_; ++state_.batch) {
+      drop_lr_on_time();
+      const auto wait_start = Clock::now();
+      if (!loader_->next(batch)) break;
+      epoch_.wait_s += seconds_since(wait_start);
+      train_step(batch);
+      if (should_stop()) {
+        ++state_.batch;
+        save(last_path_);
+        log_.flush();
+        std::cerr << "\n"
+                  << stop_reason() << ": wrote " << last_path_
+                  << "; continue with hourglass train --resume " << dir_.string() << "\n";
+        return false;
+      }
+    }
+    progress_.update(state_.epoch, c_.epochs, iters_, iters_, epoch_.mean_loss(),
+                     epoch_.samples / std::max(seconds_since(epoch_.start), 1e-9), 0, true);
+    progress_.end_line();
+    return true;
+  }
+
+  // lr_drop_fraction: one drop once that share of max_minutes has passed in this process.
+  void drop_lr_on_time() {
+    const double drop_at = 60 * c_.max_minutes * c_.lr_drop_fraction;  // seconds
+    if (c_.lr_drop_fraction <= 0 || state_.time_dropped || seconds_since(wall_start_) < drop_at)
+      return;
+    state_.time_dropped = true;
+    state_.drop_scale *= c_.lr_factor;
+    lr_ = learning_rate(c_, state_.epoch, state_.drop_scale);
+    set_lr(*optimizer_, lr_);
+    progress_.end_line();
+    std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c_.lr_factor << " = "
+              << lr_ << "\n";
+  }
+
+  // Forward (under autocast when bf16), loss of every stack, backward, optimizer step, log.
+  void train_step(const data::Batch& batch) {
+    const auto input = batch.input.to(device_).contiguous(memory_format_);
+    const auto target = batch.target.to(device_);
+    const auto weight = c_.visibility_weights ? batch.weight.to(device_) : at::Tensor();
+    at::Tensor output;
+    {
+      AutocastScope autocast(bf16_, device_);
+      output = net_->forward(input);
+    }
+    const auto losses = stack_losses(output.to(at::kFloat), target, weight);
+    const auto loss = losses.sum();
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      progress_.end_line();
+      throw DivergedError(c10::str(
+          "the loss became ", value, " at epoch ", state_.epoch + 1, ", step ", state_.step + 1,
+          " (lr ", lr_, "); training stopped and ", last_path_,
+          " keeps the last good weights: lower the learning rate (--set lr=...) and resume"));
+    }
+    optimizer_->zero_grad();
+    loss.backward();
+    optimizer_->step();
+    ++state_.step;
+    epoch_.loss_sum += value;
+    ++epoch_.loss_n;
+    epoch_.samples += input.size(0);
+    log_step(value, losses);
+  }
+
+  void log_step(double value, const at::Tensor& losses) {
+    const double elapsed = seconds_since(epoch_.start);
+    const double sps = epoch_.samples / std::max(elapsed, 1e-9);
+    nlohmann::json line = {{"type", "step"},
+                           {"epoch", state_.epoch + 1},
+                           {"step", state_.step},
+                           {"loss", value},
+                           {"lr", lr_},
+                           {"samples_per_s", sps},
+                           {"data_wait_s", epoch_.wait_s}};
+    const auto per_stack = losses.detach().cpu().contiguous();
+    line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
+                                         per_stack.data_ptr<float>() + per_stack.numel());
+    log_ << line.dump() << "\n";
+    const double per_step = elapsed / static_cast<double>(state_.batch + 1 - epoch_.first_batch);
+    double eta = ((iters_ - state_.batch - 1) + (c_.epochs - state_.epoch - 1) * iters_) * per_step;
+    if (c_.max_steps > 0) eta = std::min(eta, (c_.max_steps - state_.step) * per_step);
+    if (c_.max_minutes > 0)  // a time-budgeted run ends with its budget
+      eta = std::min(eta, std::max(0.0, 60 * c_.max_minutes - seconds_since(wall_start_)));
+    progress_.update(state_.epoch, c_.epochs, state_.batch + 1, iters_, epoch_.mean_loss(), sps,
+                     eta);
+  }
+
+  bool out_of_steps() const { return c_.max_steps > 0 && state_.step >= c_.max_steps; }
+  bool out_of_time() const {
+    return c_.max_minutes > 0 && seconds_since(wall_start_) >= 60 * c_.max_minutes;
+  }
+  bool should_stop() const { return g_stop_requested || out_of_steps() || out_of_time(); }
+  const char* stop_reason() const {
+    return g_stop_requested ? "interrupted"
+           : out_of_steps() ? "reached max_steps"
+                            : "reached max_minutes";
+  }
+
+  // Validation of every stack through the predictor, as `hourglass eval --weights` scores the
+  // saved checkpoint. Returns the last stack's mean PCK@0.5.
+  double validate(nlohmann::json& epoch_line) {
+    infer::PredictorOptions po;
+    po.input_size = static_cast<int>(c_.input_size);
+    po.flip = c_.val_flip;
+    po.batch = static_cast<int>(c_.batch_size);
+    po.grid = data::PixelGrid::kExact;
+    po.backend.kind = infer::BackendKind::kTorch;
+    po.backend.device = device_;
+    po.backend.channels_last = c_.channels_last;
+    const infer::Predictor predictor(infer::torch_backend(net_, po.backend), val_set_->joints(),
+                                     po);
+    eval::DatasetRunOptions ro;
+    ro.loader_threads = loader_threads();
+    const auto errors = eval::stack_errors(eval::predict_dataset(predictor, val_set_, ro));
+    result_.last_validation.clear();
+    nlohmann::json val = nlohmann::json::array();
+    for (const auto& e : errors) {
+      result_.last_validation.push_back(eval::pck_table(e, val_set_->joints(), 0.5));
+      val.push_back(table_json(result_.last_validation.back()));
+    }
+    epoch_line["val_pck@0.5"] = val;
+    std::cerr << "validation PCK@0.5 (mean) per stack:";
+    for (const auto& t : result_.last_validation) std::cerr << " " << t.mean;
+    std::cerr << "\n";
+    return result_.last_validation.back().mean;
+  }
+
+  // The epoch's log line, validation, the learning-rate plateau and the epoch's checkpoints.
+  void end_epoch() {
+    nlohmann::json epoch_line = {
+        {"type", "epoch"},
+        {"epoch", state_.epoch + 1},
+        {"train_loss", epoch_.mean_loss()},
+        {"lr", lr_},
+        {"seconds", seconds_since(epoch_.start)},
+        {"data_wait_share", epoch_.wait_s / std::max(seconds_since(epoch_.start), 1e-9)}};
+    bool improved = false;
+    if (val_set_) {
+      const double score = validate(epoch_line);
+      improved = score > state_.best;
+      if (improved) {
+        state_.best = score;
+        state_.plateau_wait = 0;
+      } else if (c_.plateau_patience > 0 && ++state_.plateau_wait >= c_.plateau_patience) {
+        state_.drop_scale *= c_.lr_factor;
+        state_.plateau_wait = 0;
+        std::cerr << "validation plateau: learning rate × " << c_.lr_factor << "\n";
+      }
+    }
+    log_ << epoch_line.dump() << "\n";
+    log_.flush();
+    // The state saved is that of the next epoch's start.
+    ++state_.epoch;
+    state_.batch = 0;
+    state_.finished = state_.epoch >= c_.epochs;
+    if (improved) save((dir_ / "best.hg").string());
+    if (c_.save_every > 0 && state_.epoch % c_.save_every == 0)
+      save((dir_ / ("epoch_" + std::to_string(state_.epoch) + ".hg")).string());
+    save(last_path_);
+  }
+
+  TrainResult finish(Outcome outcome) {
+    progress_.end_line();
+    result_.outcome = outcome;
+    result_.epoch = state_.epoch;
+    result_.step = state_.step;
+    result_.best = state_.best;
+    result_.seconds = seconds_since(wall_start_);
+    return result_;
+  }
+
+  // Sums over the steps of the epoch in progress.
+  struct EpochTally {
+    int64_t first_batch = 0, loss_n = 0, samples = 0;
+    double loss_sum = 0, wait_s = 0;
+    Clock::time_point start;
+    double mean_loss() const { return loss_n ? loss_sum / loss_n : 0; }
+  };
+
+  const TrainConfig& c_;
+  const fs::path dir_;
+  const std::string last_path_;
+  const bool resuming_;
+  const Clock::time_point wall_start_;
+  c10::Device device_{c10::kCPU};
+  model::StackedHourglass net_{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  at::MemoryFormat memory_format_ = at::MemoryFormat::Contiguous;
+  bool bf16_ = false;
+  std::shared_ptr<const data::Dataset> train_set_, val_set_;
+  std::unique_ptr<data::Loader> loader_;
+  int64_t iters_ = 0;
+  std::ofstream log_;
+  RunState state_;
+  EpochTally epoch_;
+  double lr_ = 0;
+  Progress progress_;
+  TrainResult result_;
+};
+
 }  // namespace
 
 at::Tensor stack_losses(const at::Tensor& heatmaps, const at::Tensor& target,
@@ -291,244 +615,7 @@ Trainer Trainer::resume(const std::string& run_dir, const std::vector<std::strin
 }
 
 TrainResult Trainer::run() {
-  const auto wall_start = Clock::now();
-  const TrainConfig& c = config_;
-  cli::apply_threads(cli::GlobalOptions{c.threads});
-  const auto device = cli::parse_device(c.device);
-  const fs::path dir(run_dir_);
-  const auto last_path = (dir / "last.hg").string();
-
-  torch::manual_seed(c.seed);
-  model::StackedHourglass net(c.model);
-  auto optimizer = make_optimizer(c, net->parameters());
-  RunState state;
-  if (resuming_) {
-    const auto ckpt = io::read_checkpoint(last_path);
-    io::load_state(*net, ckpt.state, last_path);
-    state = run_state_from(ckpt.meta["train"], last_path);
-    TORCH_CHECK(ckpt.extra.count("optimizer"), "cannot resume from ", last_path,
-                ": it lacks the optimizer state");
-    load_optimizer_state(*optimizer, ckpt.extra.at("optimizer"), last_path);
-    if (ckpt.extra.count("rng")) {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      generator.set_state(ckpt.extra.at("rng"));
-    }
-  }
-  net->to(device);
-  const auto memory_format =
-      c.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  for (auto& p : net->parameters())
-    if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format));
-  keep_freed_memory();
-  const bool bf16 =
-      c.amp == "bf16" || (c.amp == "auto" && device.is_cpu() && engine::bf16_supported());
-  // Model + optimizer state, three checkpoints at a time (temporary, last, best), plus margin.
-  const uintmax_t ckpt_bytes = static_cast<uintmax_t>(net->parameter_count()) * 4 * 3;
-  check_run_dir(dir, 3 * ckpt_bytes + (16u << 20));
-  { std::ofstream(dir / "config.json") << c.to_json().dump(2) << "\n"; }
-
-  // Data.
-  auto train_set = data::open_dataset(c.dataset, c.images);
-  TORCH_CHECK(train_set->joints().size() == c.model.joints(), "the model has ", c.model.joints(),
-              " joints but dataset ", train_set->describe(), " has ", train_set->joints().size(),
-              ": set model.joints");
-  data::LoaderOptions lo;
-  lo.batch_size = static_cast<int>(c.batch_size);
-  lo.threads =
-      c.loader_threads > 0 ? c.loader_threads : (std::thread::hardware_concurrency() > 2 ? 2 : 1);
-  lo.seed = c.seed;
-  lo.drop_last = train_set->size() >= static_cast<size_t>(c.batch_size);
-  lo.sample.res = static_cast<int>(c.input_size);
-  lo.sample.sigma = c.sigma;
-  lo.sample.augment = data::AugmentOptions::preset(c.augment);
-  data::Loader loader(train_set, lo);
-  std::unique_ptr<data::Loader> val_loader;
-  if (!c.val_dataset.empty()) {
-    std::shared_ptr<const data::Dataset> val = data::open_dataset(c.val_dataset, c.val_images);
-    if (c.val_samples > 0 && static_cast<size_t>(c.val_samples) < val->size())
-      val = std::make_shared<FirstN>(val, static_cast<size_t>(c.val_samples));
-    data::LoaderOptions vo = lo;
-    vo.shuffle = false;
-    vo.drop_last = false;
-    vo.sample.augment = data::AugmentOptions::none();
-    val_loader = std::make_unique<data::Loader>(val, vo);
-  }
-  const int64_t batches = loader.batches_per_epoch();
-  TORCH_CHECK(batches > 0, "dataset ", train_set->describe(), " gives no batch");
-  const int64_t iters = c.iters_per_epoch > 0 ? std::min(c.iters_per_epoch, batches) : batches;
-
-  std::ofstream log(dir / "log.jsonl", std::ios::app);
-  TORCH_CHECK(log.good(), "cannot write ", (dir / "log.jsonl").string());
-  std::cerr << "training " << c.model.describe() << " on " << train_set->describe() << ", " << iters
-            << " steps/epoch × " << c.epochs << " epochs, batch " << c.batch_size
-            << (bf16 ? ", bf16 mixed precision" : "")
-            << (resuming_ ? ", resuming at epoch " + std::to_string(state.epoch + 1) + " step " +
-                                std::to_string(state.step)
-                          : std::string())
-            << "\n";
-
-  auto save = [&](const std::string& path) {
-    io::Checkpoint ckpt;
-    ckpt.options = c.model;
-    ckpt.state = io::state_of(*net);
-    ckpt.meta = {{"config", c.to_json()},
-                 {"train", to_json(state)},
-                 {"input_size", c.input_size},
-                 {"dataset", train_set->describe()},
-                 {"joint_set", train_set->joints().name}};
-    ckpt.extra["optimizer"] = optimizer_state(*optimizer);
-    ckpt.extra["rng"] = at::detail::getDefaultCPUGenerator().get_state();
-    io::write_checkpoint(path, ckpt);
-  };
-
-  SignalGuard signals;
-  Progress progress;
-  TrainResult result;
-  result.best = state.best;
-  const auto net_fn = [&](const at::Tensor& x) {
-    torch::NoGradGuard no_grad;
-    return net->forward(x.to(device).contiguous(memory_format)).cpu();
-  };
-  auto finish = [&](Outcome outcome) {
-    progress.end_line();
-    result.outcome = outcome;
-    result.epoch = state.epoch;
-    result.step = state.step;
-    result.best = state.best;
-    result.seconds = seconds_since(wall_start);
-    return result;
-  };
-
-  while (state.epoch < c.epochs) {
-    double lr = learning_rate(c, state.epoch, state.drop_scale);
-    set_lr(*optimizer, lr);
-    net->train();
-    loader.start_epoch(state.epoch, state.batch);
-    const int64_t first_batch = state.batch;
-    double loss_sum = 0, wait_s = 0;
-    int64_t loss_n = 0, samples = 0;
-    const auto epoch_start = Clock::now();
-    data::Batch batch;
-    for (; state.batch < iters; ++state.batch) {
-      const double drop_at = 60 * c.max_minutes * c.lr_drop_fraction;  // seconds
-      if (c.lr_drop_fraction > 0 && !state.time_dropped && seconds_since(wall_start) >= drop_at) {
-        state.time_dropped = true;
-        state.drop_scale *= c.lr_factor;
-        lr = learning_rate(c, state.epoch, state.drop_scale);
-        set_lr(*optimizer, lr);
-        progress.end_line();
-        std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c.lr_factor
-                  << " = " << lr << "\n";
-      }
-      const auto wait_start = Clock::now();
-      if (!loader.next(batch)) break;
-      wait_s += seconds_since(wait_start);
-      const auto input = batch.input.to(device).contiguous(memory_format);
-      const auto target = batch.target.to(device);
-      const auto weight = c.visibility_weights ? batch.weight.to(device) : at::Tensor();
-      at::Tensor output;
-      {
-        AutocastScope autocast(bf16, device);
-        output = net->forward(input);
-      }
-      const auto losses = stack_losses(output.to(at::kFloat), target, weight);
-      const auto loss = losses.sum();
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) {
-        progress.end_line();
-        throw DivergedError(c10::str(
-            "the loss became ", value, " at epoch ", state.epoch + 1, ", step ", state.step + 1,
-            " (lr ", lr, "); training stopped and ", last_path,
-            " keeps the last good weights: lower the learning rate (--set lr=...) and resume"));
-      }
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-      ++state.step;
-      loss_sum += value;
-      ++loss_n;
-      samples += input.size(0);
-      const double elapsed = seconds_since(epoch_start);
-      const double sps = samples / std::max(elapsed, 1e-9);
-      nlohmann::json line = {
-          {"type", "step"}, {"epoch", state.epoch + 1}, {"step", state.step},   {"loss", value},
-          {"lr", lr},       {"samples_per_s", sps},     {"data_wait_s", wait_s}};
-      const auto per_stack = losses.detach().cpu().contiguous();
-      line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
-                                           per_stack.data_ptr<float>() + per_stack.numel());
-      log << line.dump() << "\n";
-      const double per_step = elapsed / static_cast<double>(state.batch + 1 - first_batch);
-      double eta = ((iters - state.batch - 1) + (c.epochs - state.epoch - 1) * iters) * per_step;
-      if (c.max_steps > 0) eta = std::min(eta, (c.max_steps - state.step) * per_step);
-      if (c.max_minutes > 0)  // a time-budgeted run ends with its budget
-        eta = std::min(eta, std::max(0.0, 60 * c.max_minutes - seconds_since(wall_start)));
-      progress.update(state.epoch, c.epochs, state.batch + 1, iters, loss_sum / loss_n, sps, eta);
-
-      const bool out_of_steps = c.max_steps > 0 && state.step >= c.max_steps;
-      const bool out_of_time = c.max_minutes > 0 && seconds_since(wall_start) >= 60 * c.max_minutes;
-      if (g_stop_requested || out_of_steps || out_of_time) {
-        ++state.batch;
-        save(last_path);
-        log.flush();
-        std::cerr << "\n"
-                  << (g_stop_requested ? "interrupted"
-                      : out_of_steps   ? "reached max_steps"
-                                       : "reached max_minutes")
-                  << ": wrote " << last_path << "; continue with hourglass train --resume "
-                  << run_dir_ << "\n";
-        return finish(g_stop_requested ? Outcome::kInterrupted : Outcome::kStopped);
-      }
-    }
-    progress.update(state.epoch, c.epochs, iters, iters, loss_n ? loss_sum / loss_n : 0,
-                    samples / std::max(seconds_since(epoch_start), 1e-9), 0, true);
-    progress.end_line();
-
-    nlohmann::json epoch_line = {
-        {"type", "epoch"},
-        {"epoch", state.epoch + 1},
-        {"train_loss", loss_n ? loss_sum / loss_n : 0},
-        {"lr", lr},
-        {"seconds", seconds_since(epoch_start)},
-        {"data_wait_share", wait_s / std::max(seconds_since(epoch_start), 1e-9)}};
-    bool improved = false;
-    if (val_loader) {
-      net->eval();
-      const auto predictions = eval::predict_stacks(net_fn, *val_loader, {});
-      const auto errors = eval::stack_errors(predictions);
-      result.last_validation.clear();
-      nlohmann::json val = nlohmann::json::array();
-      for (const auto& e : errors) {
-        result.last_validation.push_back(eval::pck_table(e, val_loader->dataset().joints(), 0.5));
-        val.push_back(table_json(result.last_validation.back()));
-      }
-      epoch_line["val_pck@0.5"] = val;
-      const double score = result.last_validation.back().mean;
-      std::cerr << "validation PCK@0.5 (mean) per stack:";
-      for (const auto& t : result.last_validation) std::cerr << " " << t.mean;
-      std::cerr << "\n";
-      improved = score > state.best;
-      if (improved) {
-        state.best = score;
-        state.plateau_wait = 0;
-      } else if (c.plateau_patience > 0 && ++state.plateau_wait >= c.plateau_patience) {
-        state.drop_scale *= c.lr_factor;
-        state.plateau_wait = 0;
-        std::cerr << "validation plateau: learning rate × " << c.lr_factor << "\n";
-      }
-    }
-    log << epoch_line.dump() << "\n";
-    log.flush();
-    // The state saved is that of the next epoch's start.
-    ++state.epoch;
-    state.batch = 0;
-    state.finished = state.epoch >= c.epochs;
-    if (improved) save((dir / "best.hg").string());
-    if (c.save_every > 0 && state.epoch % c.save_every == 0)
-      save((dir / ("epoch_" + std::to_string(state.epoch) + ".hg")).string());
-    save(last_path);
-    if (g_stop_requested) return finish(Outcome::kInterrupted);
-  }
-  return finish(Outcome::kFinished);
+  return Session(config_, run_dir_, resuming_).run();
 }
 
 }  // namespace hg::train

@@ -10,8 +10,6 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
-#include <c10/core/Device.h>
-
 #include <functional>
 #include <string>
 #include <vector>
@@ -42,23 +40,24 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global);
 void add_show_command(CLI::App& app, const GlobalOptions& global);
 void add_bench_command(CLI::App& app, const GlobalOptions& global);
 
-/// Model flags of the commands that run the network (predict, eval, show).
+/// Registers the runtime flags, one definition for every command that runs the network:
+/// --backend (auto, torch, engine; default auto), --device, --precision (f32, bf16) and
+/// --algorithm (auto, direct, winograd), validated by CLI11 and stored typed in `options`.
+void add_backend_options(CLI::App& cmd, infer::BackendOptions& options);
+
+/// Model flags of the commands that run the predictor (predict, eval, show).
 struct PredictorArgs {
-  std::string weights;             ///< checkpoint, any supported format
-  std::string backend = "auto";    ///< auto (engine on CPU, torch on CUDA), torch or engine
-  std::string device = "cpu";      ///< cpu, cuda, cuda:N
-  std::string precision = "f32";   ///< engine: f32 or bf16
-  std::string algorithm = "auto";  ///< engine: auto, direct or winograd
-  int size = 0;                    ///< input side; 0 = the checkpoint's meta, else 256
-  bool no_flip = false;            ///< disable the flip test
-  int batch = 8;                   ///< crops per network call
+  std::string weights;  ///< checkpoint, any supported format
+  /// Input size (0 = the checkpoint's), flip test, batch and the runtime.
+  infer::PredictorOptions options;
 };
-/// Registers --weights (required unless `weights_optional`), --backend, --device, --precision,
-/// --algorithm, --size, --no-flip, --batch; returns the --weights option.
+/// Registers --weights (required unless `weights_optional`), the backend flags, --size,
+/// --no-flip and, for commands that predict many people (`batched`), --batch; returns the
+/// --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
-                                   bool weights_optional = false);
-/// Loads the checkpoint and builds the predictor the flags describe (threads must be set).
-infer::Predictor make_predictor(const PredictorArgs& args);
+                                   bool weights_optional = false, bool batched = true);
+/// Loads the checkpoint and builds the predictor the flags describe, with the tool's --threads.
+infer::Predictor make_predictor(const PredictorArgs& args, const GlobalOptions& global);
 
 /// Flags saying where the people are (predict, show).
 struct PersonArgs {
@@ -89,13 +88,8 @@ class PersonFinder {
   nlohmann::json boxes_;
 };
 
-/// Sets LibTorch's intra-op thread count (0 = cores; Debian's LibTorch starts with one) and
-/// flushes denormal floats to zero.
+/// runtime::apply_threads with the tool's --threads.
 void apply_threads(const GlobalOptions& global);
-
-/// Parses "cpu", "cuda" or "cuda:N"; a CUDA device without CUDA support in LibTorch is an error
-/// that says so.
-c10::Device parse_device(const std::string& name);
 
 /// 1234567 -> "1,234,567".
 std::string with_commas(int64_t n);

@@ -26,6 +26,8 @@ struct JointSet {
   std::vector<std::string> names;               ///< one per joint, in the dataset's order
   std::vector<std::pair<int, int>> flip_pairs;  ///< joints swapped by a horizontal flip
   std::vector<std::pair<int, int>> skeleton;    ///< edges drawn between joints
+  /// Per-joint OKS σ (COCO's keypoint similarity), one per joint; empty when unknown.
+  std::vector<double> sigmas;
 
   /// Number of joints.
   int size() const { return static_cast<int>(names.size()); }
@@ -66,6 +68,10 @@ struct Annotation {
   int64_t person = 0;      ///< person number within the image
   double torso_angle = 0;  ///< degrees, as stored by the file (0 when the format has none)
 };
+
+class Dataset;
+/// The first `n` samples of `dataset` (all of it when n ≥ its size), sharing it.
+std::shared_ptr<const Dataset> first_n(std::shared_ptr<const Dataset> dataset, size_t n);
 
 /// A pose dataset: a fixed number of annotated people, each with an image.
 /// Implementations are immutable after construction and safe to read from several threads.

@@ -4,6 +4,8 @@
 
 #include "hg/data/dataset.h"
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
 #include <string>
 
@@ -40,6 +42,7 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path,
 ///       "joints": ["head", "l-hand", "r-hand"],              // names, any number >= 1
 ///       "flip_pairs": [[1, 2]],                              // optional, joint indices
 ///       "skeleton": [[0, 1], [0, 2]],                        // optional, joint indices
+///       "sigmas": [0.08, 0.06, 0.06],                        // optional, OKS σ per joint
 ///       "image_root": "images",                              // optional, relative to the file
 ///       "samples": [
 ///         {"image": "a.jpg",                                 // relative to image_root
@@ -53,6 +56,14 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path,
 ///
 /// A box gives centre = box centre and scale = 1.25 · max(w, h) / 200, as for COCO.
 std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path);
+
+/// The joint set as JSON: {"name", "joints": [names], "flip_pairs": [[a, b]], "skeleton":
+/// [[a, b]], "sigmas": [σ] (when known)}, 0-based indices; the same keys as a custom dataset.
+nlohmann::json joint_set_to_json(const JointSet& joints);
+/// Reads the keys of joint_set_to_json from `j` ("name" optional, default `default_name`) and
+/// validates the set; errors name `file` and the field.
+JointSet joint_set_from_json(const nlohmann::json& j, const std::string& file,
+                             const std::string& default_name = "custom");
 
 /// Opens an annotation file by its content: `.h5` with 16 joints → MPII, 11 → FLIC; `.json`
 /// with "format": "hourglass-pose" → custom, with "annotations" → COCO. Images as above.

@@ -55,6 +55,11 @@ struct Sample {
   SampleMeta meta;
 };
 
+/// The network input for `crop` of `image` (H×W CV_8UC3 RGB): the warped res×res crop as
+/// CV_32FC3 RGB in [0, 1] (value / 255). Training samples and the predictor both make their
+/// inputs here, so a crop is the same bytes on either path.
+cv::Mat crop_input(const cv::Mat& image, const CropParams& crop, int res);
+
 /// Adds nothing and returns false when `p` (heatmap pixels) is outside [-0.5, side - 0.5)²;
 /// otherwise writes exp(-|q - p|² / 2σ²) into `map` (side×side CV_32F, zeroed by the caller) at
 /// every pixel q within 3σ of p (max with what is there) and returns true. The peak value is 1 at

@@ -47,11 +47,10 @@ enum class Algorithm {
   kWinograd,
 };
 
+/// "f32", "bf16".
 std::string precision_name(Precision precision);
+/// "auto", "direct", "winograd".
 std::string algorithm_name(Algorithm algorithm);
-/// "f32"/"bf16" and "auto"/"direct"/"winograd"; throws naming the accepted values otherwise.
-Precision parse_precision(const std::string& name);
-Algorithm parse_algorithm(const std::string& name);
 
 /// True when this CPU (and oneDNN's ISA limit, ONEDNN_MAX_CPU_ISA) allows avx512_core_bf16.
 bool bf16_supported();
@@ -70,11 +69,6 @@ struct EngineOptions {
   int64_t batch = 1;
   int64_t height = 256;
   int64_t width = 256;
-
-  /// Options for batch×3×height×width inputs, precision and algorithm given by name as on the
-  /// command line (see parse_precision, parse_algorithm).
-  static EngineOptions from_names(const std::string& precision, const std::string& algorithm,
-                                  int threads, int64_t batch, int64_t height, int64_t width);
 };
 
 /// What a built plan contains.

@@ -1,13 +1,20 @@
 #pragma once
-/// Top-down pose prediction: for every person of an image (a crop centre and scale), warp the
-/// crop, run the network (optionally on the crop and its mirror), decode every stack's heatmaps
-/// and map the joints back to the image.
+/// Top-down pose prediction, the library's one inference core: for every person of an image (a
+/// crop centre and scale), warp the crop, run the network (optionally on the crop and its mirror
+/// too), decode every stack's heatmaps and map the joints back to the image. `hourglass predict`,
+/// `eval`, `show`, `bench`, the demo and training validation all run through it.
 ///
-/// The network call is a `Backend`, a plain function object, so any engine (LibTorch on CPU or
-/// CUDA, a oneDNN engine, a fake in tests) plugs in without the predictor knowing.
+///     auto predictor = hg::infer::Predictor::load("model.hg");
+///     const cv::Mat rgb = hg::data::read_image_rgb("people.jpg");
+///     for (const auto& pose : predictor.predict(rgb, hg::infer::detect_people(rgb)))
+///       ...  // pose.joints: S×J×3 (x, y in image pixels, confidence) of every stack
+///
+/// The network call is a `Backend`, a plain function object, so any runtime (LibTorch on CPU or
+/// CUDA, the oneDNN engine, a fake in tests) plugs in without the predictor knowing.
 
 #include "hg/data/dataset.h"
 #include "hg/data/transform.h"
+#include "hg/engine/engine.h"
 #include "hg/io/checkpoint.h"
 
 #include <ATen/Tensor.h>
@@ -15,6 +22,7 @@
 #include <opencv2/core.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,17 +32,43 @@ namespace hg::infer {
 /// (any device; the predictor moves them to the CPU).
 using Backend = std::function<at::Tensor(const at::Tensor&)>;
 
-/// A backend running `model` with LibTorch on `device` (in inference mode; the model is moved
-/// to the device and set to eval mode).
-Backend torch_backend(model::StackedHourglass model, c10::Device device);
+/// Which runtime runs the network.
+enum class BackendKind {
+  kAuto,    ///< the oneDNN engine on the CPU, LibTorch on CUDA
+  kTorch,   ///< LibTorch (CPU or CUDA)
+  kEngine,  ///< the oneDNN CPU engine (hg::engine)
+};
+/// "auto", "torch", "engine".
+std::string backend_name(BackendKind kind);
 
-/// A backend running `model` on the oneDNN CPU engine (hg::engine), built for one
-/// 1×3×`input_size`×`input_size` image and run once per crop: batch 1 is the engine's fastest
-/// per-image mode, and one plan keeps memory low. The model's weights are handed over to the
-/// engine (the model must not be used afterwards). `precision` and `algorithm` as
-/// engine::parse_precision / parse_algorithm; `threads` 0 = all cores.
-Backend engine_backend(model::StackedHourglass model, int input_size, const std::string& precision,
-                       const std::string& algorithm, int threads);
+/// How to run a model.
+struct BackendOptions {
+  BackendKind kind = BackendKind::kAuto;
+  c10::Device device = c10::Device(c10::kCPU);  ///< LibTorch's device (the engine: CPU only)
+  /// The engine's precision, algorithm and threads; its batch and input shape are set by the
+  /// predictor (one crop of R×R per call).
+  engine::EngineOptions engine;
+  /// LibTorch: the model's weights and input in channels-last order (as the trainer keeps them).
+  bool channels_last = false;
+};
+
+/// Whether `options` choose the engine (kEngine, or kAuto on a CPU device). Throws for the engine
+/// on a CUDA device, saying to use LibTorch.
+bool uses_engine(const BackendOptions& options);
+
+/// A backend running `model` with LibTorch on options.device, in inference mode (the model is
+/// moved to the device and set to eval mode).
+Backend torch_backend(model::StackedHourglass model, const BackendOptions& options = {});
+
+/// A backend running `model` on the oneDNN CPU engine, built for one 1×3×`input_size`² crop and
+/// run once per crop: batch 1 is the engine's fastest per-image mode here (its activations stay
+/// in the cache; see README), and one plan keeps memory low. The model's weights are handed over
+/// to the engine (the model must not be used afterwards).
+Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
+                       int input_size);
+
+/// torch_backend or engine_backend, as `options` say.
+Backend make_backend(model::StackedHourglass model, const BackendOptions& options, int input_size);
 
 /// How a person's crop was chosen; written to the output as it is.
 enum class PersonSource {
@@ -74,10 +108,16 @@ std::vector<PersonCrop> detect_people(const cv::Mat& rgb, int max_people = 10);
 
 /// Inference settings.
 struct PredictorOptions {
-  int input_size = 256;  ///< network input side R (a multiple of 4·2^depth)
-  bool flip = true;      ///< flip test: average with the mirrored crop's heatmaps
-  int batch = 8;         ///< crops per network call (2× that with the flip test)
-  data::PixelGrid grid = data::PixelGrid::kExact;  ///< the grid the weights were trained on
+  /// Network input side R. 0: the checkpoint's (meta "input_size", 256 without) with
+  /// Predictor::load, 256 otherwise. Must be a multiple of the model's input_multiple().
+  int input_size = 0;
+  bool flip = true;  ///< flip test: average with the mirrored crop's heatmaps
+  int batch = 8;     ///< crops per network call (2× that with the flip test)
+  /// The pixel grid the weights were trained on; unset: the checkpoint's with Predictor::load
+  /// (see model_grid), exact otherwise.
+  std::optional<data::PixelGrid> grid;
+  /// The runtime (Predictor::load and from_model only).
+  BackendOptions backend;
 };
 
 /// One person's prediction.
@@ -96,33 +136,55 @@ class Predictor {
   /// `joints` names the backend's J outputs (its flip pairs drive the flip test).
   Predictor(Backend backend, data::JointSet joints, PredictorOptions options = {});
 
-  /// Predicts every person of `rgb` (CV_8UC3 RGB). Heatmaps are kept when `keep_heatmaps`.
+  /// The front door: loads any supported checkpoint (see io::load_model) and builds the backend
+  /// `options.backend` describes, with the checkpoint's joint set (model_joints), pixel grid and
+  /// input size unless `options` set them. Throws naming the file on anything malformed and
+  /// naming the option when an input size does not fit the model.
+  static Predictor load(const std::string& weights, PredictorOptions options = {});
+  /// As load, for a model already loaded (its weights go to the backend).
+  static Predictor from_model(io::LoadedModel model, PredictorOptions options = {});
+
+  /// Predicts every person of `rgb` (CV_8UC3 RGB), options().batch crops per network call.
+  /// Heatmaps are kept when `keep_heatmaps`.
   std::vector<PosePrediction> predict(const cv::Mat& rgb, const std::vector<PersonCrop>& people,
                                       bool keep_heatmaps = false) const;
+
+  /// Predicts from prepared network inputs: `input` N×3×R×R (as crops() or data::crop_input make
+  /// them) of the crops `crops` → N×S×J×3 float32 joints in image pixels (see PosePrediction),
+  /// options().batch crops per network call. The crops' own pixel grid is replaced by the
+  /// predictor's.
+  at::Tensor predict_crops(const at::Tensor& input,
+                           const std::vector<data::CropParams>& crops) const;
 
   /// The crops as the network sees them: N×3×R×R float32 RGB in [0, 1].
   at::Tensor crops(const cv::Mat& rgb, const std::vector<PersonCrop>& people) const;
 
+  /// The network's heatmaps of `input` (N×3×R×R): N×S×J×(R/4)×(R/4) float32 on the CPU,
+  /// flip-averaged when options().flip; one backend call (2N crops with the flip test).
+  at::Tensor heatmaps(const at::Tensor& input) const;
+
   const data::JointSet& joints() const { return joints_; }
+  /// The options with input_size and grid resolved.
   const PredictorOptions& options() const { return options_; }
 
  private:
-  // N crops → N×S×J×h×w heatmaps, flip-averaged when options_.flip.
-  at::Tensor heatmaps(const at::Tensor& input) const;
-
   Backend backend_;
   data::JointSet joints_;
   std::vector<int> flip_perm_;
   PredictorOptions options_;
 };
 
-/// The joint set of a model with `count` outputs: MPII (16), FLIC (11), COCO (17), else joints
-/// named "joint-0", "joint-1", … without flip pairs or skeleton.
-data::JointSet joints_for_model(int64_t count);
+/// The joint set a checkpoint was trained with: its meta "joints" (written by the trainer and by
+/// `hourglass convert`), else a built-in set named by meta "joint_set" (older checkpoints), else
+/// MPII for imported PyTorch checkpoints, else joints named "joint-0", … without flip pairs or
+/// skeleton. Throws naming the file when the set does not match the model's joint count.
+data::JointSet model_joints(const io::LoadedModel& model, const std::string& source);
 
-/// Options for a loaded checkpoint: the pixel grid its trainer used (imported PyTorch weights:
-/// PixelGrid::kOriginal; native: meta "pixel_grid" = "exact" | "original", default exact) and the
-/// input side from meta "input_size" (default 256).
-PredictorOptions options_for_model(const io::LoadedModel& model);
+/// The pixel grid a checkpoint's trainer used: imported PyTorch weights PixelGrid::kOriginal;
+/// native: meta "pixel_grid" = "exact" | "original" (default exact).
+data::PixelGrid model_grid(const io::LoadedModel& model);
+
+/// The input side a checkpoint was trained at: meta "input_size", else 256.
+int model_input_size(const io::LoadedModel& model);
 
 }  // namespace hg::infer

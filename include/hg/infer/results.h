@@ -2,7 +2,8 @@
 /// The JSON that `hourglass predict` writes, and reading it back (for `hourglass eval`).
 ///
 ///     {"format": "hourglass-predictions", "version": 1,
-///      "joint_set": "mpii", "joints": ["r-ankle", ...], "skeleton": [[0, 1], ...],
+///      "joint_set": "mpii", "joints": ["r-ankle", ...], "flip_pairs": [[0, 5], ...],
+///      "skeleton": [[0, 1], ...],
 ///      "model": "model.hg", "input_size": 256, "flip_test": true,
 ///      "results": [
 ///        {"input": "images/a.jpg", "width": 1280, "height": 720,   // "frame": k for videos

@@ -37,6 +37,7 @@ struct LoadedModel {
   model::StackedHourglass model{nullptr};
   CheckpointFormat format = CheckpointFormat::kNative;
   nlohmann::json meta = nlohmann::json::object();
+  std::string source;  ///< the file it was read from (for messages)
 };
 
 nlohmann::json options_to_json(const model::StackedHourglassOptions& options);

@@ -72,6 +72,12 @@ struct StackedHourglassOptions {
   void validate() const;
   /// A one-line description, e.g. "8 stacks, 256 features, depth 4, 1 residual/block, 16 joints".
   std::string describe() const;
+  /// The input sides this network takes are the positive multiples of 4·2^depth (the stem
+  /// halves the side twice, every hourglass level once more).
+  int64_t input_multiple() const { return int64_t{4} << depth(); }
+  /// Throws, naming `what` (e.g. "--size", "input_size"), unless height and width are positive
+  /// multiples of input_multiple().
+  void check_input_size(int64_t height, int64_t width, const std::string& what) const;
 
   TORCH_ARG(int64_t, stacks) = 8;
   /// Channels inside the hourglasses (F).

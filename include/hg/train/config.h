@@ -53,7 +53,7 @@ struct TrainConfig {
   int64_t save_every = 0;      ///< also keep epoch_K.hg every K epochs (0 = never)
   int64_t max_steps = 0;       ///< stop (with a checkpoint) after this many steps in total (0 = no)
   double max_minutes = 0;      ///< stop (with a checkpoint) after this wall time (0 = no limit)
-  bool val_flip = false;       ///< flip-test during validation
+  bool val_flip = false;       ///< validation with the flip test (as `eval` without --no-flip)
   std::string device = "cpu";  ///< cpu | cuda | cuda:N
   /// Activations and weights in channels-last (NHWC) order: LibTorch's oneDNN convolutions run
   /// 1.38× faster so on CPU (measured: 8 stacks, float32); the results are the same up to rounding.

@@ -1,11 +1,11 @@
-#include "hg/io/draw.h"
+#include "hg/viz/draw.h"
 
 #include <c10/util/Exception.h>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 
-namespace hg::io {
+namespace hg::viz {
 
 cv::Scalar joint_colour(const std::string& name) {
   if (name.rfind("r-", 0) == 0) return {230, 60, 40};
@@ -87,4 +87,4 @@ cv::Mat tile(const std::vector<cv::Mat>& tiles, int cols) {
   return out;
 }
 
-}  // namespace hg::io
+}  // namespace hg::viz

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace hg::io {
+namespace hg::viz {
 
 /// The colour of a joint by its name: "r-…" red, "l-…" blue, any other green (RGB).
 cv::Scalar joint_colour(const std::string& name);
@@ -50,4 +50,4 @@ cv::Mat max_panel(const cv::Mat& image, const std::vector<cv::Mat>& maps,
 /// The tiles (all the size of the first) in rows of `cols`, on a dark grey background.
 cv::Mat tile(const std::vector<cv::Mat>& tiles, int cols);
 
-}  // namespace hg::io
+}  // namespace hg::viz

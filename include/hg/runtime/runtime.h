@@ -1,0 +1,25 @@
+#pragma once
+/// Process-wide settings every entry point shares: compute threads and devices.
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace hg::runtime {
+
+/// The machine's cores (std::thread::hardware_concurrency, at least 1).
+int cores();
+
+/// The thread count a setting means: `requested` when > 0, else cores() (0 = all cores, the
+/// rule of every `threads` option in the library and of the tool's --threads).
+int resolve_threads(int requested);
+
+/// Sets LibTorch's intra-op thread count to resolve_threads(requested) (Debian's LibTorch starts
+/// with one) and flushes denormal floats to zero on the CPU.
+void apply_threads(int requested);
+
+/// Parses "cpu", "cuda" or "cuda:N". A CUDA device without CUDA support in LibTorch, or without
+/// a GPU, is an error that says so.
+c10::Device parse_device(const std::string& name);
+
+}  // namespace hg::runtime

@@ -1,0 +1,94 @@
+#pragma once
+// Helpers shared by the test files: scratch folders, error messages, running the tool.
+
+#include <c10/util/Exception.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+namespace hg::test {
+
+/// tests/data.
+inline const std::string kData = HG_TEST_DATA;
+
+/// A folder for the running test (named after it and the process), emptied on the test's first
+/// call.
+inline std::filesystem::path scratch_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = std::string("hg_") + info->test_suite_name() + "_" + info->name() + "_" +
+                     std::to_string(::getpid());
+  for (char& ch : name)
+    if (ch == '/') ch = '_';  // parameterised tests
+  const auto dir = std::filesystem::temp_directory_path() / name;
+  static std::filesystem::path last;
+  if (dir != last) {
+    std::filesystem::remove_all(dir);
+    last = dir;
+  }
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+/// The message of the exception `f` throws ("" if none); c10::Error without its backtrace.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// Expects `stmt` to throw, with every one of the strings after it in the message.
+#define EXPECT_ERROR_HAS(stmt, ...)                                          \
+  do {                                                                       \
+    const std::string msg_ = ::hg::test::error_of([&] { stmt; });            \
+    ASSERT_FALSE(msg_.empty()) << #stmt " did not throw";                    \
+    for (const std::string& part_ : {__VA_ARGS__})                           \
+      EXPECT_NE(msg_.find(part_), std::string::npos) << "message: " << msg_; \
+  } while (0)
+
+inline void write_text(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream(p) << text;
+}
+
+inline nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+/// What the tool printed and how it ended.
+struct ToolResult {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+/// Runs a shell command line, capturing its output and exit code.
+inline ToolResult run_command(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), out};
+}
+
+/// Runs the built `hourglass` with `args` (a shell command line), as a user would.
+inline ToolResult run_tool(const std::string& args) {
+  return run_command(std::string(HG_BINARY) + " " + args);
+}
+
+}  // namespace hg::test
