@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
-#include <opencv2/dnn.hpp>
 #include <torch/torch.h>
+#include <opencv2/dnn.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -112,9 +112,9 @@ at::Tensor io_input(const std::string& checkpoint) {
 }
 
 const std::vector<std::string> kFixtureFiles = {
-    "posenet_s2_f64_checkpoint.pt",          "posenet_s1_f32_state_dict.pt",
-    "bearpaw_hg_s2_b1_f64.pth.tar",          "gen/posenet_s3_f32_j11_state_dict.pt",
-    "gen/posenet_s1_f16_d3_checkpoint.pt",   "gen/bearpaw_s1_b2_f32.pth.tar",
+    "posenet_s2_f64_checkpoint.pt",        "posenet_s1_f32_state_dict.pt",
+    "bearpaw_hg_s2_b1_f64.pth.tar",        "gen/posenet_s3_f32_j11_state_dict.pt",
+    "gen/posenet_s1_f16_d3_checkpoint.pt", "gen/bearpaw_s1_b2_f32.pth.tar",
     "gen/bearpaw_s3_b1_f16_j7.pth.tar"};
 
 // ---- ONNX ---------------------------------------------------------------------------------------
@@ -132,10 +132,30 @@ TEST(OnnxExport, FixturesMatchLibTorchInOpenCV) {
 }
 
 TEST(OnnxExport, RandomShapesMatchLibTorchInOpenCV) {
-  const std::vector<StackedHourglassOptions> shapes = {
-      StackedHourglassOptions().stacks(2).features(16).depth(2).residuals(2).joints(5).stem1(8).stem2(12),
-      StackedHourglassOptions().stacks(1).features(8).depth(1).residuals(1).joints(3).stem1(4).stem2(6),
-      StackedHourglassOptions().stacks(3).features(12).depth(3).residuals(1).joints(7).stem1(16).stem2(8)};
+  const std::vector<StackedHourglassOptions> shapes = {StackedHourglassOptions()
+                                                           .stacks(2)
+                                                           .features(16)
+                                                           .depth(2)
+                                                           .residuals(2)
+                                                           .joints(5)
+                                                           .stem1(8)
+                                                           .stem2(12),
+                                                       StackedHourglassOptions()
+                                                           .stacks(1)
+                                                           .features(8)
+                                                           .depth(1)
+                                                           .residuals(1)
+                                                           .joints(3)
+                                                           .stem1(4)
+                                                           .stem2(6),
+                                                       StackedHourglassOptions()
+                                                           .stacks(3)
+                                                           .features(12)
+                                                           .depth(3)
+                                                           .residuals(1)
+                                                           .joints(7)
+                                                           .stem1(16)
+                                                           .stem2(8)};
   uint64_t seed = 1;
   for (const auto& o : shapes) {
     auto net = random_model(o, seed++);
@@ -153,7 +173,8 @@ TEST(OnnxExport, RandomShapesMatchLibTorchInOpenCV) {
 }
 
 TEST(OnnxExport, DynamicSizeRunsAtSeveralSizes) {
-  const auto o = StackedHourglassOptions().stacks(2).features(8).depth(2).joints(4).stem1(8).stem2(8);
+  const auto o =
+      StackedHourglassOptions().stacks(2).features(8).depth(2).joints(4).stem1(8).stem2(8);
   auto net = random_model(o, 7);
   hg::io::OnnxExportOptions e;
   e.dynamic_size = true;
@@ -163,7 +184,8 @@ TEST(OnnxExport, DynamicSizeRunsAtSeveralSizes) {
   EXPECT_EQ(dims[0].dim_param(), "batch");
   EXPECT_EQ(dims[2].dim_param(), "height");
   EXPECT_EQ(dims[3].dim_param(), "width");
-  for (const auto& shape : {std::vector<int64_t>{1, 3, 32, 48}, std::vector<int64_t>{3, 3, 64, 16}}) {
+  for (const auto& shape :
+       {std::vector<int64_t>{1, 3, 32, 48}, std::vector<int64_t>{3, 3, 64, 16}}) {
     const auto x = torch::rand(shape);
     const auto want = reference(*net, x);
     const auto got = run_opencv(bytes, x);
@@ -173,7 +195,8 @@ TEST(OnnxExport, DynamicSizeRunsAtSeveralSizes) {
 }
 
 TEST(OnnxExport, GraphPassesCheckerAndFoldsBatchNorm) {
-  const auto o = StackedHourglassOptions().stacks(2).features(8).depth(2).joints(16).stem1(8).stem2(8);
+  const auto o =
+      StackedHourglassOptions().stacks(2).features(8).depth(2).joints(16).stem1(8).stem2(8);
   auto net = random_model(o, 3);
   const auto folded = parse_onnx(hg::io::onnx_model_bytes(*net, info_for(o, 64)));
   EXPECT_NO_THROW(onnx::checker::check_model(folded));
@@ -206,7 +229,8 @@ TEST(OnnxExport, GraphPassesCheckerAndFoldsBatchNorm) {
 }
 
 TEST(OnnxExport, RefusesBadOptions) {
-  const auto o = StackedHourglassOptions().stacks(1).features(8).depth(2).joints(4).stem1(8).stem2(8);
+  const auto o =
+      StackedHourglassOptions().stacks(1).features(8).depth(2).joints(4).stem1(8).stem2(8);
   auto net = random_model(o, 1);
   hg::io::OnnxExportOptions e;
   e.opset = 9;
@@ -220,18 +244,26 @@ TEST(OnnxExport, RefusesBadOptions) {
     hg::io::onnx_model_bytes(*net, info_for(o, 40));
     FAIL();
   } catch (const c10::Error& err) {
-    EXPECT_EQ(err.msg(), "ONNX export: input size 40 must be a positive multiple of 16 (4·2^depth)");
+    EXPECT_EQ(err.msg(),
+              "ONNX export: input size 40 must be a positive multiple of 16 (4·2^depth)");
   }
 }
 
 // ---- safetensors --------------------------------------------------------------------------------
 
 TEST(Safetensors, ModelRoundTripsBitExactly) {
-  const auto o = StackedHourglassOptions().stacks(2).features(12).depth(2).residuals(2).joints(11).stem1(8).stem2(8);
+  const auto o = StackedHourglassOptions()
+                     .stacks(2)
+                     .features(12)
+                     .depth(2)
+                     .residuals(2)
+                     .joints(11)
+                     .stem1(8)
+                     .stem2(8);
   auto net = random_model(o, 5);
   const auto path = temp_path("model.safetensors");
   hg::io::export_safetensors(path, *net, hg::data::flic_joints(), {{"input_size", 128}});
-  const auto loaded = hg::io::load_model(path);
+  auto loaded = hg::io::load_model(path);
   EXPECT_EQ(loaded.format, CheckpointFormat::kNative);
   EXPECT_TRUE(loaded.model->options == o);
   EXPECT_EQ(loaded.meta["input_size"], 128);
@@ -325,14 +357,15 @@ TEST(Safetensors, MalformedFilesAreRefusedNamingTheProblem) {
   EXPECT_EQ(read_error(p), "cannot read " + p +
                                ": tensor 'a' starts at byte 4 of the data, not at 0 (leaves a "
                                "hole)");
-  p = raw_safetensors("huge.safetensors",
-                      R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
-                      eight);
-  EXPECT_EQ(read_error(p), "cannot read " + p +
-                               ": tensor 'a': shape [4294967296,4294967296] is too big");
+  p = raw_safetensors(
+      "huge.safetensors",
+      R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", eight);
+  EXPECT_EQ(read_error(p),
+            "cannot read " + p + ": tensor 'a': shape [4294967296,4294967296] is too big");
 
   // A valid file cut short anywhere is refused, never read past its end.
-  const auto o = StackedHourglassOptions().stacks(1).features(4).depth(1).joints(2).stem1(4).stem2(4);
+  const auto o =
+      StackedHourglassOptions().stacks(1).features(4).depth(1).joints(2).stem1(4).stem2(4);
   auto net = random_model(o, 2);
   const auto full = temp_path("full.safetensors");
   hg::io::export_safetensors(full, *net, hg::infer::joints_for_model(2));
@@ -378,13 +411,14 @@ TEST(PyTorchExport, RandomModelsRoundTripThroughTheImporter) {
   const std::vector<std::pair<CheckpointFormat, StackedHourglassOptions>> cases = {
       {CheckpointFormat::kPoseNet, StackedHourglassOptions().stacks(2).features(8).joints(5)},
       {CheckpointFormat::kBearpaw,
-       StackedHourglassOptions().stacks(3).features(6).residuals(2).joints(4)},
-      {CheckpointFormat::kBearpaw, StackedHourglassOptions().stacks(1).features(10).residuals(3)}};
+       StackedHourglassOptions().stacks(3).features(6).residuals(2).joints(4).stem2(256)},
+      {CheckpointFormat::kBearpaw,
+       StackedHourglassOptions().stacks(1).features(10).residuals(3).stem2(256)}};
   for (const auto& [format, o] : cases) {
     auto net = random_model(o, 11);
     const auto path = temp_path("port_" + hg::io::format_name(format) + ".pth");
     hg::io::export_pytorch(path, *net, format);
-    const auto back = hg::io::load_model(path);
+    auto back = hg::io::load_model(path);
     EXPECT_EQ(back.format, format);
     EXPECT_TRUE(back.model->options == o) << back.model->options.describe();
     const auto x = torch::rand({1, 3, 64, 64});
@@ -410,7 +444,10 @@ TEST(PyTorchExport, RefusesWhatTheImplementationCannotBuild) {
             "--depth 3");
   EXPECT_EQ(message(StackedHourglassOptions(o).stem1(64), CheckpointFormat::kPoseNet),
             "cannot export to posenet: PoseNet's stem is 64-128-128-F; this model has --stem1 64");
-  EXPECT_EQ(message(StackedHourglassOptions(o).residuals(2), CheckpointFormat::kBearpaw),
+  EXPECT_EQ(message(StackedHourglassOptions(o).stem2(128), CheckpointFormat::kBearpaw),
+            "cannot export to bearpaw: HourglassNet's stem is 64-128-256-F; this model has --stem2 "
+            "128");
+  EXPECT_EQ(message(StackedHourglassOptions(o).residuals(2).stem2(256), CheckpointFormat::kBearpaw),
             "(no error)");
 }
 
@@ -431,10 +468,10 @@ TEST(ExportCli, WritesEveryFormatAndRefusesClearly) {
   const auto st = temp_path("cli.safetensors");
   r = hg::test::run_tool("export " + src + " " + st);
   ASSERT_EQ(r.code, 0) << r.out;
-  const auto pth = temp_path("cli_bearpaw.pth");
-  r = hg::test::run_tool("export " + st + " " + pth + " --format bearpaw");
+  const auto pth = temp_path("cli_posenet.pth");
+  r = hg::test::run_tool("export " + st + " " + pth + " --format posenet");
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_EQ(hg::io::load_model(pth).format, CheckpointFormat::kBearpaw);
+  EXPECT_EQ(hg::io::load_model(pth).format, CheckpointFormat::kPoseNet);
 
   r = hg::test::run_tool("export " + src + " " + temp_path("x.pth"));
   EXPECT_EQ(r.code, 1);

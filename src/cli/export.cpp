@@ -15,7 +15,8 @@ namespace {
 enum class ExportFormat { kAuto, kOnnx, kSafetensors, kPoseNet, kBearpaw };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 ExportFormat format_of(const std::string& out) {
@@ -60,8 +61,8 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
       ->transform(CLI::CheckedTransformer(formats));
   auto* last = cmd->add_flag("--last-stack-only", args->onnx.last_stack_only,
                              "ONNX: output only the last stack's heatmaps (N×1×J×h×w)");
-  auto* no_fold = cmd->add_flag("--no-fold", args->no_fold,
-                                "ONNX: keep every batch norm as its own node");
+  auto* no_fold =
+      cmd->add_flag("--no-fold", args->no_fold, "ONNX: keep every batch norm as its own node");
   auto* opset = cmd->add_option("--opset", args->onnx.opset, "ONNX: operator set (11..17)")
                     ->default_str(std::to_string(io::kDefaultOnnxOpset));
   auto* dynamic = cmd->add_flag("--dynamic-size", args->onnx.dynamic_size,
@@ -81,13 +82,12 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
       case ExportFormat::kOnnx: {
         const auto predictor = infer::options_for_model(loaded);
         io::DeploymentInfo info{joints_of(loaded, args->weights),
-                                args->size > 0 ? args->size : predictor.input_size,
-                                predictor.grid};
+                                args->size > 0 ? args->size : predictor.input_size, predictor.grid};
         args->onnx.fold_batch_norm = !args->no_fold;
         io::export_onnx(args->out, net, info, args->onnx);
-        const std::string side = args->onnx.dynamic_size ? "H×W" : std::to_string(info.input_size) +
-                                                                       "×" +
-                                                                       std::to_string(info.input_size);
+        const std::string side = args->onnx.dynamic_size ? "H×W"
+                                                         : std::to_string(info.input_size) + "×" +
+                                                               std::to_string(info.input_size);
         what = "ONNX opset " + std::to_string(args->onnx.opset) + ", input N×3×" + side;
         break;
       }

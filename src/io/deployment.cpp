@@ -13,9 +13,9 @@ std::vector<std::pair<int, int>> pairs_from_json(const nlohmann::json& j, const 
   TORCH_CHECK(list.is_array(), where, ": joint set key '", key, "' must be a list of pairs, got ",
               list.dump());
   for (const auto& p : list) {
-    TORCH_CHECK(p.is_array() && p.size() == 2 && p[0].is_number_integer() &&
-                    p[1].is_number_integer(),
-                where, ": joint set key '", key, "' holds ", p.dump(), ", not a pair of indices");
+    TORCH_CHECK(
+        p.is_array() && p.size() == 2 && p[0].is_number_integer() && p[1].is_number_integer(),
+        where, ": joint set key '", key, "' holds ", p.dump(), ", not a pair of indices");
     out.emplace_back(p[0].get<int>(), p[1].get<int>());
   }
   return out;

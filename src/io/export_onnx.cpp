@@ -40,8 +40,9 @@ void describe_tensor(onnx::ValueInfoProto* v, const std::string& name,
 // so that the exported graph reads like the model's state dict.
 class GraphBuilder {
  public:
-  GraphBuilder(onnx::GraphProto& graph, const OnnxExportOptions& options)
-      : graph_(graph), options_(options) {}
+  /// `heatmap_side`: the heatmaps' fixed side, 0 when the size is dynamic.
+  GraphBuilder(onnx::GraphProto& graph, const OnnxExportOptions& options, int64_t heatmap_side)
+      : graph_(graph), options_(options), heatmap_side_(heatmap_side) {}
 
   std::string network(model::StackedHourglassImpl& m, const std::string& input,
                       const std::string& output) {
@@ -63,13 +64,14 @@ class GraphBuilder {
       if (s + 1 < stacks) {
         x = add(x, conv(y, "merge_features." + i, m.merge_features->at<nn::Conv2dImpl>(s)),
                 "merge." + i + ".features");
-        x = add(x, conv(h, "merge_preds." + i, m.merge_preds->at<nn::Conv2dImpl>(s)),
-                "merge." + i);
+        x = add(x, conv(h, "merge_preds." + i, m.merge_preds->at<nn::Conv2dImpl>(s)), "merge." + i);
       }
     }
-    if (options_.last_stack_only || stacks == 1) return unsqueeze(heads.back(), output);
+    const int64_t joints = m.options.joints();
+    if (options_.last_stack_only || stacks == 1)
+      return add_stack_axis(heads.back(), joints, output);
     std::vector<std::string> stacked;
-    for (const auto& h : heads) stacked.push_back(unsqueeze(h, h + ".unsqueeze"));
+    for (const auto& h : heads) stacked.push_back(add_stack_axis(h, joints, h + ".unsqueeze"));
     return node("Concat", output, stacked, {{"axis", {1}}});
   }
 
@@ -147,10 +149,9 @@ class GraphBuilder {
     const auto& o = c.options;
     const int64_t k = (*o.kernel_size())[0], stride = (*o.stride())[0];
     const int64_t pad = c10::get<torch::ExpandingArray<2>>(o.padding())->at(0);
-    const auto out = node("Conv", name,
-                          {x, initializer(name + ".weight", w), initializer(name + ".bias", b)},
-                          {{"kernel_shape", {k, k}}, {"strides", {stride, stride}},
-                           {"pads", {pad, pad, pad, pad}}});
+    const auto out = node(
+        "Conv", name, {x, initializer(name + ".weight", w), initializer(name + ".bias", b)},
+        {{"kernel_shape", {k, k}}, {"strides", {stride, stride}}, {"pads", {pad, pad, pad, pad}}});
     return bn != nullptr && !fold ? batch_norm(out, bn_name, *bn) : out;
   }
 
@@ -203,6 +204,15 @@ class GraphBuilder {
     return name;
   }
 
+  // N×J×h×w → N×1×J×h×w. A fixed size is a Reshape: OpenCV 4.6 misplaces the new axis of an
+  // Unsqueeze whose input has a dynamic batch alone (it returns N×1×1×J×h×w).
+  std::string add_stack_axis(const std::string& x, int64_t joints, const std::string& name) {
+    if (heatmap_side_ == 0) return unsqueeze(x, name);
+    return node(
+        "Reshape", name,
+        {x, int64_initializer("heatmaps.shape", {-1, 1, joints, heatmap_side_, heatmap_side_})});
+  }
+
   std::string unsqueeze(const std::string& x, const std::string& name) {
     if (options_.opset < 13) return node("Unsqueeze", name, {x}, {{"axes", {1}}});
     return node("Unsqueeze", name, {x, int64_initializer("unsqueeze.axes", {1})});
@@ -232,6 +242,7 @@ class GraphBuilder {
 
   onnx::GraphProto& graph_;
   const OnnxExportOptions& options_;
+  const int64_t heatmap_side_;
   std::set<std::string> names_;
   std::string scales_, roi_;
 };
@@ -252,14 +263,15 @@ void add_metadata(onnx::ModelProto& m, const model::StackedHourglassOptions& arc
   add_metadata(m, "skeleton", joints["skeleton"].dump());
   add_metadata(m, "input_size", std::to_string(info.input_size));
   add_metadata(m, "pixel_grid", pixel_grid_name(info.grid));
-  add_metadata(m, "input", "image: N×3×H×W float32, RGB in [0, 1], a crop of side 200·scale "
-                           "pixels around the person");
+  add_metadata(m, "input",
+               "image: N×3×H×W float32, RGB in [0, 1], a crop of side 200·scale "
+               "pixels around the person");
   add_metadata(m, "mean", json({0.0, 0.0, 0.0}).dump());
   add_metadata(m, "std", json({1.0, 1.0, 1.0}).dump());
-  add_metadata(m, "output", "heatmaps: N×" + std::to_string(out_stacks) + "×" +
-                                std::to_string(arch.joints()) +
-                                "×(H/4)×(W/4), one heatmap per joint per stack; the last stack is "
-                                "the prediction");
+  add_metadata(m, "output",
+               "heatmaps: N×" + std::to_string(out_stacks) + "×" + std::to_string(arch.joints()) +
+                   "×(H/4)×(W/4), one heatmap per joint per stack; the last stack is "
+                   "the prediction");
   add_metadata(m, "architecture", options_to_json(arch).dump());
 }
 
@@ -268,11 +280,11 @@ void add_metadata(onnx::ModelProto& m, const model::StackedHourglassOptions& arc
 std::string onnx_model_bytes(model::StackedHourglassImpl& model, const DeploymentInfo& info,
                              const OnnxExportOptions& options) {
   TORCH_CHECK(options.opset >= kMinOpset && options.opset <= kMaxOpset, "ONNX opset ",
-              options.opset, " is not supported: use ", kMinOpset, " to ", kMaxOpset,
-              " (default ", kDefaultOnnxOpset, ")");
+              options.opset, " is not supported: use ", kMinOpset, " to ", kMaxOpset, " (default ",
+              kDefaultOnnxOpset, ")");
   const auto& arch = model.options;
-  TORCH_CHECK(info.joints.size() == arch.joints(), "ONNX export: the joint set '",
-              info.joints.name, "' has ", info.joints.size(), " joints, the model ", arch.joints());
+  TORCH_CHECK(info.joints.size() == arch.joints(), "ONNX export: the joint set '", info.joints.name,
+              "' has ", info.joints.size(), " joints, the model ", arch.joints());
   const int64_t multiple = 4 << arch.depth();
   TORCH_CHECK(options.dynamic_size || (info.input_size > 0 && info.input_size % multiple == 0),
               "ONNX export: input size ", info.input_size, " must be a positive multiple of ",
@@ -290,7 +302,8 @@ std::string onnx_model_bytes(model::StackedHourglassImpl& model, const Deploymen
   graph->set_name("stacked_hourglass");
 
   const int64_t side = info.input_size, out_stacks = options.last_stack_only ? 1 : arch.stacks();
-  const std::string h = options.dynamic_size ? "height" : "", w = options.dynamic_size ? "width" : "";
+  const std::string h = options.dynamic_size ? "height" : "",
+                    w = options.dynamic_size ? "width" : "";
   describe_tensor(graph->add_input(), "image", {{0, "batch"}, {3, ""}, {side, h}, {side, w}},
                   "N×3×H×W float32 RGB in [0, 1]");
   describe_tensor(graph->add_output(), "heatmaps",
@@ -300,7 +313,8 @@ std::string onnx_model_bytes(model::StackedHourglassImpl& model, const Deploymen
                    {side / 4, options.dynamic_size ? "height/4" : ""},
                    {side / 4, options.dynamic_size ? "width/4" : ""}},
                   "N×S×J×(H/4)×(W/4) heatmaps");
-  GraphBuilder(*graph, options).network(model, "image", "heatmaps");
+  GraphBuilder(*graph, options, options.dynamic_size ? 0 : side / 4)
+      .network(model, "image", "heatmaps");
   add_metadata(m, arch, info, out_stacks);
 
   try {

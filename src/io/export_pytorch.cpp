@@ -88,7 +88,10 @@ std::string bearpaw_key(const std::string& key, int64_t depth) {
     size_t i = 2;
     while (p[i] == "low2" && !is_index(p[i + 1])) ++i;
     const int64_t level = depth - 1 - static_cast<int64_t>(i - 2);
-    const std::string branch = p[i] == "up1" ? "0" : p[i] == "low1" ? "1" : p[i] == "low3" ? "2" : "3";
+    const std::string branch = p[i] == "up1"    ? "0"
+                               : p[i] == "low1" ? "1"
+                               : p[i] == "low3" ? "2"
+                                                : "3";
     return "hg." + s + ".hg." + std::to_string(level) + "." + branch + "." + p[i + 1] + "." +
            bearpaw_residual(p, i + 2);
   }
@@ -103,8 +106,8 @@ std::string bearpaw_key(const std::string& key, int64_t depth) {
 
 void require(bool ok, CheckpointFormat format, const std::string& what, const char* option,
              int64_t value) {
-  TORCH_CHECK(ok, "cannot export to ", format_name(format), ": ", what, "; this model has ",
-              option, " ", value);
+  TORCH_CHECK(ok, "cannot export to ", format_name(format), ": ", what, "; this model has ", option,
+              " ", value);
 }
 
 }  // namespace
@@ -114,8 +117,11 @@ void check_exportable(const model::StackedHourglassOptions& o, CheckpointFormat 
               "cannot export to ", format_name(format), ": not a PyTorch implementation's format");
   const std::string impl = format == CheckpointFormat::kPoseNet ? "PoseNet" : "HourglassNet";
   require(o.depth() == 4, format, impl + " builds depth-4 hourglasses", "--depth", o.depth());
-  require(o.stem1() == 128, format, impl + "'s stem is 64-128-128-F", "--stem1", o.stem1());
-  require(o.stem2() == 128, format, impl + "'s stem is 64-128-128-F", "--stem2", o.stem2());
+  // posenet: Residual(64, 128), Residual(128, 128); bearpaw: layer1 64→128, layer2 128→256.
+  const int64_t stem2 = format == CheckpointFormat::kPoseNet ? 128 : 256;
+  const std::string stem = impl + "'s stem is 64-128-" + std::to_string(stem2) + "-F";
+  require(o.stem1() == 128, format, stem, "--stem1", o.stem1());
+  require(o.stem2() == stem2, format, stem, "--stem2", o.stem2());
   if (format == CheckpointFormat::kPoseNet)
     require(o.residuals() == 1, format, "PoseNet has one residual per hourglass block",
             "--residuals", o.residuals());

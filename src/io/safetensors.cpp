@@ -49,8 +49,7 @@ Entry parse_entry(const std::string& name, const json& e, uint64_t data_size,
   auto fail = [&](const auto&... what) {
     TORCH_CHECK(false, "cannot read ", path, ": tensor '", name, "': ", what...);
   };
-  if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
-      !e.contains("data_offsets"))
+  if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
     fail("the header entry must have dtype, shape and data_offsets, got ", e.dump());
   Entry out{name, c10::kFloat, {}, 0, 0};
   const auto& dtype = e["dtype"];
@@ -129,7 +128,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
               " bytes, too few for a safetensors file (8-byte header length first)");
   const uint64_t n = read_u64_le(len);
   TORCH_CHECK(n <= size - 8 && n <= kMaxHeader, "cannot read ", path, ": header length ", n,
-              " exceeds the file's ", size - 8, " bytes after the length (truncated or not "
+              " exceeds the file's ", size - 8,
+              " bytes after the length (truncated or not "
               "safetensors?)");
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
@@ -212,8 +212,8 @@ LoadedModel load_safetensors_model(const std::string& path) {
       try {
         return json::parse(it->second);
       } catch (const json::exception& e) {
-        TORCH_CHECK(false, "cannot read ", path, ": __metadata__ '", key, "' is not JSON: ",
-                    e.what());
+        TORCH_CHECK(false, "cannot read ", path, ": __metadata__ '", key,
+                    "' is not JSON: ", e.what());
       }
     };
     try {
@@ -222,7 +222,8 @@ LoadedModel load_safetensors_model(const std::string& path) {
       TORCH_CHECK(false, "cannot read ", path, ": ", e.msg());
     }
     if (file.metadata.count("meta")) loaded.meta = parse("meta");
-    TORCH_CHECK(loaded.meta.is_object(), "cannot read ", path, ": __metadata__ 'meta' is not an object");
+    TORCH_CHECK(loaded.meta.is_object(), "cannot read ", path,
+                ": __metadata__ 'meta' is not an object");
     if (file.metadata.count("joints")) {
       const auto joints = parse("joints");
       joint_set_from_json(joints, path + " __metadata__ 'joints'");

@@ -7,10 +7,10 @@
 /// output `heatmaps` N×S×J×(H/4)×(W/4), S = stacks (1 with last_stack_only). Operators: Conv,
 /// BatchNormalization (the residuals' input batch norms, which a ReLU separates from any conv,
 /// and every batch norm without folding), Relu, MaxPool, Resize (nearest, scale 2), Add,
-/// Unsqueeze, Concat. Metadata properties (each a string; lists and objects as JSON): "joint_set",
-/// "joint_names", "flip_pairs", "skeleton", "input_size", "pixel_grid", "input" (the layout and
-/// range), "mean", "std" (per RGB channel; 0 and 1: the network normalises nothing),
-/// "output", "architecture".
+/// Reshape (Unsqueeze with dynamic_size), Concat. Metadata properties (each a string; lists and
+/// objects as JSON): "joint_set", "joint_names", "flip_pairs", "skeleton", "input_size",
+/// "pixel_grid", "input" (the layout and range), "mean", "std" (per RGB channel; 0 and 1: the
+/// network normalises nothing), "output", "architecture".
 
 #include "hg/io/deployment.h"
 #include "hg/model/hourglass.h"

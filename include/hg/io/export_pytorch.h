@@ -3,9 +3,9 @@
 /// `state_dict` under their key names, in `torch.save`'s zip format, which their own modules load
 /// with `load_state_dict` after `torch.load(path, weights_only=True)`.
 ///
-/// Both implementations hard-code parts of the architecture: the stem 64→128→128→F and
-/// depth-4 hourglasses; posenet (princeton-vl/pytorch_stacked_hourglass `PoseNet(nstack,
-/// inp_dim=F, oup_dim=J)`) also one residual per block, bearpaw (pytorch-pose
+/// Both implementations hard-code parts of the architecture: depth-4 hourglasses and the stem
+/// (posenet 64→128→128→F, bearpaw 64→128→256→F); posenet (princeton-vl/pytorch_stacked_hourglass
+/// `PoseNet(nstack, inp_dim=F, oup_dim=J)`) also one residual per block, bearpaw (pytorch-pose
 /// `HourglassNet(Bottleneck, num_stacks, num_blocks=residuals, num_classes=J)`, num_feats = F/2).
 
 #include "hg/io/checkpoint.h"
