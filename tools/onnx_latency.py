@@ -60,12 +60,6 @@ def ort(model_path):
     return json.loads(out)["median_ms"]
 
 
-def nodes(model_path):
-    # Counts operators without the onnx Python package: op_type strings in the protobuf.
-    data = open(model_path, "rb").read()
-    return {op: data.count(op.encode()) for op in ("BatchNormalization", "Conv")}
-
-
 # Alternating rounds: load that comes and goes on a shared machine then slows both alike.
 ours, theirs = [], []
 for _ in range(a.rounds):
@@ -81,7 +75,6 @@ for r in bench["results"]:
         results[f"{r['backend']} {r['mode']}"] = r["ms_per_image"]
 print(f"PoseNet({a.stacks}, {a.features}, 16), input 1×3×{a.size}×{a.size}, {a.threads} threads, "
       f"median of {a.runs} runs (best of {a.rounds} rounds for ONNX Runtime)")
-print(f"  nodes: hourglass export {nodes(path('hourglass.onnx'))}, torch.onnx {nodes(path('pytorch.onnx'))}")
 base = results["onnxruntime, hourglass export"]
 for name, ms in results.items():
     print(f"  {name:34s} {ms:9.1f} ms   {ms / base:5.2f}× ours-in-ORT")
