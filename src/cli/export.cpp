@@ -55,10 +55,11 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
                                                        {"safetensors", ExportFormat::kSafetensors},
                                                        {"posenet", ExportFormat::kPoseNet},
                                                        {"bearpaw", ExportFormat::kBearpaw}};
-  cmd->add_option("--format,-f", args->format,
-                  "onnx, safetensors, posenet (pytorch_stacked_hourglass) or bearpaw "
-                  "(pytorch-pose); default: by OUT's extension")
-      ->transform(CLI::CheckedTransformer(formats));
+  cmd->add_option_function<std::string>(
+         "--format,-f", [args, formats](const std::string& f) { args->format = formats.at(f); },
+         "onnx, safetensors, posenet (pytorch_stacked_hourglass) or bearpaw (pytorch-pose); "
+         "default: by OUT's extension")
+      ->check(CLI::IsMember({"onnx", "safetensors", "posenet", "bearpaw"}));
   auto* last = cmd->add_flag("--last-stack-only", args->onnx.last_stack_only,
                              "ONNX: output only the last stack's heatmaps (N×1×J×h×w)");
   auto* no_fold =
