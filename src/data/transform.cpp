@@ -8,6 +8,10 @@
 
 namespace hg::data {
 
+std::string pixel_grid_name(PixelGrid grid) {
+  return grid == PixelGrid::kExact ? "exact" : "original";
+}
+
 // u = k·R(-rot)·(x - c) + o, k = res / (200·scale), o = (res-1)/2 (kExact) or res/2 (kOriginal);
 // a flip then maps u_x to res-1-u_x. R(a) = [cos a, -sin a; sin a, cos a] in y-down axes.
 CropTransform::CropTransform(const CropParams& params, int res) : params_(params), res_(res) {

@@ -1,6 +1,7 @@
 #include "hg/io/checkpoint.h"
 
 #include "hg/io/import_pytorch.h"
+#include "hg/io/safetensors.h"
 #include "hg/io/torch_file.h"
 
 #include <torch/torch.h>
@@ -209,6 +210,7 @@ void save_model(const std::string& path, model::StackedHourglassImpl& model,
 }
 
 LoadedModel load_model(const std::string& path) {
+  if (is_safetensors_file(path)) return load_safetensors_model(path);
   // Tensor data is read only as it is copied into the model, one tensor at a time, and never for
   // what the model does not need (a training checkpoint's optimizer state): the peak is about one
   // copy of the weights, not three.

@@ -21,6 +21,8 @@
 
 #include <opencv2/core.hpp>
 
+#include <string>
+
 namespace hg::data {
 
 /// Where the crop centre lands: see the file comment.
@@ -28,6 +30,8 @@ enum class PixelGrid {
   kExact,     ///< c → (res-1)/2: the square covers the crop edge to edge (default)
   kOriginal,  ///< c → res/2, as the original Lua/PyTorch code
 };
+/// "exact" or "original", as checkpoint meta's "pixel_grid" spells it.
+std::string pixel_grid_name(PixelGrid grid);
 
 /// The parameters of one crop.
 struct CropParams {
