@@ -85,7 +85,7 @@ def make_case(rng):
         count = rng.choice([0, 1, 3, 6, 25]) if not people else None
         for kp, box in people:
             for _ in range(rng.choice([0, 1, 1, 1, 2])):
-                noise = rng.choice([0.02, 0.05, 0.1, 0.3]) * box[2]
+                noise = rng.choice([0.005, 0.01, 0.02, 0.05, 0.1, 0.3]) * box[2]
                 det = []
                 for k in range(JOINTS):
                     x = (kp[3 * k] if kp[3 * k + 2] else box[0] + rng.uniform(0, box[2]))
