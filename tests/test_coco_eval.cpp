@@ -1,6 +1,10 @@
 #include "hg/eval/coco_eval.h"
 
+#include "hg/eval/coco_predict.h"
+#include "tool_runner.h"
+
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -8,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <unistd.h>
 
 namespace {
 
@@ -251,6 +257,91 @@ TEST(CocoEval, OksNmsDropsNearDuplicatesAndPersonScoreAveragesConfidentJoints) {
   // Box 0.8 × mean(0.5, 0.7) (0.1 is below the 0.2 threshold).
   EXPECT_DOUBLE_EQ(hg::eval::person_score(0.8, {0.5, 0.1, 0.7}), 0.8 * 0.6);
   EXPECT_EQ(hg::eval::person_score(0.8, {0.1, 0.2}), 0);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(CocoEval, EvalCommandScoresCocoResultsAsTheOfficialEvaluation) {
+  namespace fs = std::filesystem;
+  const std::string dataset = std::string(HG_TEST_DATA) + "/coco/person_keypoints_test.json";
+  const auto truth = hg::eval::read_coco_truth(dataset);
+  // Every non-crowd annotation as a result of score 1, the two without labelled joints too:
+  // those (all joints at (0, 0), far outside their doubled boxes) are false positives of area 0,
+  // so they count in the "all" range only. pycocotools gives AP 0.893918 (APm = APl = 1), AR 1.
+  std::vector<CocoDetection> copies;
+  for (const auto& p : truth.people)
+    if (!p.crowd) copies.push_back({p.image_id, p.category_id, p.keypoints, 1.0});
+  const auto dir = fs::temp_directory_path() / ("hg_coco_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto results = (dir / "results.json").string(), out = (dir / "eval.json").string();
+  hg::eval::write_coco_detections(results, copies);
+  const auto r =
+      hg::test::run_tool("eval " + dataset + " --predictions " + results + " --json " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(std::ifstream(out))["coco_keypoints"];
+  EXPECT_NEAR(j["AP"].get<double>(), 0.893918, 1e-6);
+  EXPECT_EQ(j["APm"].get<double>(), 1);
+  EXPECT_EQ(j["APl"].get<double>(), 1);
+  EXPECT_EQ(j["AR"].get<double>(), 1);
+
+  const auto bad = hg::test::run_tool("eval " + dataset + " --predictions " + results +
+                                      " --save-results " + (dir / "x.json").string());
+  EXPECT_NE(bad.code, 0);
+  EXPECT_EQ(bad.out,
+            "hourglass: error: --person-boxes and --save-results need a model (--weights)\n");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+namespace {
+
+// A network whose every heatmap peaks (0.5) at the centre pixel of the crop.
+at::Tensor centre_peaks(const at::Tensor& input) {
+  auto maps = torch::zeros({input.size(0), 1, kJoints, 16, 16});
+  maps.select(3, 8).select(3, 8).fill_(0.5);
+  return maps;
+}
+
+TEST(CocoEval, PredictCocoScoresPeopleAndThinsThemByOksNms) {
+  const std::string dataset = std::string(HG_TEST_DATA) + "/coco/person_keypoints_test.json";
+  const auto truth = hg::eval::read_coco_truth(dataset);
+  hg::infer::PredictorOptions options;
+  options.input_size = 64;
+  options.flip = false;
+  const hg::infer::Predictor predictor(centre_peaks, hg::data::coco_joints(), options);
+  // Image 785: a detector's box (score 0.9), a near copy (0.6) and a distant box (0.8); another
+  // category's box and a box of image 40083 below the score floor are skipped.
+  const std::vector<hg::eval::CocoBox> boxes = {{785, 1, {280, 44, 218, 346}, 0.9},
+                                                {785, 1, {282, 45, 218, 346}, 0.6},
+                                                {785, 1, {20, 20, 100, 100}, 0.8},
+                                                {785, 2, {20, 20, 100, 100}, 0.8},
+                                                {40083, 1, {38, 110, 174, 174}, 0.01}};
+  hg::eval::CocoPredictOptions o;
+  o.min_box_score = 0.05;
+  const auto people = hg::eval::predict_coco(predictor, truth,
+                                             std::string(HG_TEST_DATA) + "/coco/images", boxes, o);
+  // The near copy has OKS > 0.9 with the first box's person: dropped. Scores: box × 0.5 (every
+  // joint's confidence, all above 0.2), best first.
+  ASSERT_EQ(people.size(), 2u);
+  EXPECT_DOUBLE_EQ(people[0].score, 0.9 * 0.5);
+  EXPECT_DOUBLE_EQ(people[1].score, 0.8 * 0.5);
+  for (const auto& p : people) {
+    EXPECT_EQ(p.image_id, 785);
+    EXPECT_EQ(p.category_id, truth.person_category);
+    ASSERT_EQ(p.keypoints.size(), 3u * kJoints);
+  }
+  // Every joint at the crop's centre, within one heatmap pixel (side 1.25 · 346 / 16).
+  EXPECT_NEAR(people[0].keypoints[0], 280 + 218 / 2.0, 1.25 * 346 / 16);
+  EXPECT_NEAR(people[0].keypoints[1], 44 + 346 / 2.0, 1.25 * 346 / 16);
+  EXPECT_NEAR(people[0].keypoints[2], 0.5, 1e-6);
+  o.oks_nms = 1;  // off: the near copy stays
+  EXPECT_EQ(
+      hg::eval::predict_coco(predictor, truth, std::string(HG_TEST_DATA) + "/coco/images", boxes, o)
+          .size(),
+      3u);
 }
 
 }  // namespace
