@@ -29,6 +29,9 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
   cmd.add_flag("--no-flip", a.no_flip,
                "no flip test (faster; by default the heatmaps of the "
                "crop and of its mirror are averaged)");
+  cmd.add_flag("--dark", a.dark,
+               "DARK decoding (smoothed log-heatmap, Newton step at the peak) instead of the "
+               "original quarter-pixel step toward the higher neighbour");
   cmd.add_option("--batch", a.batch, "crops per network call")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -46,6 +49,7 @@ infer::Predictor make_predictor(const PredictorArgs& a) {
   auto options = infer::options_for_model(loaded);
   if (a.size > 0) options.input_size = a.size;
   options.flip = !a.no_flip;
+  if (a.dark) options.decoder = infer::PeakDecoder::kDark;
   options.batch = a.batch;
   const int64_t multiple = 4 << loaded.model->options.depth();
   TORCH_CHECK(options.input_size % multiple == 0, "--size ", options.input_size,

@@ -51,10 +51,11 @@ struct PredictorArgs {
   std::string algorithm = "auto";  ///< engine: auto, direct or winograd
   int size = 0;                    ///< input side; 0 = the checkpoint's meta, else 256
   bool no_flip = false;            ///< disable the flip test
+  bool dark = false;               ///< DARK decoding instead of the quarter-pixel offset
   int batch = 8;                   ///< crops per network call
 };
 /// Registers --weights (required unless `weights_optional`), --backend, --device, --precision,
-/// --algorithm, --size, --no-flip, --batch; returns the --weights option.
+/// --algorithm, --size, --no-flip, --dark, --batch; returns the --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
                                    bool weights_optional = false);
 /// Loads the checkpoint and builds the predictor the flags describe (threads must be set).

@@ -8,6 +8,7 @@
 
 #include "hg/data/dataset.h"
 #include "hg/data/transform.h"
+#include "hg/infer/decode.h"
 #include "hg/io/checkpoint.h"
 
 #include <ATen/Tensor.h>
@@ -78,6 +79,7 @@ struct PredictorOptions {
   bool flip = true;      ///< flip test: average with the mirrored crop's heatmaps
   int batch = 8;         ///< crops per network call (2× that with the flip test)
   data::PixelGrid grid = data::PixelGrid::kExact;  ///< the grid the weights were trained on
+  PeakDecoder decoder = PeakDecoder::kQuarterOffset;  ///< heatmaps → coordinates
 };
 
 /// One person's prediction.
