@@ -290,7 +290,8 @@ TEST(CocoEval, EvalCommandScoresCocoResultsAsTheOfficialEvaluation) {
                                       " --save-results " + (dir / "x.json").string());
   EXPECT_NE(bad.code, 0);
   EXPECT_EQ(bad.out,
-            "hourglass: error: --person-boxes and --save-results need a model (--weights)\n");
+            "hourglass: error: --person-boxes and --save-results need a model (--weights) and a "
+            "COCO dataset\n");
   fs::remove_all(dir);
 }
 

@@ -192,6 +192,7 @@ TEST(Config, CocoRecipeIsMmposesHourglassSetting) {
   EXPECT_EQ(c.lr, 5e-4);
   EXPECT_EQ(c.epochs, 210);
   EXPECT_EQ(c.lr_drops, (std::vector<int64_t>{170, 200}));
+  EXPECT_EQ(c.augment, "coco");
   try {
     hg::train::preset("cocoa");
     FAIL() << "expected an error";

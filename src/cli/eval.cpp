@@ -189,10 +189,15 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
     apply_threads(global);
     TORCH_CHECK(!args->model.weights.empty() || !args->predictions.empty(),
                 "give a model (--weights) or a predictions file (--predictions)");
-    // COCO: OKS AP/AR first; the PCK figures follow unless the predictions are COCO results.
+    // COCO: OKS AP/AR of a model or of COCO results first; the PCK figures follow unless the
+    // predictions are COCO results (.h5 and `predict` JSON have no person scores: PCK only).
     nlohmann::json coco;
-    if (is_coco_dataset(args->dataset)) {
-      const bool results = args->model.weights.empty() && is_coco_results(args->predictions);
+    const bool results = args->model.weights.empty() && is_coco_results(args->predictions);
+    const bool coco_dataset = is_coco_dataset(args->dataset);
+    TORCH_CHECK((args->coco.person_boxes.empty() && args->coco.save_results.empty()) ||
+                    (!args->model.weights.empty() && coco_dataset),
+                "--person-boxes and --save-results need a model (--weights) and a COCO dataset");
+    if ((results || !args->model.weights.empty()) && coco_dataset) {
       coco = run_coco_eval(args->dataset, args->images, args->predictions, args->model, args->coco);
       if (results) {
         if (!args->json.empty())

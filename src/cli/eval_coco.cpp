@@ -72,8 +72,6 @@ nlohmann::json run_coco_eval(const std::string& dataset, const std::string& imag
       std::printf("wrote %s (%zu people)\n", args.save_results.c_str(), detections.size());
     }
   } else {
-    TORCH_CHECK(args.person_boxes.empty() && args.save_results.empty(),
-                "--person-boxes and --save-results need a model (--weights)");
     detections = eval::read_coco_detections(predictions);
     source = "predictions " + predictions;
   }

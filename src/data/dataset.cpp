@@ -64,7 +64,8 @@ JointSet mpii_joints() {
        {12, 7},
        {7, 13},
        {13, 14},
-       {14, 15}}};
+       {14, 15}},
+      {7, 8, 9, 10, 11, 12, 13, 14, 15}};  // upper body (MMPose's)
 }
 
 JointSet flic_joints() {
@@ -100,7 +101,8 @@ JointSet coco_joints() {
        {1, 3},
        {2, 4},
        {3, 5},
-       {4, 6}}};
+       {4, 6}},
+      {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}};  // upper body: head and arms
 }
 
 cv::Mat read_image_rgb(const std::string& path, int reduce) {

@@ -180,7 +180,7 @@ TrainConfig preset(const std::string& name) {
     c.val_dataset = "data/coco/annotations/person_keypoints_val2017.json";
     c.val_images = "data/coco/val2017";
     c.sigma = 2.0;
-    c.augment = "paper";
+    c.augment = "coco";  // MMPose's scale, rotation, flip and half-body crops
     c.optimizer = "adam";
     c.lr = 5e-4;
     c.batch_size = 32;

@@ -26,6 +26,7 @@ struct JointSet {
   std::vector<std::string> names;               ///< one per joint, in the dataset's order
   std::vector<std::pair<int, int>> flip_pairs;  ///< joints swapped by a horizontal flip
   std::vector<std::pair<int, int>> skeleton;    ///< edges drawn between joints
+  std::vector<int> upper_body;  ///< the upper body's joints, for half-body crops (may be empty)
 
   /// Number of joints.
   int size() const { return static_cast<int>(names.size()); }
