@@ -570,7 +570,7 @@ TEST(Augment, OriginalPresetFollowsItsLaws) {
     ASSERT_TRUE(p.scale >= 0.75 && p.scale <= 1.25);
     ASSERT_LE(std::abs(p.rotation_deg), 30);
   }
-  EXPECT_ERROR_HAS(AugmentOptions::preset("strong"), "strong", "none, paper or original");
+  EXPECT_ERROR_HAS(AugmentOptions::preset("strong"), "strong", "none, paper, original or coco");
 }
 
 TEST(Augment, ColourGainsAreClampedToOne) {

@@ -184,6 +184,28 @@ TEST(Train, UnwritableRunFolderIsReportedBeforeTraining) {
   }
 }
 
+TEST(Config, CocoRecipeIsMmposesHourglassSetting) {
+  const auto c = hg::train::preset("coco");
+  c.validate();
+  EXPECT_EQ(c.model.stacks(), 1);
+  EXPECT_EQ(c.model.joints(), 17);
+  EXPECT_EQ(c.input_size, 256);
+  EXPECT_EQ(c.sigma, 2.0);
+  EXPECT_EQ(c.optimizer, "adam");
+  EXPECT_EQ(c.lr, 5e-4);
+  EXPECT_EQ(c.epochs, 210);
+  EXPECT_EQ(c.lr_drops, (std::vector<int64_t>{170, 200}));
+  EXPECT_EQ(c.augment, "coco");
+  try {
+    hg::train::preset("cocoa");
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown recipe 'cocoa': use paper, original, cpu, demo "
+                                         "or coco"),
+              std::string::npos);
+  }
+}
+
 }  // namespace
 
 namespace {

@@ -1,4 +1,5 @@
 #include "hg/cli/cli.h"
+#include "hg/cli/eval_coco.h"
 #include "hg/data/readers.h"
 #include "hg/eval/evaluate.h"
 #include "hg/eval/official_mpii.h"
@@ -28,6 +29,7 @@ struct Args {
   bool per_stack = false;
   int64_t limit = 0;
   PredictorArgs model;
+  CocoEvalArgs coco;
 };
 
 // Predictions for the first n samples: N×S×J×2 (image pixels) and which samples have one.
@@ -116,6 +118,13 @@ std::string percent(double v) {
   return std::isnan(v) ? "     -" : buf;
 }
 
+void write_json(const std::string& path, const nlohmann::json& out) {
+  std::ofstream f(path);
+  f << out.dump(2) << "\n";
+  TORCH_CHECK(f.good(), "cannot write ", path);
+  std::printf("\nwrote %s\n", path.c_str());
+}
+
 void print_table(const std::string& label, const eval::PckTable& t, bool header) {
   if (header) {
     std::printf("%-16s", "");
@@ -147,8 +156,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
   auto* preds = cmd->add_option(
       "--predictions,-p", args->predictions,
       "predictions instead of a model: HDF5 'preds' N×J×2 (or N×S×J×2) in image pixels in "
-      "annotation order, or the JSON of `hourglass predict` (people matched to annotations by "
-      "image file name and nearest crop centre)");
+      "annotation order, the JSON of `hourglass predict` (people matched to annotations by "
+      "image file name and nearest crop centre), or for COCO datasets the COCO keypoint results "
+      "format (scored by OKS AP only)");
   preds->check(CLI::ExistingFile)->excludes(weights);
   cmd->add_option("--official-truth", args->official_truth,
                   "score against the official MPII evaluation's truth (gt_valid.mat: pos_gt_src, "
@@ -162,10 +172,30 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--plot", args->plot, "write PCK-versus-threshold curves as PNG");
   cmd->add_option("--save-preds", args->save_preds,
                   "write the predictions as HDF5 'preds' (N×S×J×2, image pixels)");
+  add_coco_eval_options(*cmd, args->coco);
   cmd->callback([args, &global] {
     apply_threads(global);
     TORCH_CHECK(!args->model.weights.empty() || !args->predictions.empty(),
                 "give a model (--weights) or a predictions file (--predictions)");
+    // COCO: OKS AP/AR of a model or of COCO results first; the PCK figures follow unless the
+    // predictions are COCO results (.h5 and `predict` JSON have no person scores: PCK only).
+    nlohmann::json coco;
+    const bool results = args->model.weights.empty() && is_coco_results(args->predictions);
+    const bool coco_dataset = is_coco_dataset(args->dataset);
+    TORCH_CHECK((args->coco.person_boxes.empty() && args->coco.save_results.empty()) ||
+                    (!args->model.weights.empty() && coco_dataset),
+                "--person-boxes and --save-results need a model (--weights) and a COCO dataset");
+    if ((results || !args->model.weights.empty()) && coco_dataset) {
+      coco = run_coco_eval(args->dataset, args->images, args->predictions, args->model, global,
+                           args->coco);
+      if (results) {
+        if (!args->json.empty())
+          write_json(args->json, {{"dataset", args->dataset},
+                                  {"predictions", args->predictions},
+                                  {"coco_keypoints", coco}});
+        return;
+      }
+    }
     const auto d = data::open_dataset(args->dataset, args->images);
     const size_t n =
         args->limit > 0 ? std::min(d->size(), static_cast<size_t>(args->limit)) : d->size();
@@ -253,12 +283,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
       }
       if (args->per_stack) out["per_stack"].push_back(entry);
     }
-    if (!args->json.empty()) {
-      std::ofstream f(args->json);
-      f << out.dump(2) << "\n";
-      TORCH_CHECK(f.good(), "cannot write ", args->json);
-      std::printf("\nwrote %s\n", args->json.c_str());
-    }
+    if (!coco.is_null()) out["coco_keypoints"] = coco;
+    if (!args->json.empty()) write_json(args->json, out);
     if (!args->plot.empty()) {
       if (per_stack.curves.size() > 1) panels.push_back(per_stack);
       eval::plot_curves(args->plot, thresholds, panels,

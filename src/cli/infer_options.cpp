@@ -75,6 +75,10 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
   cmd.add_flag_callback(
       "--no-flip", [&a] { a.options.flip = false; },
       "no flip test (faster; by default the heatmaps of the crop and of its mirror are averaged)");
+  cmd.add_flag_callback(
+      "--dark", [&a] { a.options.decoder = infer::PeakDecoder::kDark; },
+      "DARK decoding (smoothed log-heatmap, Newton step at the peak) instead of the original "
+      "quarter-pixel step toward the higher neighbour");
   if (batched)
     cmd.add_option("--batch", a.options.batch, "people per network call")
         ->capture_default_str()

@@ -14,7 +14,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("train", "train a stacked hourglass network");
-  cmd->add_option("--recipe", args->recipe, "starting config: paper, original, cpu or demo")
+  cmd->add_option("--recipe", args->recipe, "starting config: paper, original, cpu, demo or coco")
       ->capture_default_str();
   cmd->add_option("--config", args->config_file, "JSON config read over the recipe")
       ->check(CLI::ExistingFile);

@@ -38,12 +38,28 @@ AugmentOptions AugmentOptions::original() {
   return o;
 }
 
+AugmentOptions AugmentOptions::coco() {
+  AugmentOptions o;
+  o.scale_law = ScaleLaw::kNormal;
+  o.scale_sigma = 0.5;
+  o.scale_clamp = 0.5;
+  o.rotation_law = RotationLaw::kNormal;
+  o.rotation_sigma = 40;
+  o.rotation_max = 80;
+  o.rotation_prob = 0.6;
+  o.flip_prob = 0.5;
+  o.half_body_prob = 0.3;
+  o.half_body_min_joints = 8;
+  return o;
+}
+
 AugmentOptions AugmentOptions::preset(const std::string& name) {
   if (name == "none") return none();
   if (name == "paper") return paper();
   if (name == "original") return original();
+  if (name == "coco") return coco();
   throw std::invalid_argument("unknown augmentation preset '" + name +
-                              "' (expected none, paper or original)");
+                              "' (expected none, paper, original or coco)");
 }
 
 AugmentParams sample_augment(const AugmentOptions& o, std::mt19937_64& rng) {
@@ -57,6 +73,7 @@ AugmentParams sample_augment(const AugmentOptions& o, std::mt19937_64& rng) {
   const double rot_gate = uniform(rng), flip_draw = uniform(rng);
   double colour_draw[3];
   for (double& c : colour_draw) c = uniform(rng);
+  const double half_gate = uniform(rng), half_draw = normal(rng);
 
   AugmentParams p;
   switch (o.scale_law) {
@@ -67,6 +84,9 @@ AugmentParams sample_augment(const AugmentOptions& o, std::mt19937_64& rng) {
       break;
     case AugmentOptions::ScaleLaw::kLog2Normal:
       p.scale = std::exp2(std::clamp(scale_draw * o.scale_sigma, -o.scale_clamp, o.scale_clamp));
+      break;
+    case AugmentOptions::ScaleLaw::kNormal:
+      p.scale = 1 + std::clamp(scale_draw * o.scale_sigma, -o.scale_clamp, o.scale_clamp);
       break;
   }
   switch (o.rotation_law) {
@@ -83,6 +103,8 @@ AugmentParams sample_augment(const AugmentOptions& o, std::mt19937_64& rng) {
   p.flip = flip_draw < o.flip_prob;
   for (int c = 0; c < 3; ++c)
     p.colour[c] = static_cast<float>(o.colour_min + (o.colour_max - o.colour_min) * colour_draw[c]);
+  p.half_body = half_gate < o.half_body_prob;
+  p.upper_body = half_draw < 0.5;
   return p;
 }
 

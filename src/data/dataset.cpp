@@ -68,7 +68,8 @@ JointSet mpii_joints() {
        {7, 13},
        {13, 14},
        {14, 15}},
-      {}};
+      {},
+      {7, 8, 9, 10, 11, 12, 13, 14, 15}};  // upper body (MMPose's)
 }
 
 JointSet flic_joints() {
@@ -108,7 +109,8 @@ JointSet coco_joints() {
        {4, 6}},
       // The official evaluation's per-keypoint σ (cocoeval.py's kpt_oks_sigmas).
       {.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107, .087, .087,
-       .089, .089}};
+       .089, .089},
+      {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}};  // upper body: head and arms
 }
 
 cv::Mat read_image_rgb(const std::string& path, int reduce) {

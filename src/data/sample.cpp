@@ -54,6 +54,35 @@ cv::Mat crop_input(const cv::Mat& image, const CropParams& crop, int res) {
   return out;
 }
 
+namespace {
+
+// The crop centre and scale: the annotation's, or with aug.half_body MMPose's half-body box of
+// the present joints of one half (a square crop: the longer side of their box × 1.5).
+std::pair<cv::Point2d, double> crop_base(const Annotation& a, const JointSet& joints,
+                                         const AugmentParams& aug, const AugmentOptions& o) {
+  if (!aug.half_body || joints.upper_body.empty()) return {a.center, a.scale};
+  std::vector<bool> upper(a.joints.size(), false);
+  for (int j : joints.upper_body) upper.at(static_cast<size_t>(j)) = true;
+  std::vector<cv::Point2d> up, low;
+  for (size_t j = 0; j < a.joints.size(); ++j)
+    if (a.joints[j].present) (upper[j] ? up : low).push_back(a.joints[j].pos);
+  if (up.size() + low.size() <= static_cast<size_t>(o.half_body_min_joints))
+    return {a.center, a.scale};
+  const auto& chosen = aug.upper_body && up.size() > 2 ? up : low.size() > 2 ? low : up;
+  if (chosen.size() < 2) return {a.center, a.scale};
+  cv::Point2d mean(0, 0), lo = chosen[0], hi = chosen[0];
+  for (const auto& p : chosen) {
+    mean += p / static_cast<double>(chosen.size());
+    lo = {std::min(lo.x, p.x), std::min(lo.y, p.y)};
+    hi = {std::max(hi.x, p.x), std::max(hi.y, p.y)};
+  }
+  const double side = 1.5 * std::max(hi.x - lo.x, hi.y - lo.y);
+  if (!(side > 0)) return {a.center, a.scale};
+  return {mean, side / 200};
+}
+
+}  // namespace
+
 int decode_reduction(double crop_side, int res) {
   int f = 1;
   while (f < 8 && crop_side >= 2.0 * f * res) f *= 2;
@@ -64,10 +93,10 @@ Sample make_sample(const Dataset& dataset, size_t i, const SampleOptions& option
                    const AugmentParams& aug) {
   // The crop side needs the annotation before the image is decoded; it is cheap for every
   // dataset (file datasets hold it in memory).
+  const double base =
+      crop_base(dataset.annotation(i), dataset.joints(), aug, options.augment).second;
   const int want =
-      options.reduced_decode
-          ? decode_reduction(200 * dataset.annotation(i).scale * aug.scale, options.res)
-          : 1;
+      options.reduced_decode ? decode_reduction(200 * base * aug.scale, options.res) : 1;
   cv::Mat image;
   int reduced = 1;
   Annotation a = dataset.load(i, image, want, &reduced);
@@ -91,7 +120,8 @@ Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& jo
   s.meta.normalize = a.normalize;
   s.meta.joints = a.joints;
   s.meta.augment = aug;
-  s.meta.crop = {a.center, a.scale * aug.scale, aug.rotation_deg, aug.flip, options.grid};
+  const auto [center, scale] = crop_base(a, joints, aug, options.augment);
+  s.meta.crop = {center, scale * aug.scale, aug.rotation_deg, aug.flip, options.grid};
 
   const CropTransform crop(s.meta.crop, options.res);
   // A reduced image's pixel i is centred on original coordinate f·i + (f-1)/2: the same crop in

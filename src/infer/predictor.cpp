@@ -213,7 +213,7 @@ std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
     const size_t last = std::min(people.size(), first + static_cast<size_t>(options_.batch));
     const std::vector<PersonCrop> chunk(people.begin() + first, people.begin() + last);
     const auto maps = heatmaps(crops(rgb, chunk));
-    const auto peaks = decode_peaks(maps);  // N×S×J×3, heatmap pixels
+    const auto peaks = decode(maps, options_.decoder);  // N×S×J×3, heatmap pixels
     const int side = static_cast<int>(maps.size(-1));
     for (size_t i = 0; i < chunk.size(); ++i) {
       auto crop = chunk[i].crop;

@@ -16,6 +16,7 @@ struct AugmentOptions {
     kNone,        ///< always 1
     kUniform,     ///< U(scale_min, scale_max)
     kLog2Normal,  ///< 2^clamp(N(0,1)·scale_sigma, ±scale_clamp)
+    kNormal,      ///< 1 + clamp(N(0,1)·scale_sigma, ±scale_clamp) (MMPose's)
   };
   /// How the rotation is drawn (degrees, counter-clockwise on screen).
   enum class RotationLaw {
@@ -32,6 +33,12 @@ struct AugmentOptions {
   double rotation_prob = 1;               ///< probability that a sample is rotated at all
   double flip_prob = 0;                   ///< probability of a horizontal flip (joints swap sides)
   double colour_min = 1, colour_max = 1;  ///< each RGB channel × U(min, max), clamped to [0, 1]
+  /// Probability of a half-body crop (MMPose's TopDownHalfBodyTransform): for a person with more
+  /// than half_body_min_joints present joints, the crop becomes the box of its upper-body joints
+  /// (JointSet::upper_body) or of the others, × 1.5, centred on their mean. Joint sets without
+  /// upper_body are never cropped so.
+  double half_body_prob = 0;
+  int half_body_min_joints = 8;
 
   /// No augmentation (evaluation).
   static AugmentOptions none();
@@ -41,7 +48,11 @@ struct AugmentOptions {
   /// The original code's exact recipe: scale 2^clamp(N(0,1)·0.25, ±0.5), rotation
   /// clamp(N(0,1)·30, ±60°) on 40% of samples, flip p = 0.5, each channel × U(0.6, 1.4).
   static AugmentOptions original();
-  /// By name: "none", "paper" or "original"; throws listing them otherwise.
+  /// MMPose's top-down COCO recipe: scale 1 + clamp(N(0,1)·0.5, ±0.5), rotation
+  /// clamp(N(0,1)·40, ±80°) on 60% of samples, flip p = 0.5, half-body crops p = 0.3 (more than
+  /// 8 joints), no colour jitter.
+  static AugmentOptions coco();
+  /// By name: "none", "paper", "original" or "coco"; throws listing them otherwise.
   static AugmentOptions preset(const std::string& name);
 };
 
@@ -51,10 +62,13 @@ struct AugmentParams {
   double rotation_deg = 0;  ///< counter-clockwise on screen
   bool flip = false;
   float colour[3] = {1, 1, 1};  ///< R, G, B gains
+  bool half_body = false;       ///< crop to half of the body (see AugmentOptions::half_body_prob)
+  bool upper_body = true;       ///< which half, where both qualify
 };
 
 /// Draws one AugmentParams from `options`. The draws happen in a fixed order (scale, rotation,
-/// rotation-gate, flip, colour R, G, B), so equal generators give equal params.
+/// rotation-gate, flip, colour R, G, B, half-body gate, half choice), so equal generators give
+/// equal params. The upper half is chosen when N(0,1) < 0.5 (69%), MMPose's rule.
 AugmentParams sample_augment(const AugmentOptions& options, std::mt19937_64& rng);
 
 /// A generator seeded from (seed, epoch, sample) by SplitMix64 mixing: independent streams for

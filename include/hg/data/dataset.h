@@ -28,6 +28,7 @@ struct JointSet {
   std::vector<std::pair<int, int>> skeleton;    ///< edges drawn between joints
   /// Per-joint OKS σ (COCO's keypoint similarity), one per joint; empty when unknown.
   std::vector<double> sigmas;
+  std::vector<int> upper_body;  ///< the upper body's joints, for half-body crops (may be empty)
 
   /// Number of joints.
   int size() const { return static_cast<int>(names.size()); }

@@ -16,6 +16,25 @@ namespace hg::infer {
 /// data::CropTransform) and the peak value as the joint's confidence.
 at::Tensor decode_peaks(const at::Tensor& heatmaps);
 
+/// DARK (Zhang et al., "Distribution-Aware Coordinate Representation for Human Pose Estimation",
+/// CVPR 2020, as HRNet-DARK and MMPose decode): each heatmap is smoothed by a `kernel`×`kernel`
+/// Gaussian (OpenCV's default sigma for that size, the map zero-padded by kernel/2 first) and
+/// rescaled to its original maximum, its log taken (floored at 1e-10), and the integer peak
+/// moved by the Newton step -H⁻¹∇ of that log, with central differences (two-pixel spacing for
+/// the second derivatives), where the peak is at least two pixels from the border and H is
+/// invertible. Same shapes, conventions and confidence (the original map's peak) as
+/// decode_peaks.
+at::Tensor decode_dark(const at::Tensor& heatmaps, int kernel = 11);
+
+/// How heatmaps become coordinates.
+enum class PeakDecoder {
+  kQuarterOffset,  ///< decode_peaks: the original method's (the default)
+  kDark,           ///< decode_dark with an 11×11 smoothing kernel
+};
+
+/// decode_peaks or decode_dark, as `decoder` says.
+at::Tensor decode(const at::Tensor& heatmaps, PeakDecoder decoder);
+
 /// Flip-test averaging. `heatmaps` are the network's output for the crops, `mirrored` its output
 /// for the same crops mirrored horizontally (both ...×J×h×w). The mirrored maps are flipped back
 /// and their joints swapped (`flip_perm` = data::JointSet::flip_permutation()), then averaged

@@ -15,6 +15,7 @@
 #include "hg/data/dataset.h"
 #include "hg/data/transform.h"
 #include "hg/engine/engine.h"
+#include "hg/infer/decode.h"
 #include "hg/io/checkpoint.h"
 
 #include <ATen/Tensor.h>
@@ -118,6 +119,7 @@ struct PredictorOptions {
   std::optional<data::PixelGrid> grid;
   /// The runtime (Predictor::load and from_model only).
   BackendOptions backend;
+  PeakDecoder decoder = PeakDecoder::kQuarterOffset;  ///< heatmaps → coordinates
 };
 
 /// One person's prediction.
