@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     auto people = hg::infer::detect_people(rgb);
     if (people.empty())  // no one found: the whole image is the crop
       people.push_back(
-          {hg::infer::crop_of_image(rgb.size()), hg::infer::PersonSource::kWholeImage});
+          {hg::infer::crop_of_image(rgb.size()), hg::infer::PersonSource::kNoDetection});
     nlohmann::json out = nlohmann::json::array();
     for (const auto& pose : predictor.predict(rgb, people)) {
       const auto last = pose.joints[-1];  // the last stack's J×3: x, y (image pixels), score

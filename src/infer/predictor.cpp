@@ -241,8 +241,8 @@ data::JointSet model_joints(const io::LoadedModel& model, const std::string& sou
     } else if (name == "coco") {
       joints = data::coco_joints();
     }
-  } else if (model.format != io::CheckpointFormat::kNative) {
-    joints = data::mpii_joints();  // both PyTorch ports are MPII models
+  } else if (model.format != io::CheckpointFormat::kNative && count == 16) {
+    joints = data::mpii_joints();  // both PyTorch ports train on MPII
   }
   if (joints.names.empty()) {
     joints.name = "generic";

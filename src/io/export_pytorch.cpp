@@ -1,6 +1,7 @@
 #include "hg/io/export_pytorch.h"
 
 #include "hg/io/torch_file.h"
+#include "state_keys.h"
 
 #include <torch/torch.h>
 
@@ -11,21 +12,7 @@
 namespace hg::io {
 namespace {
 
-using Parts = std::vector<std::string>;
-
 // The key mappings below are the inverse of import_pytorch.cpp's; both walk the native names.
-
-Parts split(const std::string& key) {
-  Parts parts;
-  std::stringstream s(key);
-  std::string part;
-  while (std::getline(s, part, '.')) parts.push_back(part);
-  return parts;
-}
-
-bool is_index(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 std::string join(const Parts& p, size_t from) {
   std::string s;

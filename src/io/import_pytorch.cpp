@@ -1,4 +1,5 @@
 #include "hg/io/import_pytorch.h"
+#include "state_keys.h"
 
 #include <torch/torch.h>
 
@@ -10,20 +11,7 @@
 namespace hg::io {
 namespace {
 
-using Parts = std::vector<std::string>;
 using State = std::map<std::string, at::Tensor>;
-
-Parts split(const std::string& key) {
-  Parts parts;
-  std::stringstream s(key);
-  std::string part;
-  while (std::getline(s, part, '.')) parts.push_back(part);
-  return parts;
-}
-
-bool is_index(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 bool one_of(const std::string& s, std::initializer_list<const char*> names) {
   return std::any_of(names.begin(), names.end(), [&](const char* n) { return s == n; });

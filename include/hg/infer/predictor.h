@@ -178,8 +178,8 @@ class Predictor {
 
 /// The joint set a checkpoint was trained with: its meta "joints" (written by the trainer and by
 /// `hourglass convert`), else a built-in set named by meta "joint_set" (older checkpoints), else
-/// MPII for imported PyTorch checkpoints, else joints named "joint-0", … without flip pairs or
-/// skeleton. Throws naming the file when the set does not match the model's joint count.
+/// MPII for imported PyTorch checkpoints of 16 joints, else joints named "joint-0", … without flip
+/// pairs or skeleton. Throws naming the file when the set does not match the model's joint count.
 data::JointSet model_joints(const io::LoadedModel& model, const std::string& source);
 
 /// The pixel grid a checkpoint's trainer used: imported PyTorch weights PixelGrid::kOriginal;
