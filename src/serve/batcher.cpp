@@ -17,7 +17,9 @@ Batcher::Batcher(infer::Predictor predictor, BatcherOptions options, Metrics* me
   worker_ = std::thread([this] { loop(); });
 }
 
-Batcher::~Batcher() { stop(); }
+Batcher::~Batcher() {
+  stop();
+}
 
 std::optional<std::future<at::Tensor>> Batcher::submit(at::Tensor input,
                                                        std::vector<data::CropParams> crops,
@@ -85,7 +87,8 @@ void Batcher::run(std::vector<Job>& jobs, bool flip) {
   }
   if (metrics_) metrics_->observe_batch(static_cast<int>(crops.size()));
   try {
-    const auto joints = (flip ? with_flip_ : without_flip_).predict_crops(torch::cat(inputs), crops);
+    const auto joints =
+        (flip ? with_flip_ : without_flip_).predict_crops(torch::cat(inputs), crops);
     int64_t first = 0;
     for (auto& j : jobs) {
       const auto n = static_cast<int64_t>(j.crops.size());

@@ -11,7 +11,9 @@ namespace {
 uint32_t be16(std::string_view b, size_t at) {
   return (uint32_t(uint8_t(b[at])) << 8) | uint8_t(b[at + 1]);
 }
-uint32_t be32(std::string_view b, size_t at) { return (be16(b, at) << 16) | be16(b, at + 2); }
+uint32_t be32(std::string_view b, size_t at) {
+  return (be16(b, at) << 16) | be16(b, at + 2);
+}
 uint32_t le16(std::string_view b, size_t at) {
   return uint8_t(b[at]) | (uint32_t(uint8_t(b[at + 1])) << 8);
 }
@@ -46,8 +48,8 @@ ImageHeader jpeg_header(std::string_view b) {
       return {ImageFormat::kJpeg, be16(b, at + 7), be16(b, at + 5)};
     }
     if (marker == 0xDA || marker == 0xD9) break;  // scan data before any frame header
-    if (length < 2) throw MalformedImage("the JPEG has a segment of length " +
-                                         std::to_string(length));
+    if (length < 2)
+      throw MalformedImage("the JPEG has a segment of length " + std::to_string(length));
     at += 2 + length;
   }
   throw MalformedImage("the JPEG has no frame header (SOF) before its data: cut short or corrupt");
@@ -91,8 +93,9 @@ ImageHeader read_image_header(std::string_view b) {
   if (b.size() >= 3 && uint8_t(b[0]) == 0xFF && uint8_t(b[1]) == 0xD8 && uint8_t(b[2]) == 0xFF)
     return jpeg_header(b);
   if (b.size() >= 12 && b.substr(0, 4) == "RIFF" && b.substr(8, 4) == "WEBP") return webp_header(b);
-  throw UnsupportedImage("the body is not a JPEG, PNG or WebP image (no known signature in its "
-                         "first bytes)");
+  throw UnsupportedImage(
+      "the body is not a JPEG, PNG or WebP image (no known signature in its "
+      "first bytes)");
 }
 
 bool jpeg_is_complete(std::string_view b) {

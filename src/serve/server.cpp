@@ -65,8 +65,7 @@ std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
   std::vector<infer::PersonCrop> people;
   for (const auto& b : j) {
     if (!(b.is_array() && b.size() == 4 && b[0].is_number() && b[1].is_number() &&
-          b[2].is_number() && b[3].is_number() && b[2].get<double>() > 0 &&
-          b[3].get<double>() > 0))
+          b[2].is_number() && b[3].is_number() && b[2].get<double>() > 0 && b[3].get<double>() > 0))
       throw HttpError(400, "boxes: " + b.dump() + " is not a box [x, y, w, h] with w, h > 0");
     const cv::Rect2d box(b[0].get<double>(), b[1].get<double>(), b[2].get<double>(),
                          b[3].get<double>());
@@ -122,8 +121,7 @@ cv::Mat Server::Impl::decode(const std::string& bytes, json& timing) {
                              std::to_string(options.max_pixels) + " (--max-pixels)");
   if (header.format == ImageFormat::kJpeg && !jpeg_is_complete(bytes))
     throw HttpError(400, what + " is cut short (no end-of-image marker)");
-  const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1,
-                    const_cast<char*>(bytes.data()));
+  const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
   cv::Mat bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
   if (bgr.empty()) throw HttpError(400, what + " cannot be decoded (corrupt or cut short)");
   cv::Mat rgb;
@@ -139,8 +137,7 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   std::vector<infer::PersonCrop> people;
   bool has_boxes = false;
   if (req.is_multipart_form_data()) {
-    if (!req.has_file("image"))
-      throw HttpError(400, "the multipart body has no 'image' part");
+    if (!req.has_file("image")) throw HttpError(400, "the multipart body has no 'image' part");
     image = &req.files.find("image")->second.content;
     if (req.has_file("boxes")) {
       people = parse_boxes(req.files.find("boxes")->second.content);
@@ -158,9 +155,11 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   const bool flip = query_flag(req, "flip", popts.flip);
   const bool whole = query_flag(req, "whole_image", false);
   if (req.has_param("size") && req.get_param_value("size") != std::to_string(popts.input_size))
-    throw HttpError(400, "size=" + req.get_param_value("size") + ": this server runs the network "
-                         "at " + std::to_string(popts.input_size) +
-                         " (restart it with --size to change)");
+    throw HttpError(400, "size=" + req.get_param_value("size") +
+                             ": this server runs the network "
+                             "at " +
+                             std::to_string(popts.input_size) +
+                             " (restart it with --size to change)");
   const cv::Mat rgb = decode(*image, timing);
 
   const auto found = Clock::now();
@@ -173,8 +172,8 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
                  0}};
     timing["detect"] = ms_since(found);
   }
-  json result = {{"input", "request"}, {"width", rgb.cols}, {"height", rgb.rows},
-                 {"people", json::array()}};
+  json result = {
+      {"input", "request"}, {"width", rgb.cols}, {"height", rgb.rows}, {"people", json::array()}};
   if (!people.empty()) {
     std::vector<data::CropParams> crops;
     for (const auto& p : people) crops.push_back(p.crop);
@@ -230,14 +229,15 @@ void Server::Impl::routes() {
       });
   // httplib's own answers (404, 413 for a body over the limit, 400 for a malformed request)
   // get a JSON body too.
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string why = "HTTP " + std::to_string(res.status);
-    if (res.status == 404) why = "no such endpoint: " + req.method + " " + req.path;
-    if (res.status == 413) why = "the body is larger than the server's limit (--max-body-mb)";
-    send_error(res, res.status, why);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string why = "HTTP " + std::to_string(res.status);
+        if (res.status == 404) why = "no such endpoint: " + req.method + " " + req.path;
+        if (res.status == 413) why = "the body is larger than the server's limit (--max-body-mb)";
+        send_error(res, res.status, why);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics.count_request(route_of(req.path), res.status);
   });
@@ -257,13 +257,11 @@ void Server::Impl::routes() {
             [this](const httplib::Request& req, httplib::Response& res) { pose(req, res); });
 }
 
-Server::Server(const std::string& weights, infer::PredictorOptions predictor,
-               ServerOptions options)
+Server::Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options)
     : impl_(std::make_unique<Impl>()) {
   TORCH_CHECK(options.max_body_bytes > 0, "--max-body-mb must be > 0");
   TORCH_CHECK(options.max_pixels > 0, "--max-pixels must be > 0, got ", options.max_pixels);
-  TORCH_CHECK(options.http_threads >= 1, "--http-threads must be >= 1, got ",
-              options.http_threads);
+  TORCH_CHECK(options.http_threads >= 1, "--http-threads must be >= 1, got ", options.http_threads);
   TORCH_CHECK(options.port >= 0 && options.port <= 65535, "--port ", options.port,
               " is not a port (0 to 65535)");
   impl_->options = options;
@@ -271,7 +269,7 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor,
   auto loaded = io::load_model(weights);
   const auto architecture = loaded.model->options;
   predictor.batch = options.max_batch;
-  const bool engine = infer::uses_engine(predictor.backend);
+  const bool on_engine = infer::uses_engine(predictor.backend);
   auto p = infer::Predictor::from_model(std::move(loaded), predictor);
   const auto set = data::joint_set_to_json(p.joints());
   impl_->model_info = {
@@ -285,9 +283,9 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor,
       {"skeleton", set["skeleton"]},
       {"input_size", p.options().input_size},
       {"flip_test", p.options().flip},
-      {"backend", engine ? "engine" : "torch"},
+      {"backend", on_engine ? "engine" : "torch"},
       {"device", predictor.backend.device.str()},
-      {"precision", engine ? engine::precision_name(predictor.backend.engine.precision) : "f32"},
+      {"precision", on_engine ? engine::precision_name(predictor.backend.engine.precision) : "f32"},
       {"max_batch", options.max_batch},
       {"max_wait_ms", options.max_wait_ms},
       {"max_body_bytes", options.max_body_bytes},
@@ -309,7 +307,8 @@ int Server::bind() {
   auto& o = impl_->options;
   if (o.port == 0) {
     o.port = impl_->http.bind_to_any_port(o.host);
-    TORCH_CHECK(o.port > 0, "cannot bind ", o.host, " (any port): is the address one of this "
+    TORCH_CHECK(o.port > 0, "cannot bind ", o.host,
+                " (any port): is the address one of this "
                 "machine's?");
   } else {
     TORCH_CHECK(impl_->http.bind_to_port(o.host, o.port), "cannot bind ", o.host, ":", o.port,
@@ -327,8 +326,12 @@ void Server::run() {
   impl_->batcher->stop();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  impl_->http.stop();
+}
 
-const nlohmann::json& Server::model_info() const { return impl_->model_info; }
+const nlohmann::json& Server::model_info() const {
+  return impl_->model_info;
+}
 
 }  // namespace hg::serve

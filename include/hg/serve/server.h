@@ -28,11 +28,11 @@ struct ServerOptions {
   int port = 8080;                 ///< 0: any free port (see Server::bind)
   /// When set, /v1/* and /metrics need `Authorization: Bearer <token>` (401 otherwise).
   std::string token;
-  int max_batch = 8;     ///< crops per network call, gathered across requests
-  int max_wait_ms = 5;   ///< how long the first queued crop waits for others to fill a batch
-  int max_queue = 64;    ///< requests waiting for the network; more are answered 503
-  int http_threads = 32; ///< connections served at once (each keep-alive client holds one)
-  int timeout_s = 10;    ///< read and write timeout per connection (slow clients are dropped)
+  int max_batch = 8;      ///< crops per network call, gathered across requests
+  int max_wait_ms = 5;    ///< how long the first queued crop waits for others to fill a batch
+  int max_queue = 64;     ///< requests waiting for the network; more are answered 503
+  int http_threads = 32;  ///< connections served at once (each keep-alive client holds one)
+  int timeout_s = 10;     ///< read and write timeout per connection (slow clients are dropped)
   size_t max_body_bytes = size_t{16} << 20;  ///< larger bodies are answered 413
   int64_t max_pixels = 40'000'000;  ///< images declaring more pixels are answered 413, undecoded
   int max_people = 10;              ///< detector: at most this many people per image
