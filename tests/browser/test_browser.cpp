@@ -93,8 +93,7 @@ class Browser {
       if (auto r = driver_.Get("/status"); r && r->status == 200) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    const fs::path profile = kOut / ("profile-" + std::to_string(::getpid()));
-    fs::remove_all(profile);
+    fs::remove_all(profile_);
     const json args = {"--headless",
                        "--no-sandbox",
                        "--disable-gpu",
@@ -105,7 +104,7 @@ class Browser {
                        "--disable-sync",
                        "--disable-dev-shm-usage",
                        "--window-size=1280,900",
-                       "--user-data-dir=" + profile.string(),
+                       "--user-data-dir=" + profile_.string(),
                        "--use-fake-device-for-media-stream",
                        "--use-fake-ui-for-media-stream",
                        "--use-file-for-fake-video-capture=" + fake_video.string()};
@@ -120,6 +119,8 @@ class Browser {
     if (!session_.empty()) driver_.Delete(("/session/" + session_).c_str());
     ::kill(driver_pid_, SIGTERM);
     ::waitpid(driver_pid_, nullptr, 0);
+    std::error_code ignored;
+    fs::remove_all(profile_, ignored);
   }
 
   json command(const std::string& method, const std::string& path, const json& body = json()) {
@@ -159,6 +160,7 @@ class Browser {
   httplib::Client driver_;
   pid_t driver_pid_ = -1;
   std::string session_;
+  const fs::path profile_ = kOut / ("profile-" + std::to_string(::getpid()));
 };
 
 TEST(Browser, UploadDrawsTheApisJointsAndTheWebcamRunsLive) {
