@@ -66,6 +66,7 @@ int run(int argc, char** argv) {
   add_show_command(app, global);
   add_bench_command(app, global);
   add_export_command(app, global);
+  add_serve_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -159,6 +159,12 @@ Predictor Predictor::from_model(io::LoadedModel model, PredictorOptions options)
   return Predictor(std::move(backend), std::move(joints), std::move(options));
 }
 
+Predictor Predictor::with_flip(bool flip) const {
+  Predictor copy = *this;
+  copy.options_.flip = flip;
+  return copy;
+}
+
 at::Tensor Predictor::crops(const cv::Mat& rgb, const std::vector<PersonCrop>& people) const {
   TORCH_CHECK(rgb.type() == CV_8UC3, "the predictor takes 8-bit RGB images");
   const int r = options_.input_size;

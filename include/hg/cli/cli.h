@@ -40,6 +40,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global);
 void add_show_command(CLI::App& app, const GlobalOptions& global);
 void add_bench_command(CLI::App& app, const GlobalOptions& global);
 void add_export_command(CLI::App& app, const GlobalOptions& global);
+void add_serve_command(CLI::App& app, const GlobalOptions& global);
 
 /// Registers the runtime flags, one definition for every command that runs the network:
 /// --backend (auto, torch, engine; default auto), --device, --precision (f32, bf16) and

@@ -165,6 +165,10 @@ class Predictor {
   /// flip-averaged when options().flip; one backend call (2N crops with the flip test).
   at::Tensor heatmaps(const at::Tensor& input) const;
 
+  /// A predictor on the same backend (shared, not copied: use both on one thread) with the flip
+  /// test on or off.
+  Predictor with_flip(bool flip) const;
+
   const data::JointSet& joints() const { return joints_; }
   /// The options with input_size and grid resolved.
   const PredictorOptions& options() const { return options_; }

@@ -1,0 +1,66 @@
+#pragma once
+/// `hourglass serve`: pose estimation over HTTP (cpp-httplib), with a web page at `/`.
+///
+///     hg::serve::Server server("model.hg", {}, {});   // loads the model
+///     const int port = server.bind();                 // 127.0.0.1:8080 by default
+///     server.run();                                   // until stop() (e.g. from SIGTERM)
+///
+/// Endpoints: `POST /v1/pose` (an image body, or multipart/form-data with `image` and optional
+/// `boxes`; query `flip`, `size`, `whole_image`) answers the JSON of `hourglass predict` for one
+/// image plus "time_ms"; `GET /v1/model`, `/healthz`, `/metrics` (Prometheus text) and `/` (the
+/// page). Every request's crops go through one queue into one worker thread that owns the
+/// predictor and batches crops across requests.
+
+#include "hg/infer/predictor.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace hg::serve {
+
+/// How the server listens and what it accepts.
+struct ServerOptions {
+  std::string host = "127.0.0.1";  ///< interface to bind
+  int port = 8080;                 ///< 0: any free port (see Server::bind)
+  /// When set, /v1/* and /metrics need `Authorization: Bearer <token>` (401 otherwise).
+  std::string token;
+  int max_batch = 8;      ///< crops per network call, gathered across requests
+  int max_wait_ms = 5;    ///< how long the first queued crop waits for others to fill a batch
+  int max_queue = 64;     ///< requests waiting for the network; more are answered 503
+  int http_threads = 32;  ///< connections served at once (each keep-alive client holds one)
+  int timeout_s = 10;     ///< read and write timeout per connection (slow clients are dropped)
+  size_t max_body_bytes = size_t{16} << 20;  ///< larger bodies are answered 413
+  int64_t max_pixels = 40'000'000;  ///< images declaring more pixels are answered 413, undecoded
+  int max_people = 10;              ///< detector: at most this many people per image
+};
+
+/// The HTTP server and its inference worker.
+class Server {
+ public:
+  /// Loads `weights` (any checkpoint Predictor::load reads; `predictor.batch` is replaced by
+  /// `options.max_batch`) and checks the options; throws naming the file or the option at fault.
+  Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds host:port (port 0: a free one) and returns the port. Throws when it cannot.
+  int bind();
+  /// Serves on the bound socket until stop(); returns once the requests in flight are answered.
+  void run();
+  /// Stops accepting; run() returns after finishing what is in flight. Safe from any thread.
+  void stop();
+
+  /// The JSON of GET /v1/model.
+  const nlohmann::json& model_info() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hg::serve

@@ -1,0 +1,357 @@
+// `hourglass serve`: the image header reader, and the server spoken to over real HTTP on an
+// ephemeral port of 127.0.0.1 (good images, every kind of bad input, the queue, stopping).
+#include "hg/data/dataset.h"
+#include "hg/infer/predictor.h"
+#include "hg/serve/image_header.h"
+#include "hg/serve/server.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+using hg::test::kData;
+using nlohmann::json;
+
+const std::string kModel = kData + "/fixtures/posenet_s2_f64_checkpoint.pt";
+const std::string kImage = kData + "/mpii/images/005808361.jpg";
+constexpr int kSize = 128;  // the network input side: small, for speed
+const std::string kToken = "test-token";
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string encode(const cv::Mat& bgr, const std::string& ext, std::vector<int> params = {}) {
+  std::vector<uchar> buf;
+  EXPECT_TRUE(cv::imencode(ext, bgr, buf, params));
+  return std::string(buf.begin(), buf.end());
+}
+
+// A PNG whose IHDR declares w×h (and nothing else): a decompression bomb's header.
+std::string png_declaring(uint32_t w, uint32_t h) {
+  std::string b("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+  for (uint32_t v : {w, h})
+    for (int shift = 24; shift >= 0; shift -= 8) b += static_cast<char>((v >> shift) & 0xFF);
+  b += std::string("\x08\x02\0\0\0", 5);
+  return b + std::string(64, '\0');
+}
+
+// A JPEG whose frame header declares w×h.
+std::string jpeg_declaring(uint16_t w, uint16_t h) {
+  std::string b("\xFF\xD8\xFF\xC0\x00\x11\x08", 7);
+  for (uint16_t v : {h, w}) {
+    b += static_cast<char>(v >> 8);
+    b += static_cast<char>(v & 0xFF);
+  }
+  return b + std::string("\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xFF\xD9", 12);
+}
+
+TEST(ImageHeader, ReadsTheSizeOfJpegPngAndWebp) {
+  const cv::Mat bgr = cv::imread(kImage);
+  ASSERT_FALSE(bgr.empty());
+  const cv::Mat small = bgr(cv::Rect(0, 0, 301, 203)).clone();
+  struct Case {
+    std::string bytes;
+    hg::serve::ImageFormat format;
+  };
+  for (const auto& c :
+       {Case{read_bytes(kImage), hg::serve::ImageFormat::kJpeg},
+        Case{encode(small, ".jpg"), hg::serve::ImageFormat::kJpeg},
+        Case{encode(small, ".png"), hg::serve::ImageFormat::kPng},
+        Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}), hg::serve::ImageFormat::kWebp},
+        Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),
+             hg::serve::ImageFormat::kWebp}}) {
+    const auto header = hg::serve::read_image_header(c.bytes);
+    const cv::Mat decoded =
+        cv::imdecode(std::vector<uchar>(c.bytes.begin(), c.bytes.end()), cv::IMREAD_COLOR);
+    EXPECT_EQ(header.format, c.format);
+    EXPECT_EQ(header.width, decoded.cols);
+    EXPECT_EQ(header.height, decoded.rows);
+  }
+  const auto bomb = hg::serve::read_image_header(png_declaring(100000, 90000));
+  EXPECT_EQ(bomb.width, 100000);
+  EXPECT_EQ(bomb.height, 90000);
+  EXPECT_EQ(hg::serve::read_image_header(jpeg_declaring(65000, 64000)).width, 65000);
+}
+
+TEST(ImageHeader, RefusesOtherBytesAndCutHeaders) {
+  EXPECT_ERROR_HAS(hg::serve::read_image_header("GIF89a......"), "not a JPEG, PNG or WebP");
+  EXPECT_ERROR_HAS(hg::serve::read_image_header(png_declaring(1, 1).substr(0, 20)),
+                   "PNG header is cut short");
+  EXPECT_ERROR_HAS(hg::serve::read_image_header(read_bytes(kImage).substr(0, 40)),
+                   "JPEG has no frame header");
+  const std::string jpeg = read_bytes(kImage);
+  EXPECT_TRUE(hg::serve::jpeg_is_complete(jpeg));
+  EXPECT_FALSE(hg::serve::jpeg_is_complete(jpeg.substr(0, jpeg.size() / 2)));
+}
+
+// One server for the suite, with a token; it runs on its own thread.
+class Serve : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    hg::infer::PredictorOptions p;
+    p.input_size = kSize;
+    hg::serve::ServerOptions o;
+    o.port = 0;
+    o.token = kToken;
+    o.max_body_bytes = 4 << 20;  // a lossless PNG of the test photo is ~1.5 MB
+    o.max_pixels = 4'000'000;
+    o.max_batch = 4;
+    server_ = new hg::serve::Server(kModel, p, o);
+    port_ = server_->bind();
+    thread_ = new std::thread([] { server_->run(); });
+    wait_until_up(port_);
+  }
+  static void TearDownTestSuite() {
+    server_->stop();
+    thread_->join();
+    delete thread_;
+    delete server_;
+  }
+
+  static void wait_until_up(int port) {
+    httplib::Client c("127.0.0.1", port);
+    for (int i = 0; i < 500; ++i) {
+      if (auto r = c.Get("/healthz"); r && r->status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "the server did not come up on port " << port;
+  }
+
+  static httplib::Client client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_default_headers({{"Authorization", "Bearer " + kToken}});
+    c.set_read_timeout(60);
+    return c;
+  }
+
+  // POSTs `body` as `type` and returns the status and the JSON answer.
+  static std::pair<int, json> post(const std::string& body, const std::string& type,
+                                   const std::string& query = "") {
+    auto c = client();
+    auto r = c.Post(("/v1/pose" + query).c_str(), body, type.c_str());
+    if (!r) return {-1, json()};
+    return {r->status, json::parse(r->body)};
+  }
+
+  static hg::serve::Server* server_;
+  static std::thread* thread_;
+  static int port_;
+};
+hg::serve::Server* Serve::server_ = nullptr;
+std::thread* Serve::thread_ = nullptr;
+int Serve::port_ = 0;
+
+// The joints of the answer's people equal the library's predictor on the same crops.
+TEST_F(Serve, BoxesGiveThePredictorsJoints) {
+  const std::string bytes = read_bytes(kImage);
+  auto c = client();
+  const httplib::MultipartFormDataItems items = {
+      {"image", bytes, "a.jpg", "image/jpeg"},
+      {"boxes", "[[300, 100, 200, 400], [600, 150, 150, 300]]", "", ""}};
+  auto r = c.Post("/v1/pose", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto doc = json::parse(r->body);
+  EXPECT_EQ(doc["format"], "hourglass-predictions");
+  EXPECT_EQ(doc["input_size"], kSize);
+  EXPECT_EQ(doc["flip_test"], true);
+  EXPECT_GT(doc["time_ms"]["total"].get<double>(), 0);
+  const auto& result = doc["results"][0];
+  const cv::Mat rgb = hg::data::read_image_rgb(kImage);
+  EXPECT_EQ(result["width"], rgb.cols);
+  EXPECT_EQ(result["height"], rgb.rows);
+  ASSERT_EQ(result["people"].size(), 2u);
+
+  hg::infer::PredictorOptions p;
+  p.input_size = kSize;
+  const auto predictor = hg::infer::Predictor::load(kModel, p);
+  std::vector<hg::infer::PersonCrop> people;
+  for (const cv::Rect2d b : {cv::Rect2d(300, 100, 200, 400), cv::Rect2d(600, 150, 150, 300)})
+    people.push_back({hg::infer::crop_of_box(b), hg::infer::PersonSource::kBoxesFile, b, 0});
+  const auto expected = predictor.predict(rgb, people);
+  for (size_t k = 0; k < 2; ++k) {
+    const auto& person = result["people"][k];
+    EXPECT_EQ(person["found_by"], "boxes-file");
+    ASSERT_EQ(person["stacks"].size(), 2u);
+    const auto a = expected[k].joints.accessor<float, 3>();
+    for (int s = 0; s < 2; ++s)
+      for (int j = 0; j < 16; ++j)
+        for (int v = 0; v < 3; ++v)
+          EXPECT_NEAR(person["stacks"][s][j][v].get<double>(), a[s][j][v], 1e-3);
+    EXPECT_NEAR(person["joints"]["head-top"]["x"].get<double>(), a[1][9][0], 1e-3);
+  }
+}
+
+TEST_F(Serve, RawImagesWithTheDetectorOrTheWholeImage) {
+  const std::string bytes = read_bytes(kImage);
+  const auto [status, doc] = post(bytes, "image/jpeg");
+  ASSERT_EQ(status, 200) << doc.dump();
+  ASSERT_GE(doc["results"][0]["people"].size(), 1u);
+  const auto found = doc["results"][0]["people"][0]["found_by"];
+  EXPECT_TRUE(found == "hog-detector" || found == "whole-image-no-detection") << found;
+
+  const cv::Mat bgr = cv::imread(kImage);
+  for (const auto& [ext, type] : std::vector<std::pair<std::string, std::string>>{
+           {".png", "image/png"}, {".webp", "image/webp"}, {".jpg", "application/octet-stream"}}) {
+    const auto [s, d] = post(encode(bgr, ext), type, "?whole_image=1&flip=0&size=128");
+    ASSERT_EQ(s, 200) << ext << ": " << d.dump();
+    EXPECT_EQ(d["flip_test"], false);
+    ASSERT_EQ(d["results"][0]["people"].size(), 1u);
+    EXPECT_EQ(d["results"][0]["people"][0]["found_by"], "whole-image");
+    EXPECT_EQ(d["results"][0]["people"][0]["joints"].size(), 16u);
+  }
+}
+
+// Every kind of bad request gets its 4xx with a JSON error, and the server goes on serving.
+TEST_F(Serve, BadRequestsGet4xxAndTheServerKeepsServing) {
+  const std::string jpeg = read_bytes(kImage);
+  const std::string png = encode(cv::imread(kImage), ".png");
+  std::string riff_bomb("RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\0\0\0\0", 20);
+  riff_bomb += std::string(4, '\0') + std::string("\x7f\x3e\0\x7f\x3e\0", 6);  // 16000×16000
+  riff_bomb += std::string(16, '\0');
+  struct Case {
+    std::string name, body, type, query;
+    int status;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"random bytes", std::string(5000, '\x17'), "image/jpeg", "", 415, "not a JPEG, PNG or WebP"},
+      {"empty", "", "image/jpeg", "", 400, "the body is empty"},
+      {"truncated JPEG", jpeg.substr(0, jpeg.size() / 2), "image/jpeg", "", 400, "cut short"},
+      {"truncated PNG", png.substr(0, png.size() / 3), "image/png", "", 400, "cannot be decoded"},
+      {"text", "hello", "text/plain", "", 415, "Content-Type 'text/plain' is not an image"},
+      {"PNG bomb", png_declaring(100000, 100000), "image/png", "", 413, "declares 100000×100000"},
+      {"JPEG bomb", jpeg_declaring(60000, 60000), "image/jpeg", "", 413, "--max-pixels"},
+      {"WebP bomb", riff_bomb, "image/webp", "", 413, "16000×16000"},
+      {"oversized", std::string((4 << 20) + 1000, 'x'), "image/jpeg", "", 413, "--max-body-mb"},
+      {"size", jpeg, "image/jpeg", "?size=256", 400, "runs the network at 128"},
+      {"flip", jpeg, "image/jpeg", "?flip=maybe", 400, "flip=maybe"},
+  };
+  for (const auto& c : cases) {
+    const auto [status, doc] = post(c.body, c.type, c.query);
+    EXPECT_EQ(status, c.status) << c.name << ": " << doc.dump();
+    EXPECT_NE(doc.value("error", "").find(c.message), std::string::npos)
+        << c.name << ": " << doc.dump();
+  }
+  auto c = client();
+  for (const auto& [boxes, message] : std::vector<std::pair<std::string, std::string>>{
+           {"[[1, 2, 3]]", "is not a box"}, {"{not json", "not valid JSON"}}) {
+    auto r =
+        c.Post("/v1/pose", httplib::MultipartFormDataItems{{"image", jpeg, "a.jpg", "image/jpeg"},
+                                                           {"boxes", boxes, "", ""}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+    EXPECT_NE(r->body.find(message), std::string::npos) << r->body;
+  }
+  auto r = c.Post("/v1/pose", httplib::MultipartFormDataItems{{"picture", jpeg, "a.jpg", ""}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("no 'image' part"), std::string::npos) << r->body;
+
+  const auto [status, doc] = post(jpeg, "image/jpeg", "?whole_image=1");
+  EXPECT_EQ(status, 200) << doc.dump();
+}
+
+TEST_F(Serve, ModelHealthMetricsAndTheToken) {
+  auto c = client();
+  auto model = c.Get("/v1/model");
+  ASSERT_TRUE(model);
+  ASSERT_EQ(model->status, 200);
+  const auto m = json::parse(model->body);
+  EXPECT_EQ(m["stacks"], 2);
+  EXPECT_EQ(m["input_size"], kSize);
+  EXPECT_EQ(m["joints"].size(), 16u);
+  EXPECT_EQ(m["joints"][9], "head-top");
+  EXPECT_EQ(m["backend"], "engine");
+  EXPECT_EQ(m["precision"], "f32");
+  EXPECT_FALSE(m["skeleton"].empty());
+  EXPECT_FALSE(m["flip_pairs"].empty());
+
+  EXPECT_EQ(post(read_bytes(kImage), "image/jpeg", "?whole_image=1").first, 200);
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("hg_requests_total{path=\"/v1/pose\",status=\"200\"}"),
+            std::string::npos)
+      << metrics->body;
+  for (const char* name :
+       {"hg_pose_latency_seconds_bucket{le=\"+Inf\"}", "hg_batch_crops_count", "hg_queue_depth 0"})
+    EXPECT_NE(metrics->body.find(name), std::string::npos) << name;
+
+  httplib::Client anonymous("127.0.0.1", port_);
+  EXPECT_EQ(anonymous.Get("/healthz")->status, 200);
+  const auto page = anonymous.Get("/");
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("getUserMedia"), std::string::npos);
+  EXPECT_EQ(anonymous.Get("/v1/model")->status, 401);
+  EXPECT_EQ(anonymous.Post("/v1/pose", read_bytes(kImage), "image/jpeg")->status, 401);
+  EXPECT_EQ(anonymous.Get("/nowhere")->status, 404);
+}
+
+// Requests from many clients at once are all answered, their crops batched together.
+TEST_F(Serve, ConcurrentClientsAreAllAnswered) {
+  const std::string bytes = read_bytes(kImage);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t)
+    clients.emplace_back([&] {
+      for (int i = 0; i < 2; ++i)
+        if (post(bytes, "image/jpeg", "?whole_image=1").first == 200) ++ok;
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok, 16);
+}
+
+// A full queue answers 503 with Retry-After; stop() lets the request in flight finish.
+TEST(ServeQueue, FullQueueGets503AndStopFinishesWhatIsInFlight) {
+  hg::infer::PredictorOptions p;
+  p.input_size = kSize;
+  hg::serve::ServerOptions o;
+  o.port = 0;
+  o.max_queue = 1;
+  o.max_batch = 64;
+  o.max_wait_ms = 3000;  // the first request waits in the queue for a batch to fill
+  hg::serve::Server server(kModel, p, o);
+  const int port = server.bind();
+  std::thread running([&] { server.run(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  const std::string bytes = read_bytes(kImage);
+  int first = 0;
+  std::thread waiting([&] {
+    httplib::Client own("127.0.0.1", port);
+    own.set_read_timeout(60);
+    auto r = own.Post("/v1/pose?whole_image=1", bytes, "image/jpeg");
+    first = r ? r->status : -1;
+  });
+  bool queued = false;
+  for (int i = 0; i < 1000 && !queued; ++i) {
+    auto m = c.Get("/metrics");
+    queued = m && m->body.find("hg_queue_depth 1") != std::string::npos;
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(queued);
+  auto busy = c.Post("/v1/pose?whole_image=1", bytes, "image/jpeg");
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 503);
+  EXPECT_EQ(busy->get_header_value("Retry-After"), "1");
+  server.stop();
+  waiting.join();
+  running.join();
+  EXPECT_EQ(first, 200);
+}
+
+}  // namespace
