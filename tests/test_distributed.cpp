@@ -158,13 +158,14 @@ TEST(Distributed, TwoGlooRanksStayIdenticalAndMatchOneProcessWithAccumulate) {
 TEST(Distributed, RefusesABatchThatTheRanksCannotSplit) {
   ::setenv("RANK", "0", 1);
   ::setenv("WORLD_SIZE", "3", 1);
+  ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+  ::setenv("MASTER_PORT", "29500", 1);
   auto c = tiny();
   EXPECT_ERROR_HAS(Trainer(c, (hg::test::scratch_dir() / "r").string()).run(), "batch_size 8",
                    "not divisible by the 3 ranks");
   c.accumulate = 3;
   EXPECT_ERROR_HAS(c.validate(), "batch_size 8 is not divisible by accumulate 3");
-  ::unsetenv("RANK");
-  ::unsetenv("WORLD_SIZE");
+  for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
 }
 
 TEST(Distributed, LaunchEnvironmentIsReadAsTorchrunAndSlurmSetIt) {

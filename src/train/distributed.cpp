@@ -98,6 +98,7 @@ DistEnv DistEnv::from_environment() {
 struct Distributed::Impl {
   DistEnv env;
   std::string backend;
+  c10::Device device = c10::kCPU;  // where NCCL needs even the small tensors
   std::chrono::milliseconds timeout{0};
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> group;
@@ -151,6 +152,7 @@ Distributed::~Distributed() = default;
 std::unique_ptr<Distributed> Distributed::connect(const DistEnv& env, const DistOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->env = env;
+  impl->device = options.device;
   impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
   impl->backend =
       options.backend == "auto" ? (options.device.is_cuda() ? "nccl" : "gloo") : options.backend;
@@ -249,12 +251,14 @@ std::vector<int64_t> Distributed::all_gather(int64_t value) {
   // CUDA tensors alike.
   auto slots = torch::zeros({world_size()}, torch::kLong);
   slots[rank()] = value;
+  slots = slots.to(impl_->device);
   all_reduce_sum(slots);
+  slots = slots.cpu();
   return std::vector<int64_t>(slots.data_ptr<int64_t>(), slots.data_ptr<int64_t>() + slots.numel());
 }
 
 bool Distributed::any(bool flag) {
-  auto t = torch::full({1}, flag ? 1 : 0, torch::kLong);
+  auto t = torch::full({1}, flag ? 1 : 0, torch::dtype(torch::kLong).device(impl_->device));
   all_reduce_sum(t);
   return t.item<int64_t>() > 0;
 }

@@ -314,8 +314,11 @@ class Session {
     dist_ = Distributed::connect(env_, o);
     nlohmann::json same = c_.to_json();
     for (const char* per_rank : {"threads", "loader_threads", "device"}) same.erase(per_rank);
-    const auto start = dist_->all_gather(tensors_hash(
-        {bytes_tensor(same.dump() + to_json(state_).dump()), optimizer_state(*optimizer_)}));
+    // The optimizer's serialized state names parameters by address, which differs between
+    // processes: its position (state_) and the weights tell checkpoints apart instead.
+    auto start_state = weights_and_buffers();
+    start_state.push_back(bytes_tensor(same.dump() + to_json(state_).dump()));
+    const auto start = dist_->all_gather(tensors_hash(start_state));
     for (int r = 1; r < env_.world_size; ++r)
       TORCH_CHECK(start[r] == start[0], "rank ", r, " starts from a different config or checkpoint",
                   " than rank 0: start every rank with the same command line, config and run ",
@@ -630,7 +633,7 @@ class Session {
   double validation_score(nlohmann::json& epoch_line) {
     double score = lead_ ? validate(epoch_line) : 0;
     if (dist_) {
-      auto t = torch::full({1}, score, torch::kDouble);
+      auto t = torch::full({1}, score, torch::dtype(torch::kDouble).device(device_));
       dist_->broadcast({t});
       score = t.item<double>();
     }
