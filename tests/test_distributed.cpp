@@ -1,6 +1,8 @@
 // Data-parallel training: 2 Gloo ranks on 127.0.0.1 against one process with accumulate=2, the
 // launch conventions, and a lost rank.
 
+#include "hg/data/loader.h"
+#include "hg/data/synthetic.h"
 #include "hg/io/checkpoint.h"
 #include "hg/train/distributed.h"
 #include "hg/train/trainer.h"
@@ -153,6 +155,31 @@ TEST(Distributed, TwoGlooRanksStayIdenticalAndMatchOneProcessWithAccumulate) {
                             "; r0=$?; wait $!; exit $((r0 | $?))");
   ASSERT_EQ(launched.code, 0) << launched.out;
   EXPECT_EQ(max_difference(ranks, env_run), 0.0);
+}
+
+TEST(Distributed, LoaderShardsTogetherGiveExactlyTheBatchesOfOneLoader) {
+  auto data = std::make_shared<hg::data::SyntheticDataset>(40, 3);
+  hg::data::LoaderOptions o;
+  o.batch_size = 8;
+  o.threads = 1;
+  o.seed = 5;
+  o.sample.res = 32;
+  hg::data::Loader whole(data, o);
+  std::vector<std::unique_ptr<hg::data::Loader>> shards;
+  for (int r = 0; r < 4; ++r) {
+    o.shards = 4;
+    o.shard = r;
+    shards.push_back(std::make_unique<hg::data::Loader>(data, o));
+  }
+  for (int64_t number : {0, 3}) {
+    const auto b = whole.build_batch(2, number);
+    std::vector<at::Tensor> parts;
+    for (auto& l : shards) parts.push_back(l->build_batch(2, number).input);
+    EXPECT_TRUE(torch::equal(torch::cat(parts), b.input)) << "batch " << number;
+  }
+  o.shards = 3;
+  o.shard = 0;
+  EXPECT_ERROR_HAS(hg::data::Loader(data, o), "shard 0 of 3 does not divide batch size 8");
 }
 
 TEST(Distributed, RefusesABatchThatTheRanksCannotSplit) {
