@@ -86,12 +86,13 @@ class Distributed {
 };
 
 /// Averages the gradients of `params` over the ranks during backward: each parameter's hook
-/// copies its gradient into a bucket (about `bucket_bytes`, parameters in reverse order, as
+/// copies its gradient into a bucket (about `bucket_bytes`: smaller than DDP's 25 MB, so that the
+/// small models trained on CPUs get several buckets to overlap; parameters in reverse order, as
 /// their gradients arrive), a full bucket is all-reduced asynchronously while backward goes on,
 /// and finish() waits for the rest and writes the averages into the parameters' .grad.
 class GradientSync {
  public:
-  GradientSync(Distributed& dist, std::vector<at::Tensor> params, int64_t bucket_bytes = 25 << 20);
+  GradientSync(Distributed& dist, std::vector<at::Tensor> params, int64_t bucket_bytes = 4 << 20);
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
