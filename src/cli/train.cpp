@@ -1,6 +1,8 @@
 #include "hg/cli/cli.h"
+#include "hg/cli/launch.h"
 #include "hg/train/trainer.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -11,6 +13,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string recipe = "cpu", config_file, run_dir = "runs/train", resume;
     std::vector<std::string> sets;
+    int nproc = 1;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("train", "train a stacked hourglass network");
@@ -25,7 +28,18 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str();
   cmd->add_option("--resume", args->resume,
                   "continue the run in this folder (its config, plus --set)");
+  cmd->add_option("--nproc", args->nproc,
+                  "start this many data-parallel workers on this machine (Gloo on 127.0.0.1); "
+                  "batch_size stays the global batch. Under torchrun or srun leave it out")
+      ->check(CLI::PositiveNumber);
   cmd->callback([args, &global] {
+    if (args->nproc > 1) {
+      TORCH_CHECK(std::getenv("RANK") == nullptr,
+                  "--nproc starts its own workers, but RANK is set (a torchrun or PyTorchJob "
+                  "launch): leave --nproc out there");
+      run_local_workers(args->nproc, command_line_without_nproc());
+      return;
+    }
     auto trainer = [&] {
       if (!args->resume.empty()) return train::Trainer::resume(args->resume, args->sets);
       auto config = train::preset(args->recipe);

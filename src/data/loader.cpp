@@ -16,6 +16,10 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
   TORCH_CHECK(options_.batch_size > 0, "batch size must be > 0, got ", options_.batch_size);
   TORCH_CHECK(options_.threads > 0, "loader threads must be > 0, got ", options_.threads);
   TORCH_CHECK(options_.prefetch > 0, "prefetch must be > 0, got ", options_.prefetch);
+  TORCH_CHECK(options_.shards > 0 && options_.shard >= 0 && options_.shard < options_.shards &&
+                  options_.batch_size % options_.shards == 0,
+              "loader shard ", options_.shard, " of ", options_.shards,
+              " does not divide batch size ", options_.batch_size);
   TORCH_CHECK(options_.sample.res > 0 && options_.sample.heatmap_side() > 0, "input resolution ",
               options_.sample.res, " gives no heatmap (need res >= 4)");
   // The workers are the parallelism; OpenCV's own pool would only oversubscribe the cores.
@@ -62,8 +66,10 @@ Batch Loader::build_batch(int64_t epoch, int64_t number) {
   std::vector<size_t> other;
   if (epoch != epoch_) other = epoch_order(epoch);
   const std::vector<size_t>& order = epoch != epoch_ ? other : order_;
-  const size_t begin = static_cast<size_t>(number) * options_.batch_size;
-  const size_t end = std::min(order.size(), begin + options_.batch_size);
+  const size_t part = static_cast<size_t>(options_.batch_size / options_.shards);
+  const size_t begin = std::min(
+      order.size(), static_cast<size_t>(number) * options_.batch_size + options_.shard * part);
+  const size_t end = std::min(order.size(), begin + part);
   std::vector<Sample> samples;
   for (size_t k = begin; k < end; ++k) {
     auto rng = sample_rng(options_.seed, static_cast<uint64_t>(epoch), order[k]);

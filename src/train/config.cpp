@@ -40,6 +40,10 @@ void for_each_key(TrainConfig& c, Fn&& fn) {
   fn("device", c.device);
   fn("channels_last", c.channels_last);
   fn("amp", c.amp);
+  fn("accumulate", c.accumulate);
+  fn("dist_backend", c.dist_backend);
+  fn("dist_timeout_s", c.dist_timeout_s);
+  fn("dist_check_sync", c.dist_check_sync);
 }
 
 }  // namespace
@@ -120,6 +124,12 @@ void TrainConfig::validate() const {
               "lr_drop_fraction is a fraction of max_minutes: set max_minutes too");
   TORCH_CHECK(amp == "off" || amp == "bf16" || amp == "auto",
               "amp must be off, bf16 or auto, got '", amp, "'");
+  TORCH_CHECK(accumulate > 0 && batch_size % accumulate == 0, "batch_size ", batch_size,
+              " is not divisible by accumulate ", accumulate,
+              ": the global batch splits into accumulate equal micro-batches");
+  TORCH_CHECK(dist_backend == "auto" || dist_backend == "gloo" || dist_backend == "nccl",
+              "dist_backend must be gloo, nccl or auto, got '", dist_backend, "'");
+  TORCH_CHECK(dist_timeout_s > 0, "dist_timeout_s must be positive, got ", dist_timeout_s);
 }
 
 TrainConfig preset(const std::string& name) {

@@ -9,6 +9,7 @@
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 #include "hg/runtime/runtime.h"
+#include "hg/train/distributed.h"
 
 #include <ATen/autocast_mode.h>
 #include <malloc.h>
@@ -249,25 +250,92 @@ class Session {
         wall_start_(Clock::now()) {}
 
   TrainResult run() {
-    runtime::apply_threads(c_.threads);
-    device_ = runtime::parse_device(c_.device);
+    env_ = DistEnv::from_environment();
+    lead_ = env_.rank == 0;
+    runtime::apply_threads(threads());
+    device_ = device();
+    check_batch_split();
     build_model();
     if (resuming_) restore();
     place_model();
-    prepare_run_dir();
+    connect();
+    if (lead_) prepare_run_dir();
     open_data();
     announce();
     SignalGuard signals;
-    while (state_.epoch < c_.epochs) {
-      if (!train_epoch())
-        return finish(g_stop_requested ? Outcome::kInterrupted : Outcome::kStopped);
-      end_epoch();
-      if (g_stop_requested) return finish(Outcome::kInterrupted);
+    try {
+      while (state_.epoch < c_.epochs) {
+        if (!train_epoch())
+          return finish(g_stop_requested ? Outcome::kInterrupted : Outcome::kStopped);
+        end_epoch();
+        if (agree(g_stop_requested)) return finish(Outcome::kInterrupted);
+      }
+    } catch (const LostRankError& e) {
+      progress_.end_line();
+      throw LostRankError(std::string(e.what()) + "; " + last_path_ +
+                          " (rank 0's last checkpoint) is intact: continue with hourglass train "
+                          "--resume " +
+                          dir_.string() + " (with any number of ranks)");
     }
     return finish(Outcome::kFinished);
   }
 
  private:
+  // Threads per rank: the machine's cores shared by the ranks running on it.
+  int threads() const {
+    if (c_.threads > 0 || !env_.distributed()) return c_.threads;
+    return std::max(1, runtime::cores() / std::max(1, env_.local_world_size));
+  }
+
+  // On CUDA each rank of a machine takes its own GPU unless the config names one.
+  c10::Device device() const {
+    auto d = runtime::parse_device(c_.device);
+    if (d.is_cuda() && !d.has_index() && env_.distributed())
+      d = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env_.local_rank));
+    return d;
+  }
+
+  void check_batch_split() const {
+    const int64_t parts = env_.world_size * c_.accumulate;
+    TORCH_CHECK(c_.batch_size % parts == 0, "batch_size ", c_.batch_size,
+                " (the global batch) is not divisible by the ", env_.world_size, " ranks",
+                c_.accumulate > 1 ? " × accumulate " + std::to_string(c_.accumulate) : "",
+                ": use a multiple of ", parts);
+  }
+
+  // Distributed: the process group, the check that every rank starts from the same config and
+  // checkpoint, rank 0's weights everywhere, and the gradient hooks.
+  void connect() {
+    if (!env_.distributed()) return;
+    DistOptions o;
+    o.backend = c_.dist_backend;
+    o.timeout_s = c_.dist_timeout_s;
+    o.device = device_;
+    dist_ = Distributed::connect(env_, o);
+    nlohmann::json same = c_.to_json();
+    for (const char* per_rank : {"threads", "loader_threads", "device"}) same.erase(per_rank);
+    // The optimizer's serialized state names parameters by address, which differs between
+    // processes: its position (state_) and the weights tell checkpoints apart instead.
+    auto start_state = weights_and_buffers();
+    start_state.push_back(bytes_tensor(same.dump() + to_json(state_).dump()));
+    const auto start = dist_->all_gather(tensors_hash(start_state));
+    for (int r = 1; r < env_.world_size; ++r)
+      TORCH_CHECK(start[r] == start[0], "rank ", r, " starts from a different config or checkpoint",
+                  " than rank 0: start every rank with the same command line, config and run ",
+                  "folder (", dir_.string(), ")");
+    dist_->broadcast(weights_and_buffers());
+    sync_ = std::make_unique<GradientSync>(*dist_, net_->parameters());
+  }
+
+  std::vector<at::Tensor> weights_and_buffers() const {
+    auto all = net_->parameters();
+    for (auto& b : net_->buffers()) all.push_back(b);
+    return all;
+  }
+
+  // A decision every rank takes alike: true on all when true on any.
+  bool agree(bool local) { return dist_ ? dist_->any(local) : local; }
+
   void build_model() {
     torch::manual_seed(c_.seed);
     net_ = model::StackedHourglass(c_.model);
@@ -314,6 +382,8 @@ class Session {
                 train_set_->joints().size(), ": set model.joints");
     data::LoaderOptions lo;
     lo.batch_size = static_cast<int>(c_.batch_size);
+    lo.shards = env_.world_size;
+    lo.shard = env_.rank;
     lo.threads = loader_threads();
     lo.seed = c_.seed;
     lo.drop_last = train_set_->size() >= static_cast<size_t>(c_.batch_size);
@@ -339,9 +409,15 @@ class Session {
   }
 
   void announce() const {
+    if (!lead_) return;
     std::cerr << "training " << c_.model.describe() << " on " << train_set_->describe() << ", "
               << iters_ << " steps/epoch × " << c_.epochs << " epochs, batch " << c_.batch_size
               << (bf16_ ? ", bf16 mixed precision" : "")
+              << (dist_ ? ", " + std::to_string(env_.world_size) + " ranks (" + dist_->backend() +
+                              ", " + std::to_string(sync_->buckets()) + " gradient buckets)"
+                        : std::string())
+              << (c_.accumulate > 1 ? ", accumulate " + std::to_string(c_.accumulate)
+                                    : std::string())
               << (resuming_ ? ", resuming at epoch " + std::to_string(state_.epoch + 1) + " step " +
                                   std::to_string(state_.step)
                             : std::string())
@@ -351,6 +427,7 @@ class Session {
   // The model, the joint set it predicts (its names, flip pairs, skeleton and OKS sigmas travel
   // with it), how it sees pixels, and the training state.
   void save(const std::string& path) {
+    if (!lead_) return;
     io::Checkpoint ckpt;
     ckpt.options = c_.model;
     ckpt.state = io::state_of(*net_);
@@ -383,9 +460,10 @@ class Session {
       if (!loader_->next(batch)) break;
       epoch_.wait_s += seconds_since(wait_start);
       train_step(batch);
-      if (should_stop()) {
+      if (agree(should_stop())) {
         ++state_.batch;
         save(last_path_);
+        if (!lead_) return false;
         log_.flush();
         std::cerr << "\n"
                   << stop_reason() << ": wrote " << last_path_
@@ -393,8 +471,9 @@ class Session {
         return false;
       }
     }
-    progress_.update(state_.epoch, c_.epochs, iters_, iters_, epoch_.mean_loss(),
-                     epoch_.samples / std::max(seconds_since(epoch_.start), 1e-9), 0, true);
+    if (lead_)
+      progress_.update(state_.epoch, c_.epochs, iters_, iters_, epoch_.mean_loss(),
+                       epoch_.samples / std::max(seconds_since(epoch_.start), 1e-9), 0, true);
     progress_.end_line();
     return true;
   }
@@ -402,30 +481,59 @@ class Session {
   // lr_drop_fraction: one drop once that share of max_minutes has passed in this process.
   void drop_lr_on_time() {
     const double drop_at = 60 * c_.max_minutes * c_.lr_drop_fraction;  // seconds
-    if (c_.lr_drop_fraction <= 0 || state_.time_dropped || seconds_since(wall_start_) < drop_at)
+    if (c_.lr_drop_fraction <= 0 || state_.time_dropped ||
+        !agree(seconds_since(wall_start_) >= drop_at))
       return;
     state_.time_dropped = true;
     state_.drop_scale *= c_.lr_factor;
     lr_ = learning_rate(c_, state_.epoch, state_.drop_scale);
     set_lr(*optimizer_, lr_);
     progress_.end_line();
-    std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c_.lr_factor << " = "
-              << lr_ << "\n";
+    if (lead_)
+      std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c_.lr_factor << " = "
+                << lr_ << "\n";
   }
 
-  // Forward (under autocast when bf16), loss of every stack, backward, optimizer step, log.
+  // Per micro-batch (this rank's share of the batch, in `accumulate` parts): forward (under
+  // autocast when bf16), loss of every stack, backward, the last one's gradients averaged over the
+  // ranks while it runs. Then the optimizer step and the log. The running statistics kept are
+  // those of the first micro-batch of rank 0, as DistributedDataParallel keeps rank 0's.
   void train_step(const data::Batch& batch) {
-    const auto input = batch.input.to(device_).contiguous(memory_format_);
-    const auto target = batch.target.to(device_);
-    const auto weight = c_.visibility_weights ? batch.weight.to(device_) : at::Tensor();
-    at::Tensor output;
-    {
-      AutocastScope autocast(bf16_, device_);
-      output = net_->forward(input);
+    const auto n = static_cast<size_t>(c_.accumulate);
+    const auto inputs = batch.input.to(device_).contiguous(memory_format_).chunk(n);
+    const auto targets = batch.target.to(device_).chunk(n);
+    const auto weights = c_.visibility_weights ? batch.weight.to(device_).chunk(n)
+                                               : std::vector<at::Tensor>(inputs.size());
+    optimizer_->zero_grad();
+    at::Tensor losses;  // per stack, mean over the micro-batches and ranks
+    std::vector<at::Tensor> first_statistics;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      at::Tensor output;
+      {
+        AutocastScope autocast(bf16_, device_);
+        output = net_->forward(inputs[k]);
+      }
+      if (k == 0 && inputs.size() > 1)
+        for (const auto& b : net_->buffers()) first_statistics.push_back(b.clone());
+      const auto part = stack_losses(output.to(at::kFloat), targets[k], weights[k]);
+      if (sync_ && k + 1 == inputs.size()) sync_->arm(k > 0);
+      part.sum().backward();
+      losses = k == 0 ? part.detach() : losses + part.detach();
     }
-    const auto losses = stack_losses(output.to(at::kFloat), target, weight);
-    const auto loss = losses.sum();
-    const double value = loss.item<double>();
+    if (sync_) epoch_.comm_wait_s += sync_->finish();
+    if (inputs.size() > 1) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : net_->parameters())
+        if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(inputs.size()));
+      const auto buffers = net_->buffers();
+      for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(first_statistics[i]);
+      losses = losses / static_cast<double>(inputs.size());
+    }
+    if (dist_) {
+      dist_->all_reduce_sum(losses);
+      losses.div_(env_.world_size);
+    }
+    const double value = losses.sum().item<double>();
     if (!std::isfinite(value)) {
       progress_.end_line();
       throw DivergedError(c10::str(
@@ -433,17 +541,29 @@ class Session {
           " (lr ", lr_, "); training stopped and ", last_path_,
           " keeps the last good weights: lower the learning rate (--set lr=...) and resume"));
     }
-    optimizer_->zero_grad();
-    loss.backward();
     optimizer_->step();
+    if (dist_) dist_->broadcast(net_->buffers());
     ++state_.step;
     epoch_.loss_sum += value;
     ++epoch_.loss_n;
-    epoch_.samples += input.size(0);
+    epoch_.samples += batch.input.size(0) * env_.world_size;
     log_step(value, losses);
   }
 
+  // dist_check_sync: every rank's hash of its weights and buffers, which must all be equal.
+  std::vector<int64_t> weight_hashes() {
+    const int64_t mine = tensors_hash(weights_and_buffers());
+    auto all = dist_ ? dist_->all_gather(mine) : std::vector<int64_t>{mine};
+    for (size_t r = 1; r < all.size(); ++r)
+      TORCH_CHECK(all[r] == all[0], "after step ", state_.step, " rank ", r,
+                  "'s weights differ from rank 0's (dist_check_sync): the ranks run different "
+                  "builds or devices, or the gradient averaging is broken");
+    return all;
+  }
+
   void log_step(double value, const at::Tensor& losses) {
+    const auto hashes = c_.dist_check_sync ? weight_hashes() : std::vector<int64_t>{};
+    if (!lead_) return;
     const double elapsed = seconds_since(epoch_.start);
     const double sps = epoch_.samples / std::max(elapsed, 1e-9);
     nlohmann::json line = {{"type", "step"},
@@ -453,6 +573,8 @@ class Session {
                            {"lr", lr_},
                            {"samples_per_s", sps},
                            {"data_wait_s", epoch_.wait_s}};
+    if (dist_) line["comm_wait_s"] = epoch_.comm_wait_s;
+    if (!hashes.empty()) line["param_hashes"] = hashes;
     const auto per_stack = losses.detach().cpu().contiguous();
     line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
                                          per_stack.data_ptr<float>() + per_stack.numel());
@@ -506,6 +628,18 @@ class Session {
     return result_.last_validation.back().mean;
   }
 
+  // Rank 0 validates (the others wait) and shares the score, on which every rank's learning-rate
+  // plateau and best checkpoint then agree.
+  double validation_score(nlohmann::json& epoch_line) {
+    double score = lead_ ? validate(epoch_line) : 0;
+    if (dist_) {
+      auto t = torch::full({1}, score, torch::dtype(torch::kDouble).device(device_));
+      dist_->broadcast({t});
+      score = t.item<double>();
+    }
+    return score;
+  }
+
   // The epoch's log line, validation, the learning-rate plateau and the epoch's checkpoints.
   void end_epoch() {
     nlohmann::json epoch_line = {
@@ -515,9 +649,12 @@ class Session {
         {"lr", lr_},
         {"seconds", seconds_since(epoch_.start)},
         {"data_wait_share", epoch_.wait_s / std::max(seconds_since(epoch_.start), 1e-9)}};
+    if (dist_)
+      epoch_line["comm_wait_share"] =
+          epoch_.comm_wait_s / std::max(seconds_since(epoch_.start), 1e-9);
     bool improved = false;
     if (val_set_) {
-      const double score = validate(epoch_line);
+      const double score = validation_score(epoch_line);
       improved = score > state_.best;
       if (improved) {
         state_.best = score;
@@ -525,11 +662,13 @@ class Session {
       } else if (c_.plateau_patience > 0 && ++state_.plateau_wait >= c_.plateau_patience) {
         state_.drop_scale *= c_.lr_factor;
         state_.plateau_wait = 0;
-        std::cerr << "validation plateau: learning rate × " << c_.lr_factor << "\n";
+        if (lead_) std::cerr << "validation plateau: learning rate × " << c_.lr_factor << "\n";
       }
     }
-    log_ << epoch_line.dump() << "\n";
-    log_.flush();
+    if (lead_) {
+      log_ << epoch_line.dump() << "\n";
+      log_.flush();
+    }
     // The state saved is that of the next epoch's start.
     ++state_.epoch;
     state_.batch = 0;
@@ -554,6 +693,7 @@ class Session {
   struct EpochTally {
     int64_t first_batch = 0, loss_n = 0, samples = 0;
     double loss_sum = 0, wait_s = 0;
+    double comm_wait_s = 0;  // waiting for gradients after backward (communication not hidden)
     Clock::time_point start;
     double mean_loss() const { return loss_n ? loss_sum / loss_n : 0; }
   };
@@ -563,6 +703,10 @@ class Session {
   const std::string last_path_;
   const bool resuming_;
   const Clock::time_point wall_start_;
+  DistEnv env_;
+  std::unique_ptr<Distributed> dist_;  // null in one process
+  std::unique_ptr<GradientSync> sync_;
+  bool lead_ = true;  // rank 0: writes the run folder, the log and the progress line
   c10::Device device_{c10::kCPU};
   model::StackedHourglass net_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

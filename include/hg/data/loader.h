@@ -43,6 +43,11 @@ struct LoaderOptions {
   bool shuffle = true;     ///< permute each epoch (else dataset order)
   bool drop_last = false;  ///< drop the final short batch
   uint64_t seed = 0;
+  /// Data parallelism: yield only part `shard` of `shards` equal parts of every batch (its rows
+  /// [shard·B/shards, (shard+1)·B/shards) for batch_size B), so that `shards` loaders together
+  /// see exactly the batches of one. batch_size must be divisible by shards.
+  int shards = 1;
+  int shard = 0;
   SampleOptions sample;
 };
 

@@ -64,6 +64,18 @@ struct TrainConfig {
   /// on a CPU with AVX512-BF16, else off).
   std::string amp = "auto";
 
+  // ---- data parallelism (docs/distributed.md)
+  /// Micro-batches per optimizer step: each takes batch_size/(ranks·accumulate) samples and the
+  /// gradients are averaged, so W ranks and one process with accumulate=W take the same steps.
+  int64_t accumulate = 1;
+  std::string dist_backend = "auto";  ///< gloo | nccl | auto (nccl on CUDA, else gloo)
+  /// A rank waiting longer than this in the rendezvous or a collective (a lost peer) stops the
+  /// job with a message naming the rank lost. Must exceed rank 0's validation and checkpoint time.
+  double dist_timeout_s = 300;
+  /// After every step, gather a hash of each rank's parameters and buffers into log.jsonl
+  /// ("param_hashes") and stop if they differ (a check; costs a pass over the weights).
+  bool dist_check_sync = false;
+
   /// Everything as JSON (model keys under "model").
   nlohmann::json to_json() const;
   /// Reads keys present in `j` over the current values; unknown keys and wrong types are errors
