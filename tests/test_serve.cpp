@@ -12,7 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -99,6 +103,15 @@ TEST(ImageHeader, RefusesOtherBytesAndCutHeaders) {
 }
 
 // One server for the suite, with a token; it runs on its own thread.
+void wait_until_up(int port) {
+  httplib::Client c("127.0.0.1", port);
+  for (int i = 0; i < 500; ++i) {
+    if (auto r = c.Get("/healthz"); r && r->status == 200) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL() << "the server did not come up on port " << port;
+}
+
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -120,15 +133,6 @@ class Serve : public ::testing::Test {
     thread_->join();
     delete thread_;
     delete server_;
-  }
-
-  static void wait_until_up(int port) {
-    httplib::Client c("127.0.0.1", port);
-    for (int i = 0; i < 500; ++i) {
-      if (auto r = c.Get("/healthz"); r && r->status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "the server did not come up on port " << port;
   }
 
   static httplib::Client client() {
@@ -194,6 +198,17 @@ TEST_F(Serve, BoxesGiveThePredictorsJoints) {
           EXPECT_NEAR(person["stacks"][s][j][v].get<double>(), a[s][j][v], 1e-3);
     EXPECT_NEAR(person["joints"]["head-top"]["x"].get<double>(), a[1][9][0], 1e-3);
   }
+
+  // stacks=1: the first stack's joints alone.
+  auto first = c.Post("/v1/pose?stacks=1", items);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->body;
+  const auto first_doc = json::parse(first->body);
+  const auto& person = first_doc["results"][0]["people"][0];
+  ASSERT_EQ(person["stacks"].size(), 1u);
+  const auto a = expected[0].joints.accessor<float, 3>();
+  EXPECT_NEAR(person["stacks"][0][9][0].get<double>(), a[0][9][0], 1e-3);
+  EXPECT_NEAR(person["joints"]["head-top"]["x"].get<double>(), a[0][9][0], 1e-3);
 }
 
 TEST_F(Serve, RawImagesWithTheDetectorOrTheWholeImage) {
@@ -240,6 +255,10 @@ TEST_F(Serve, BadRequestsGet4xxAndTheServerKeepsServing) {
       {"oversized", std::string((4 << 20) + 1000, 'x'), "image/jpeg", "", 413, "--max-body-mb"},
       {"size", jpeg, "image/jpeg", "?size=256", 400, "runs the network at 128"},
       {"flip", jpeg, "image/jpeg", "?flip=maybe", 400, "flip=maybe"},
+      {"stacks 0", jpeg, "image/jpeg", "?stacks=0", 400,
+       "stacks=0 is not a stack count from 1 to 2"},
+      {"stacks 3", jpeg, "image/jpeg", "?stacks=3", 400, "stacks=3 is not a stack count"},
+      {"stacks text", jpeg, "image/jpeg", "?stacks=1x", 400, "stacks=1x is not"},
   };
   for (const auto& c : cases) {
     const auto [status, doc] = post(c.body, c.type, c.query);
@@ -352,6 +371,58 @@ TEST(ServeQueue, FullQueueGets503AndStopFinishesWhatIsInFlight) {
   waiting.join();
   running.join();
   EXPECT_EQ(first, 200);
+}
+
+// The CLI: SIGTERM stops accepting, lets the request in flight finish, then exits 0.
+TEST(ServeCli, SigtermFinishesTheRequestInFlightThenExits) {
+  const auto dir = hg::test::scratch_dir();
+  const auto log = (dir / "serve.log").string();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    freopen(log.c_str(), "w", stderr);
+    execl(HG_BINARY, HG_BINARY, "--threads", "2", "serve", "--weights", kModel.c_str(), "--size",
+          "128", "--port", "0", "--max-batch", "64", "--max-wait-ms", "2000", nullptr);
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 3000 && port == 0; ++i) {
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (const auto at = text.find("127.0.0.1:");
+        at != std::string::npos && text.find("/ (", at) != std::string::npos)
+      port = std::atoi(text.c_str() + at + 10);
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(port, 0) << "no port in the server's output";
+  wait_until_up(port);
+  int status = 0;
+  std::thread in_flight([&] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60);
+    auto r = c.Post("/v1/pose?whole_image=1", read_bytes(kImage), "image/jpeg");
+    status = r ? r->status : -1;
+  });
+  // The request waits up to 2 s in the queue for a batch to fill: terminate meanwhile.
+  httplib::Client probe("127.0.0.1", port);
+  bool queued = false;
+  for (int i = 0; i < 1000 && !queued; ++i) {
+    auto m = probe.Get("/metrics");
+    queued = m && m->body.find("hg_queue_depth 1") != std::string::npos;
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(queued);
+  kill(child, SIGTERM);
+  in_flight.join();
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  EXPECT_EQ(status, 200);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("SIGTERM"), std::string::npos) << text;
+  EXPECT_NE(text.find("serve: stopped"), std::string::npos) << text;
 }
 
 }  // namespace

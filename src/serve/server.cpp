@@ -50,6 +50,23 @@ bool query_flag(const httplib::Request& req, const std::string& key, bool fallba
   throw HttpError(400, "query parameter " + key + "=" + v + " is not 0/1 or true/false");
 }
 
+// `stacks=K` (1..S): the answer's joints are stack K's and "stacks" lists stacks 1..K.
+int64_t query_stacks(const httplib::Request& req, int64_t stacks) {
+  if (!req.has_param("stacks")) return stacks;
+  const auto v = req.get_param_value("stacks");
+  size_t used = 0;
+  int64_t k = 0;
+  try {
+    k = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || k < 1 || k > stacks)
+    throw HttpError(400, "query parameter stacks=" + v + " is not a stack count from 1 to " +
+                             std::to_string(stacks) + " (this model's stacks)");
+  return k;
+}
+
 // The boxes of a request: a list [[x, y, w, h], ...], or the --boxes file's object with one
 // entry (its one list is taken, whatever the image is called).
 std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
@@ -154,6 +171,7 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   const auto& popts = cropper->options();
   const bool flip = query_flag(req, "flip", popts.flip);
   const bool whole = query_flag(req, "whole_image", false);
+  const int64_t stacks = query_stacks(req, model_info["stacks"].get<int64_t>());
   if (req.has_param("size") && req.get_param_value("size") != std::to_string(popts.input_size))
     throw HttpError(400, "size=" + req.get_param_value("size") +
                              ": this server runs the network "
@@ -187,7 +205,7 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
     timing["network"] = ms_since(queued);
     for (size_t i = 0; i < people.size(); ++i)
       result["people"].push_back(infer::person_to_json(
-          {people[i], joints[static_cast<int64_t>(i)], {}}, cropper->joints()));
+          {people[i], joints[static_cast<int64_t>(i)].slice(0, 0, stacks), {}}, cropper->joints()));
   }
   auto options_used = popts;
   options_used.flip = flip;

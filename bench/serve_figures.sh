@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Load and fault figures of `hourglass serve` with the 8-stack model (issue 13): 1, 4 and 16
+# concurrent clients for 30 s each, then 16 clients with 1,000 malformed requests mixed in, all to
+# 127.0.0.1; and `hourglass bench`'s engine throughput for the same model in the same run, so
+# the server's requests/s can be read as a ratio of it. Run it on a quiet machine:
+#   bench/serve_figures.sh [BUILD_DIR]      (figures in BUILD_DIR/serve_figures/, summary printed)
+set -euo pipefail
+build=${1:-build}
+out=$build/serve_figures
+seconds=${SECONDS_PER_RUN:-30}
+threads=$(nproc)
+mkdir -p "$out"
+model=$out/hourglass_s8_random.pt
+[ -f "$model" ] || python3 tools/serve_load.py --make-model "$model" --stacks 8
+image=tests/data/mpii/images/005808361.jpg
+
+"$build/hourglass" --threads "$threads" bench --weights "$model" --no-torch --batch 1 --runs 5 \
+  --json "$out/bench.json" > "$out/bench.txt"
+
+"$build/hourglass" --threads "$threads" serve --weights "$model" --port 0 --max-batch 8 \
+  --max-wait-ms 5 --max-body-mb 16 2> "$out/serve.log" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true' EXIT
+port=
+for _ in $(seq 600); do
+  port=$(grep -o '127.0.0.1:[0-9]*/ (' "$out/serve.log" | head -1 | sed 's/127.0.0.1:\([0-9]*\).*/\1/') || true
+  [ -n "$port" ] && break
+  sleep 0.5
+done
+[ -n "$port" ] || { echo "the server did not start: $(cat "$out/serve.log")" >&2; exit 1; }
+curl -s "http://127.0.0.1:$port/v1/model" > "$out/model.json"
+
+: > "$out/load.jsonl"
+for clients in 1 4 16; do
+  python3 tools/serve_load.py --port "$port" --image "$image" --clients "$clients" \
+    --seconds "$seconds" --query whole_image=1 --pid "$pid" | tee -a "$out/load.jsonl"
+done
+python3 tools/serve_load.py --port "$port" --image "$image" --clients 16 --seconds "$seconds" \
+  --malformed 1000 --query whole_image=1 --pid "$pid" | tee -a "$out/load.jsonl"
+
+kill -TERM "$pid"
+wait "$pid"
+trap - EXIT
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+bench = json.load(open(f"{out}/bench.json"))
+model = json.load(open(f"{out}/model.json"))
+rows = {r["mode"]: r for r in bench["results"] if r["backend"] == "engine"}
+fastest = rows["fastest"]
+print(f"server precision {model['precision']}; bench fastest engine mode {fastest['fastest_of']}: "
+      f"{fastest['ms_per_image']:.1f} ms/image = {1000 / fastest['ms_per_image']:.2f} images/s")
+for line in open(f"{out}/load.jsonl"):
+    r = json.loads(line)
+    print(f"clients {r['clients']:2d} malformed {r['malformed']:4d}: "
+          f"{r['requests_per_s']:.2f} req/s = "
+          f"{r['requests_per_s'] * fastest['ms_per_image'] / 1000:.2f}x bench; "
+          f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms; errors {r['good_errors']}; "
+          f"malformed all 4xx {r['malformed_all_4xx']} {r['malformed_status']}; "
+          f"RSS MiB {r['rss_mib']}; alive {r['alive']}")
+PY
