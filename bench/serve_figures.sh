@@ -10,8 +10,9 @@ out=$build/serve_figures
 seconds=${SECONDS_PER_RUN:-30}
 threads=$(nproc)
 mkdir -p "$out"
+py=/usr/bin/python3  # Debian's, with python3-torch for --make-model
 model=$out/hourglass_s8_random.pt
-[ -f "$model" ] || python3 tools/serve_load.py --make-model "$model" --stacks 8
+[ -f "$model" ] || "$py" tools/serve_load.py --make-model "$model" --stacks 8
 image=tests/data/mpii/images/005808361.jpg
 
 "$build/hourglass" --threads "$threads" bench --weights "$model" --no-torch --batch 1 --runs 5 \
@@ -32,16 +33,16 @@ curl -s "http://127.0.0.1:$port/v1/model" > "$out/model.json"
 
 : > "$out/load.jsonl"
 for clients in 1 4 16; do
-  python3 tools/serve_load.py --port "$port" --image "$image" --clients "$clients" \
+  "$py" tools/serve_load.py --port "$port" --image "$image" --clients "$clients" \
     --seconds "$seconds" --query whole_image=1 --pid "$pid" | tee -a "$out/load.jsonl"
 done
-python3 tools/serve_load.py --port "$port" --image "$image" --clients 16 --seconds "$seconds" \
+"$py" tools/serve_load.py --port "$port" --image "$image" --clients 16 --seconds "$seconds" \
   --malformed 1000 --query whole_image=1 --pid "$pid" | tee -a "$out/load.jsonl"
 
 kill -TERM "$pid"
 wait "$pid"
 trap - EXIT
-python3 - "$out" <<'PY'
+"$py" - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
 bench = json.load(open(f"{out}/bench.json"))

@@ -116,7 +116,8 @@ std::string read_text(const fs::path& p) {
 }
 
 TEST(Distributed, TwoGlooRanksStayIdenticalAndMatchOneProcessWithAccumulate) {
-  const auto c = tiny();
+  auto c = tiny();
+  c.val_dataset = "synthetic:15:7";  // split 7 + 8 between the ranks
   const auto config = write_config(c);
   const auto ranks = hg::test::scratch_dir() / "ranks";
   const auto run =
@@ -136,7 +137,23 @@ TEST(Distributed, TwoGlooRanksStayIdenticalAndMatchOneProcessWithAccumulate) {
   // Rank 0 alone wrote the run folder.
   std::set<std::string> files;
   for (const auto& f : fs::directory_iterator(ranks)) files.insert(f.path().filename().string());
-  EXPECT_EQ(files, (std::set<std::string>{"config.json", "log.jsonl", "last.hg"}));
+  EXPECT_EQ(files, (std::set<std::string>{"config.json", "log.jsonl", "last.hg", "best.hg"}));
+
+  // The validation the ranks split and gathered is that of one process on the checkpoint.
+  const auto epochs = log_lines(ranks, "epoch");
+  ASSERT_EQ(epochs.size(), 1u);
+  const auto eval_path = hg::test::scratch_dir() / "eval.json";
+  const auto eval = hg::test::run_tool(
+      "--threads 1 eval synthetic:15:7 --weights " + (ranks / "last.hg").string() +
+      " --backend torch --no-flip --per-stack --batch 8 --json " + eval_path.string());
+  ASSERT_EQ(eval.code, 0) << eval.out;
+  const auto scored = hg::test::read_json(eval_path);
+  EXPECT_EQ(scored["evaluated"], 15);
+  ASSERT_EQ(epochs[0]["val_pck@0.5"].size(), 2u) << epochs[0].dump();
+  for (int s = 0; s < 2; ++s)
+    EXPECT_DOUBLE_EQ(epochs[0]["val_pck@0.5"][s]["mean"].get<double>(),
+                     scored["per_stack"][s]["pckh@0.5"]["mean"].get<double>())
+        << "stack " << s + 1;
 
   // One process taking each step in 2 micro-batches takes the same steps.
   auto one = c;

@@ -3,6 +3,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -153,29 +154,41 @@ Annotation FileDataset::load(size_t i, cv::Mat& image, int reduce, int* applied)
 }
 
 namespace {
-class FirstN : public Dataset {
+class Range : public Dataset {
  public:
-  FirstN(std::shared_ptr<const Dataset> inner, size_t n) : inner_(std::move(inner)), n_(n) {}
-  size_t size() const override { return n_; }
+  Range(std::shared_ptr<const Dataset> inner, size_t begin, size_t end)
+      : inner_(std::move(inner)), begin_(begin), end_(end) {}
+  size_t size() const override { return end_ - begin_; }
   const JointSet& joints() const override { return inner_->joints(); }
-  Annotation annotation(size_t i) const override { return inner_->annotation(i); }
-  cv::Mat image(size_t i) const override { return inner_->image(i); }
+  Annotation annotation(size_t i) const override { return inner_->annotation(begin_ + i); }
+  cv::Mat image(size_t i) const override { return inner_->image(begin_ + i); }
   Annotation load(size_t i, cv::Mat& image, int reduce, int* applied) const override {
-    return inner_->load(i, image, reduce, applied);
+    return inner_->load(begin_ + i, image, reduce, applied);
   }
   std::string describe() const override {
-    return inner_->describe() + " (first " + std::to_string(n_) + ")";
+    return inner_->describe() + (begin_ == 0 ? " (first " + std::to_string(end_) + ")"
+                                             : " (samples " + std::to_string(begin_) + " to " +
+                                                   std::to_string(end_ - 1) + ")");
   }
 
  private:
   std::shared_ptr<const Dataset> inner_;
-  size_t n_;
+  size_t begin_, end_;
 };
 }  // namespace
 
+std::shared_ptr<const Dataset> sample_range(std::shared_ptr<const Dataset> dataset, size_t begin,
+                                            size_t end) {
+  end = std::min(end, dataset->size());
+  if (begin > end)
+    throw std::runtime_error("sample range " + std::to_string(begin) + " to " +
+                             std::to_string(end) + " is reversed");
+  if (begin == 0 && end == dataset->size()) return dataset;
+  return std::make_shared<Range>(std::move(dataset), begin, end);
+}
+
 std::shared_ptr<const Dataset> first_n(std::shared_ptr<const Dataset> dataset, size_t n) {
-  if (n >= dataset->size()) return dataset;
-  return std::make_shared<FirstN>(std::move(dataset), n);
+  return sample_range(std::move(dataset), 0, n);
 }
 
 std::string FileDataset::describe() const {

@@ -12,6 +12,13 @@ StackPredictions predict_dataset(const infer::Predictor& predictor,
                                  const DatasetRunOptions& options,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   if (options.limit > 0) dataset = data::first_n(dataset, static_cast<size_t>(options.limit));
+  TORCH_CHECK(options.shards >= 1 && options.shard >= 0 && options.shard < options.shards,
+              "dataset part ", options.shard, " of ", options.shards, " does not exist");
+  const size_t whole = dataset->size(), shards = static_cast<size_t>(options.shards);
+  const size_t begin = whole * static_cast<size_t>(options.shard) / shards;
+  dataset =
+      data::sample_range(dataset, begin, whole * static_cast<size_t>(options.shard + 1) / shards);
+  if (dataset->size() == 0) return {};  // more parts than samples
   data::LoaderOptions lo;
   lo.batch_size = predictor.options().batch;
   lo.threads = std::max(1, options.loader_threads);
@@ -49,11 +56,12 @@ StackPredictions predict_dataset(const infer::Predictor& predictor,
       truth.push_back(t);
       present.push_back(p);
       normalize.push_back(torch::full({1}, meta.normalize, torch::kDouble));
-      out.samples.push_back(meta.sample);
+      out.samples.push_back(begin + meta.sample);
     }
     done = std::min(total, (batch.number + 1) * lo.batch_size);
     if (progress) progress(done, total);
   }
+  if (truth.empty() && options.shards > 1) return out;  // this part's every image failed
   TORCH_CHECK(!truth.empty(), "no sample of ", dataset->describe(),
               " could be evaluated (every image failed to load?)");
   for (auto& stack : per_stack) out.joints.push_back(torch::stack(stack));

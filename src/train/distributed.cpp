@@ -59,38 +59,45 @@ bool is_loopback(const std::string& host) {
 
 }  // namespace
 
-DistEnv DistEnv::from_environment() {
+namespace {
+
+// The names under which one launcher sets each value, and what to tell a user missing
+// MASTER_ADDR under it.
+struct LauncherVariables {
+  const char* launcher;
+  const char *rank, *world_size, *local_rank, *local_world_size;
+  int default_port;  // -1: MASTER_PORT required
+  const char* master_addr_hint;
+};
+
+DistEnv read_launcher(const LauncherVariables& v) {
   DistEnv e;
-  if (env_or_null("RANK") || env_or_null("WORLD_SIZE")) {
-    e.launcher = "torchrun";
-    e.world_size = env_int("WORLD_SIZE", 1, 1 << 20);
-    e.rank = env_int("RANK", 0, e.world_size - 1);
-    e.local_rank = env_int("LOCAL_RANK", 0, e.world_size - 1, 0);
-    e.local_world_size = env_int("LOCAL_WORLD_SIZE", 1, e.world_size, 1);
-    if (e.world_size > 1) {
-      const char* addr = env_or_null("MASTER_ADDR");
-      TORCH_CHECK(addr,
-                  "environment variable MASTER_ADDR is not set: a distributed launch needs "
-                  "the host of rank 0 (torchrun sets it)");
-      e.master_addr = addr;
-      e.master_port = env_int("MASTER_PORT", 1, 65535);
-    }
-  } else if (env_or_null("SLURM_PROCID") && env_or_null("SLURM_NTASKS")) {
-    e.launcher = "slurm";
-    e.world_size = env_int("SLURM_NTASKS", 1, 1 << 20);
-    e.rank = env_int("SLURM_PROCID", 0, e.world_size - 1);
-    e.local_rank = env_int("SLURM_LOCALID", 0, e.world_size - 1, 0);
-    e.local_world_size = env_int("SLURM_NTASKS_PER_NODE", 1, e.world_size, 1);
-    if (e.world_size > 1) {
-      const char* addr = env_or_null("MASTER_ADDR");
-      TORCH_CHECK(addr,
-                  "environment variable MASTER_ADDR is not set: under Slurm export "
-                  "MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)");
-      e.master_addr = addr;
-      e.master_port = env_int("MASTER_PORT", 1, 65535, 29500);
-    }
+  e.launcher = v.launcher;
+  e.world_size = env_int(v.world_size, 1, 1 << 20);
+  e.rank = env_int(v.rank, 0, e.world_size - 1);
+  e.local_rank = env_int(v.local_rank, 0, e.world_size - 1, 0);
+  e.local_world_size = env_int(v.local_world_size, 1, e.world_size, 1);
+  if (e.world_size > 1) {
+    const char* addr = env_or_null("MASTER_ADDR");
+    TORCH_CHECK(addr, "environment variable MASTER_ADDR is not set: ", v.master_addr_hint);
+    e.master_addr = addr;
+    e.master_port = env_int("MASTER_PORT", 1, 65535, v.default_port);
   }
   return e;
+}
+
+}  // namespace
+
+DistEnv DistEnv::from_environment() {
+  if (env_or_null("RANK") || env_or_null("WORLD_SIZE"))
+    return read_launcher({"torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", -1,
+                          "a distributed launch needs the host of rank 0 (torchrun sets it)"});
+  if (env_or_null("SLURM_PROCID") && env_or_null("SLURM_NTASKS"))
+    return read_launcher({"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+                          "SLURM_NTASKS_PER_NODE", 29500,
+                          "under Slurm export MASTER_ADDR=$(scontrol show hostnames "
+                          "$SLURM_JOB_NODELIST | head -n 1)"});
+  return {};
 }
 
 // ---- the process group -----------------------------------------------------------------------

@@ -614,7 +614,13 @@ class Session {
                                      po);
     eval::DatasetRunOptions ro;
     ro.loader_threads = loader_threads();
-    const auto errors = eval::stack_errors(eval::predict_dataset(predictor, val_set_, ro));
+    if (dist_) {
+      ro.shards = env_.world_size;
+      ro.shard = env_.rank;
+    }
+    auto predictions = eval::predict_dataset(predictor, val_set_, ro);
+    if (dist_) predictions = gather(predictions);
+    const auto errors = eval::stack_errors(predictions);
     result_.last_validation.clear();
     nlohmann::json val = nlohmann::json::array();
     for (const auto& e : errors) {
@@ -622,16 +628,52 @@ class Session {
       val.push_back(table_json(result_.last_validation.back()));
     }
     epoch_line["val_pck@0.5"] = val;
-    std::cerr << "validation PCK@0.5 (mean) per stack:";
-    for (const auto& t : result_.last_validation) std::cerr << " " << t.mean;
-    std::cerr << "\n";
+    if (lead_) {
+      std::cerr << "validation PCK@0.5 (mean) per stack:";
+      for (const auto& t : result_.last_validation) std::cerr << " " << t.mean;
+      std::cerr << "\n";
+    }
     return result_.last_validation.back().mean;
   }
 
-  // Rank 0 validates (the others wait) and shares the score, on which every rank's learning-rate
-  // plateau and best checkpoint then agree.
+  // Every rank's part of the validation predictions, in dataset order, on every rank: each rank
+  // writes its rows into zeros shaped as the whole set and a sum over the ranks assembles them
+  // (exact: x + 0 = x). Rows that no rank could read stay out, as they do in one process.
+  eval::StackPredictions gather(const eval::StackPredictions& mine) {
+    const int64_t n = static_cast<int64_t>(val_set_->size()), j = val_set_->joints().size();
+    const bool empty = mine.samples.empty();
+    const auto rows =
+        torch::tensor(std::vector<int64_t>(mine.samples.begin(), mine.samples.end()), torch::kLong);
+    auto assemble = [&](const at::Tensor& part, std::vector<int64_t> shape) {
+      auto whole = torch::zeros(shape, torch::kDouble);
+      if (!empty) whole.index_copy_(0, rows, part.to(torch::kDouble));
+      whole = whole.to(device_);
+      dist_->all_reduce_sum(whole);
+      return whole.cpu();
+    };
+    const auto part = [&](const at::Tensor& t) { return empty ? at::Tensor() : t; };
+    const auto keep =
+        (assemble(torch::ones({rows.size(0)}), {n}) > 0.5).nonzero().squeeze(1).contiguous();
+    eval::StackPredictions all;
+    for (int64_t s = 0; s < c_.model.stacks(); ++s)
+      all.joints.push_back(
+          assemble(empty ? at::Tensor() : mine.joints[static_cast<size_t>(s)], {n, j, 3})
+              .index_select(0, keep)
+              .to(torch::kFloat));
+    all.truth = assemble(part(mine.truth), {n, j, 2}).index_select(0, keep);
+    all.present = (assemble(part(mine.present), {n, j}) > 0.5).index_select(0, keep);
+    all.normalize = assemble(part(mine.normalize), {n}).index_select(0, keep);
+    const auto kept = keep.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < kept.size(0); ++i) all.samples.push_back(static_cast<size_t>(kept[i]));
+    TORCH_CHECK(!all.samples.empty(), "no sample of ", val_set_->describe(),
+                " could be evaluated (every image failed to load?)");
+    return all;
+  }
+
+  // Every rank validates its part of the set; rank 0's score (equal to the others', shared to be
+  // sure) then decides every rank's learning-rate plateau and best checkpoint alike.
   double validation_score(nlohmann::json& epoch_line) {
-    double score = lead_ ? validate(epoch_line) : 0;
+    double score = validate(epoch_line);
     if (dist_) {
       auto t = torch::full({1}, score, torch::dtype(torch::kDouble).device(device_));
       dist_->broadcast({t});

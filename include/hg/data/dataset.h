@@ -73,6 +73,10 @@ struct Annotation {
 class Dataset;
 /// The first `n` samples of `dataset` (all of it when n ≥ its size), sharing it.
 std::shared_ptr<const Dataset> first_n(std::shared_ptr<const Dataset> dataset, size_t n);
+/// Samples [begin, end) of `dataset` (end clipped to its size), sharing it; sample i of the
+/// view is sample begin + i of `dataset`.
+std::shared_ptr<const Dataset> sample_range(std::shared_ptr<const Dataset> dataset, size_t begin,
+                                            size_t end);
 
 /// A pose dataset: a fixed number of annotated people, each with an image.
 /// Implementations are immutable after construction and safe to read from several threads.

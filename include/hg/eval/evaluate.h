@@ -26,6 +26,11 @@ struct StackPredictions {
 struct DatasetRunOptions {
   int64_t limit = 0;       ///< only the first `limit` samples (0 = all)
   int loader_threads = 1;  ///< threads decoding and cropping images ahead of the network
+  /// Only part `shard` of `shards` contiguous, near-equal parts of the (limited) dataset: the
+  /// ranks of a distributed job each score one; StackPredictions::samples stay positions in the
+  /// whole dataset.
+  int shards = 1;
+  int shard = 0;
 };
 
 /// Runs `predictor` on every sample of `dataset` at its annotated crop (centre and scale, no
