@@ -181,6 +181,7 @@ TEST_P(EngineShapes, BuildConsumingFreesTheModelAndGivesTheSameOutput) {
   const auto x = input();
   const auto expected = build(net, x, Precision::kF32, Algorithm::kDirect).forward(x);
   EngineOptions o;
+  o.precision = Precision::kF32;
   o.algorithm = Algorithm::kDirect;
   o.batch = x.size(0);
   o.height = x.size(2);
