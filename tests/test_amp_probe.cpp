@@ -37,7 +37,7 @@ struct FakeSteps {
 
 TEST(AmpProbe, Bf16NeedsAClearGain) {
   EXPECT_TRUE(prefer_bf16(0.100, 0.090));
-  EXPECT_TRUE(prefer_bf16(0.103, 0.100));   // exactly kAmpGain
+  EXPECT_TRUE(prefer_bf16(0.1031, 0.100));  // just over kAmpGain
   EXPECT_FALSE(prefer_bf16(0.100, 0.099));  // 1%: stays float32
   EXPECT_FALSE(prefer_bf16(0.100, 0.140));  // the CPU: bf16 slower
   EXPECT_FALSE(prefer_bf16(0.100, 0));      // not measured
