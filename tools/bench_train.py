@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Times one training step of the 8-stack 256×256 network, batch 8, in one run: the reference
 PyTorch implementation (bearpaw's HourglassNet as in tools/make_fixtures.py: 8 stacks, 256
 features, one residual per block; float32, RMSprop, MSE over every stack) against `hourglass
@@ -6,7 +6,7 @@ train` with amp=off and amp=auto. The three run in turns, --rounds times, so tha
 and goes slows all of them alike. Prints ms per sample, the ratios, and the fraction of a given
 FMA peak the step reaches (forward + backward ≈ 3 × the forward's arithmetic).
 
-    python3 tools/bench_train.py --hourglass build/hourglass --threads 2 --peak-gflops 307
+    /usr/bin/python3 tools/bench_train.py --hourglass build/hourglass --threads 2 --peak-gflops 307
 
 Heavy: about 10 minutes on 2 cores with the defaults (8 stacks at 1–2 s per sample)."""
 
