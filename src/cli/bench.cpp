@@ -71,7 +71,7 @@ struct EngineMode {
 /// The modes --modes takes: "precision-algorithm".
 std::map<std::string, EngineMode> engine_modes() {
   std::map<std::string, EngineMode> modes;
-  for (auto p : {engine::Precision::kF32, engine::Precision::kBf16})
+  for (auto p : {engine::Precision::kF32, engine::Precision::kBf16, engine::Precision::kAuto})
     for (auto a :
          {engine::Algorithm::kDirect, engine::Algorithm::kAuto, engine::Algorithm::kWinograd}) {
       EngineMode m;
@@ -91,7 +91,8 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     int64_t size = 256, batch = 8;
     int runs = 5;
     bool no_torch = false, profile = false;
-    std::vector<std::string> modes{"f32-direct", "f32-auto", "bf16-direct", "bf16-auto"};
+    std::vector<std::string> modes{"f32-direct", "f32-auto", "bf16-direct", "bf16-auto",
+                                   "auto-auto"};
     model::StackedHourglassOptions options;
   };
   auto args = std::make_shared<Args>();
@@ -189,6 +190,12 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                       long(s.winograd), long(s.convolutions), long(s.bf16), s.weight_bytes / 1e6,
                       s.activation_bytes / 1e6, s.build_ms);
         contenders.push_back({{"engine", mode.name, batch, {}}, [e, &x] { e->forward(x); }, note});
+        if (mode.options.precision == engine::Precision::kAuto)  // what the timing chose
+          std::printf(
+              "%s batch %ld chose: %ld f32 direct, %ld f32 Winograd, %ld bf16 of %ld "
+              "convolutions; per shape:\n%s",
+              mode.name.c_str(), long(batch), long(s.convolutions - s.winograd - s.bf16),
+              long(s.winograd), long(s.bf16), long(s.convolutions), s.layers.c_str());
       }
       for (auto& c : contenders) c.pass();  // warm-up
       for (int run = 0; run < args->runs; ++run)
@@ -250,6 +257,15 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                                 {"runs_ms", r.runs_ms},
                                 {"gflops", 2 * gmac / (r.ms_per_image() / 1e3)}});
       }
+      const engine::EngineOptions defaults;
+      const std::string default_mode = engine::precision_name(defaults.precision) + "-" +
+                                       engine::algorithm_name(defaults.algorithm);
+      for (const auto& r : results)
+        if (fastest && r.batch == batch && r.backend == "engine" && r.mode == default_mode)
+          std::printf("  batch %-2ld default %s is %+.1f%% from the fastest mode (%s)\n",
+                      long(batch), default_mode.c_str(),
+                      100 * (r.ms_per_image() / fastest->ms_per_image() - 1),
+                      fastest->mode.c_str());
       if (fastest) {
         j["results"].push_back({{"backend", "engine"},
                                 {"mode", "fastest"},

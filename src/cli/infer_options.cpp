@@ -52,8 +52,11 @@ void add_backend_options(CLI::App& cmd, infer::BackendOptions& o) {
       ->default_str("cpu");
   add_choice<engine::Precision>(
       cmd, "--precision", o.engine.precision,
-      {{"f32", engine::Precision::kF32}, {"bf16", engine::Precision::kBf16}},
-      "engine arithmetic: f32 or bf16 (AVX512-BF16 CPUs)");
+      {{"auto", engine::Precision::kAuto},
+       {"f32", engine::Precision::kF32},
+       {"bf16", engine::Precision::kBf16}},
+      "engine arithmetic: auto (per layer the fastest of f32 and, on AVX512-BF16 CPUs, bf16, "
+      "timed at build), f32 or bf16");
   add_choice<engine::Algorithm>(cmd, "--algorithm", o.engine.algorithm,
                                 {{"auto", engine::Algorithm::kAuto},
                                  {"direct", engine::Algorithm::kDirect},

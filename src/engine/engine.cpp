@@ -62,11 +62,6 @@ constexpr size_t kAlignment = 64;
 constexpr size_t kHugePage = size_t{2} << 20;
 /// Weights are packed into chunks of this size (the last one partly used).
 constexpr size_t kWeightChunk = size_t{16} << 20;
-/// Algorithm::kAuto takes Winograd for a layer timed at least this much faster than direct:
-/// a clear gain, since Winograd rounds a little differently (and a close call could go either way
-/// between two builds).
-constexpr double kAutoWinogradGain = 1.05;
-
 /// Attributes of every planned primitive: `ops`, and a scratchpad the plan provides (one buffer
 /// shared by all steps, as they run one at a time) instead of one oneDNN allocates per call.
 dnnl::primitive_attr attributes(const dnnl::post_ops& ops = {}) {
@@ -592,66 +587,89 @@ class Builder {
   /// Fastest of the allowed choices for `s`, timed once per distinct shape.
   Choice choose(const ConvShape& s) {
     if (auto it = choices_.find(s); it != choices_.end()) return it->second;
-    // In bf16 mode, a layer reading the f32 trunk computes in bf16 on a converted copy, except
-    // for narrow inputs (the stem's RGB), too little work to repay it.
-    const bool bf16 = options_.precision == Precision::kBf16 && (s.internal || s.in >= 64);
-    const Choice direct{bf16 ? Dt::bf16 : Dt::f32, dnnl::algorithm::convolution_direct};
-    Choice best = direct;
-    const Choice winograd{Dt::f32, dnnl::algorithm::convolution_winograd};
-    if (options_.algorithm != Algorithm::kDirect && s.kernel == 3 && s.stride == 1 &&
-        winograd_supported() && winograd_applicable(winograd_shape(s))) {
-      if (options_.algorithm == Algorithm::kWinograd || winograd_is_faster(s, direct))
-        best = winograd;
+    // A layer reading the f32 trunk computes in bf16 on a converted copy, except for narrow
+    // inputs (the stem's RGB): too little work to repay it.
+    const bool bf16_fits = s.internal || s.in >= 64;
+    const bool winograd = options_.algorithm != Algorithm::kDirect && s.kernel == 3 &&
+                          s.stride == 1 && winograd_supported() &&
+                          winograd_applicable(winograd_shape(s));
+    std::vector<ConvMethod> methods{options_.precision == Precision::kBf16 && bf16_fits
+                                        ? ConvMethod::kBf16Direct
+                                        : ConvMethod::kF32Direct};
+    if (winograd) methods.push_back(ConvMethod::kF32Winograd);
+    if (options_.precision == Precision::kAuto && bf16_fits && bf16_supported())
+      methods.push_back(ConvMethod::kBf16Direct);
+    ConvMethod best = methods.front();
+    if (winograd && options_.algorithm == Algorithm::kWinograd) {
+      best = ConvMethod::kF32Winograd;
+    } else if (methods.size() > 1) {
+      const LayerCandidates candidates = candidate_runs(s, methods);
+      best = pick_method(
+          methods, options_.timer ? options_.timer(candidates) : time_layer_candidates(candidates));
     }
-    choices_.emplace(s, best);
-    return best;
+    const Choice c = best == ConvMethod::kF32Winograd
+                         ? Choice{Dt::f32, dnnl::algorithm::convolution_winograd}
+                         : Choice{best == ConvMethod::kBf16Direct ? Dt::bf16 : Dt::f32,
+                                  dnnl::algorithm::convolution_direct};
+    choices_.emplace(s, c);
+    return c;
   }
 
   static WinogradShape winograd_shape(const ConvShape& s) {
     return {s.batch, s.in, s.out, s.height, s.width};
   }
 
-  /// Whether the engine's Winograd kernel runs `s` at least kAutoWinogradGain times as fast as
-  /// oneDNN's `direct` convolution: best of a few runs of each on zeroed data (no NaNs or
-  /// denormals), in turns so that a busy machine slows both alike, with a ReLU as most layers.
-  bool winograd_is_faster(const ConvShape& s, const Choice& direct) const {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    const auto pd = conv_pd(s, direct, blocked({s.batch, s.in, s.height, s.width}, direct.type),
-                            blocked({s.batch, s.out, s.height, s.width}, direct.type), ops);
-    const dnnl::convolution_forward primitive(pd);
-    std::unordered_map<int, memory> args;
-    for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
-                           {DNNL_ARG_WEIGHTS, pd.weights_desc()},
-                           {DNNL_ARG_BIAS, pd.bias_desc()},
-                           {DNNL_ARG_DST, pd.dst_desc()},
-                           {DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc()}}) {
-      memory m(md, plan_.cpu);
-      std::memset(m.get_data_handle(), 0, md.get_size());
-      args.emplace(arg, m);
-    }
-    const WinogradShape ws = winograd_shape(s);
-    std::vector<float> src(s.batch * s.in * s.height * s.width), weights(s.in * 9 * s.out),
-        bias(s.out), dst(s.batch * s.out * s.height * s.width),
-        scratch(winograd_scratch_floats(ws, threads_));
-    const std::function<void()> runs[] = {
-        [&] {
-          primitive.execute(plan_.stream, args);
-          plan_.stream.wait();
-        },
-        [&] {
-          winograd_conv3x3(ws, src.data(), weights.data(), bias.data(), dst.data(),
-                           direct.type == Dt::bf16, scratch.data(), scratch.size(), true, threads_);
-        }};
-    double best_ms[2] = {1e30, 1e30};
-    for (int round = 0; round < 6; ++round) {
-      for (int k = 0; k < 2; ++k) {
-        const double start = now_ms();
-        runs[k]();
-        if (round > 0) best_ms[k] = std::min(best_ms[k], now_ms() - start);  // round 0 warms up
+  /// A pass of each of `methods` for `s` on zeroed data (no NaNs or denormals), with a ReLU as
+  /// most layers have; each pass owns its primitive and buffers.
+  LayerCandidates candidate_runs(const ConvShape& s, const std::vector<ConvMethod>& methods) const {
+    LayerCandidates c{shape_name(s), methods, {}};
+    for (const ConvMethod m : methods) {
+      if (m == ConvMethod::kF32Winograd) {
+        c.runs.push_back(winograd_run(s));
+        continue;
       }
+      const Choice direct{m == ConvMethod::kBf16Direct ? Dt::bf16 : Dt::f32,
+                          dnnl::algorithm::convolution_direct};
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      const auto pd = conv_pd(s, direct, blocked({s.batch, s.in, s.height, s.width}, direct.type),
+                              blocked({s.batch, s.out, s.height, s.width}, direct.type), ops);
+      std::unordered_map<int, memory> args;
+      for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
+                             {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                             {DNNL_ARG_BIAS, pd.bias_desc()},
+                             {DNNL_ARG_DST, pd.dst_desc()},
+                             {DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc()}}) {
+        memory mem(md, plan_.cpu);
+        std::memset(mem.get_data_handle(), 0, md.get_size());
+        args.emplace(arg, mem);
+      }
+      c.runs.push_back([primitive = dnnl::convolution_forward(pd), args, stream = plan_.stream] {
+        auto st = stream;
+        primitive.execute(st, args);
+        st.wait();
+      });
     }
-    return best_ms[1] * kAutoWinogradGain <= best_ms[0];
+    return c;
+  }
+
+  /// A pass of the engine's Winograd kernel for `s`, writing bf16 in bf16 mode (where a bf16
+  /// convolution reads its output).
+  std::function<void()> winograd_run(const ConvShape& s) const {
+    struct Buffers {
+      std::vector<float> src, weights, bias, dst, scratch;
+    };
+    const WinogradShape ws = winograd_shape(s);
+    auto b = std::make_shared<Buffers>(
+        Buffers{std::vector<float>(s.batch * s.in * s.height * s.width),
+                std::vector<float>(s.in * 9 * s.out), std::vector<float>(s.out),
+                std::vector<float>(s.batch * s.out * s.height * s.width),
+                std::vector<float>(winograd_scratch_floats(ws, threads_))});
+    const bool bf16_out = options_.precision == Precision::kBf16;
+    return [b, ws, bf16_out, threads = threads_] {
+      winograd_conv3x3(ws, b->src.data(), b->weights.data(), b->bias.data(), b->dst.data(),
+                       bf16_out, b->scratch.data(), b->scratch.size(), true, threads);
+    };
   }
 
   /// A memory in layout `md` holding the contiguous float32 tensor `t`, of md's element count.
@@ -816,7 +834,35 @@ class NetworkEmitter {
 }  // namespace
 
 std::string precision_name(Precision p) {
-  return p == Precision::kBf16 ? "bf16" : "f32";
+  return p == Precision::kBf16 ? "bf16" : p == Precision::kAuto ? "auto" : "f32";
+}
+
+std::string method_name(ConvMethod m) {
+  return m == ConvMethod::kF32Winograd  ? "f32 winograd"
+         : m == ConvMethod::kBf16Direct ? "bf16 direct"
+                                        : "f32 direct";
+}
+
+std::vector<double> time_layer_candidates(const LayerCandidates& candidates) {
+  std::vector<double> best(candidates.runs.size(), 1e30);
+  for (int round = 0; round < 6; ++round) {
+    for (size_t k = 0; k < candidates.runs.size(); ++k) {
+      const double start = now_ms();
+      candidates.runs[k]();
+      if (round > 0) best[k] = std::min(best[k], now_ms() - start);  // round 0 warms up
+    }
+  }
+  return best;
+}
+
+ConvMethod pick_method(const std::vector<ConvMethod>& methods, const std::vector<double>& ms,
+                       double gain) {
+  TORCH_CHECK(!methods.empty() && ms.size() == methods.size(), "pick_method: ", ms.size(),
+              " times for ", methods.size(), " methods");
+  size_t best = 0;
+  for (size_t k = 1; k < methods.size(); ++k)
+    if (ms[k] * gain <= ms[0] && ms[k] < ms[best]) best = k;
+  return methods[best];
 }
 
 std::string algorithm_name(Algorithm a) {

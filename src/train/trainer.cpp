@@ -9,7 +9,9 @@
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 #include "hg/runtime/runtime.h"
+#include "hg/train/amp_probe.h"
 #include "hg/train/distributed.h"
+#include "hg/train/schedule.h"
 
 #include <ATen/autocast_mode.h>
 #include <malloc.h>
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <limits>
 #include <sstream>
@@ -259,6 +262,7 @@ class Session {
     if (resuming_) restore();
     place_model();
     connect();
+    bf16_ = agree(bf16_);  // every rank computes alike
     if (lead_) prepare_run_dir();
     open_data();
     announce();
@@ -363,16 +367,74 @@ class Session {
     for (auto& p : net_->parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format_));
     keep_freed_memory();
-    bf16_ = c_.amp == "bf16" || (c_.amp == "auto" && device_.is_cpu() && engine::bf16_supported());
+    bf16_ = c_.amp == "bf16" || (c_.amp == "auto" && choose_amp());
+  }
+
+  // amp=auto: bf16 where a probe (or the cache of an earlier one) found it faster on this model.
+  bool choose_amp() {
+    if (!device_.is_cpu() || !engine::bf16_supported()) {
+      amp_.source = "unsupported";
+      return false;
+    }
+    const std::string cache = c_.amp_cache == "off"  ? ""
+                              : c_.amp_cache.empty() ? default_amp_cache()
+                                                     : c_.amp_cache;
+    std::ostringstream shape;
+    shape << c_.model.describe() << " | " << c_.input_size << " px | batch " << micro_batch()
+          << " | " << runtime::resolve_threads(threads()) << " threads"
+          << (c_.channels_last ? " | channels_last" : "");
+    const std::string key = amp_cache_key(shape.str());
+    if (auto hit = cached_amp(cache, key)) {
+      amp_ = *hit;
+    } else {
+      amp_ = probe_amp([this](bool bf16) { probe_step(bf16); }, c_.amp_probe_steps);
+      store_amp(cache, key, amp_);
+    }
+    return amp_.bf16;
+  }
+
+  int64_t micro_batch() const {
+    return std::max<int64_t>(1, c_.batch_size / (env_.world_size * c_.accumulate));
+  }
+
+  // One forward and backward pass of a micro-batch of the run's shape, as train_step computes it.
+  // The gradients are dropped and the batch norms' running statistics put back: the run then
+  // starts as it would have without the probe.
+  void probe_step(bool bf16) {
+    const int64_t n = micro_batch(), side = c_.input_size / 4;
+    const auto input = torch::full({n, 3, c_.input_size, c_.input_size}, 0.5,
+                                   torch::TensorOptions().device(device_))
+                           .contiguous(memory_format_);
+    const auto target = torch::zeros({n, c_.model.joints(), side, side}, input.options());
+    std::vector<at::Tensor> statistics;
+    for (const auto& b : net_->buffers()) statistics.push_back(b.clone());
+    at::Tensor output;
+    {
+      AutocastScope autocast(bf16, device_);
+      output = net_->forward(input);
+    }
+    stack_losses(output.to(at::kFloat), target, {}).sum().backward();
+    torch::NoGradGuard no_grad;
+    for (auto& p : net_->parameters()) p.mutable_grad().reset();
+    const auto buffers = net_->buffers();
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(statistics[i]);
   }
 
   void prepare_run_dir() {
     // Model + optimizer state, three checkpoints at a time (temporary, last, best), plus margin.
     const uintmax_t ckpt_bytes = static_cast<uintmax_t>(net_->parameter_count()) * 4 * 3;
     check_run_dir(dir_, 3 * ckpt_bytes + (16u << 20));
-    { std::ofstream(dir_ / "config.json") << c_.to_json().dump(2) << "\n"; }
+    auto config = c_.to_json();
+    if (c_.amp == "auto") config["amp_probe"] = amp_.to_json();  // what auto chose, and why
+    { std::ofstream(dir_ / "config.json") << config.dump(2) << "\n"; }
     log_.open(dir_ / "log.jsonl", std::ios::app);
     TORCH_CHECK(log_.good(), "cannot write ", (dir_ / "log.jsonl").string());
+    if (c_.amp == "auto") {
+      auto line = amp_.to_json();
+      line["type"] = "amp_probe";
+      line["chosen_bf16"] = bf16_;
+      log_ << line.dump() << "\n";
+    }
   }
 
   void open_data() {
@@ -408,11 +470,21 @@ class Session {
     return c_.loader_threads > 0 ? c_.loader_threads : (runtime::cores() > 2 ? 2 : 1);
   }
 
+  // amp=auto: what decided, for the announcement.
+  std::string amp_note() const {
+    if (c_.amp != "auto") return "";
+    if (amp_.source == "unsupported") return " (amp=auto: no bf16 on this device)";
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(1) << " (amp=auto, " << amp_.source << ": a step takes "
+      << amp_.f32_s * 1e3 << " ms in float32, " << amp_.bf16_s * 1e3 << " ms in bf16)";
+    return o.str();
+  }
+
   void announce() const {
     if (!lead_) return;
     std::cerr << "training " << c_.model.describe() << " on " << train_set_->describe() << ", "
               << iters_ << " steps/epoch × " << c_.epochs << " epochs, batch " << c_.batch_size
-              << (bf16_ ? ", bf16 mixed precision" : "")
+              << (bf16_ ? ", bf16 mixed precision" : "") << amp_note()
               << (dist_ ? ", " + std::to_string(env_.world_size) + " ranks (" + dist_->backend() +
                               ", " + std::to_string(sync_->buckets()) + " gradient buckets)"
                         : std::string())
@@ -456,6 +528,7 @@ class Session {
     data::Batch batch;
     for (; state_.batch < iters_; ++state_.batch) {
       drop_lr_on_time();
+      follow_schedule();
       const auto wait_start = Clock::now();
       if (!loader_->next(batch)) break;
       epoch_.wait_s += seconds_since(wait_start);
@@ -492,6 +565,22 @@ class Session {
     if (lead_)
       std::cerr << "after " << drop_at / 60 << " minutes: learning rate × " << c_.lr_factor << " = "
                 << lr_ << "\n";
+  }
+
+  // lr_schedule "cosine": the rate for the share of the budget used, before every step. Every
+  // rank takes rank 0's clock so that the rates, and with them the weights, stay equal.
+  void follow_schedule() {
+    if (c_.lr_schedule != "cosine") return;
+    double elapsed = seconds_since(wall_start_);
+    if (dist_ && c_.max_minutes > 0) {
+      auto t = torch::full({1}, elapsed, torch::dtype(torch::kDouble).device(device_));
+      dist_->broadcast({t});
+      elapsed = t.item<double>();
+    }
+    const RunPosition at{state_.step, state_.epoch + static_cast<double>(state_.batch) / iters_,
+                         elapsed};
+    lr_ = cosine_lr(c_, budget_progress(c_, at), state_.drop_scale);
+    set_lr(*optimizer_, lr_);
   }
 
   // Per micro-batch (this rank's share of the batch, in `accumulate` parts): forward (under
@@ -754,6 +843,7 @@ class Session {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   at::MemoryFormat memory_format_ = at::MemoryFormat::Contiguous;
   bool bf16_ = false;
+  AmpChoice amp_;  // amp=auto's decision
   std::shared_ptr<const data::Dataset> train_set_, val_set_;
   std::unique_ptr<data::Loader> loader_;
   int64_t iters_ = 0;

@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,14 +32,55 @@ namespace hg::engine {
 /// Arithmetic of the convolutions. Activations between residual blocks (the trunk), heatmaps and
 /// the output are always float32.
 enum class Precision {
-  kF32,   ///< float32 everywhere (default)
+  kF32,   ///< float32 everywhere
   kBf16,  ///< bfloat16 inside residuals and heads, f32 accumulation; needs avx512_core_bf16
+  /// Per layer, the fastest of f32 direct, f32 Winograd (as the Algorithm allows) and, on a CPU
+  /// with avx512_core_bf16, bf16 direct, timed at build (default): another method than f32
+  /// direct must be timed kAutoGain faster. Being timed, the choice may differ between builds on
+  /// a busy machine; its output stays within bf16's rounding of f32's (the bf16 mode's bounds).
+  kAuto,
 };
+
+/// Algorithm::kAuto and Precision::kAuto take another method than the reference (f32 direct;
+/// bf16 direct in bf16 mode) for a layer timed at least this much faster: a clear gain, since
+/// the others round differently (and a close call could go either way between two builds).
+constexpr double kAutoGain = 1.05;
+
+/// One way the engine can compute a convolution.
+enum class ConvMethod {
+  kF32Direct,    ///< oneDNN's direct (or 1×1) convolution in float32
+  kF32Winograd,  ///< the engine's Winograd F(4×4,3×3) kernel, float32 arithmetic
+  kBf16Direct,   ///< oneDNN's direct convolution in bfloat16 with f32 accumulation
+};
+
+/// "f32 direct", "f32 winograd", "bf16 direct".
+std::string method_name(ConvMethod method);
+
+/// The methods an auto choice weighs for one layer, with a pass of each (on zeroed data).
+struct LayerCandidates {
+  std::string layer;                        ///< e.g. "128->128 3x3/1 @64x64"
+  std::vector<ConvMethod> methods;          ///< the reference first
+  std::vector<std::function<void()>> runs;  ///< one pass of each method, same order
+};
+
+/// Milliseconds of one pass of each candidate, in their order. The default
+/// (time_layer_candidates) runs them; tests pass a fake that decides.
+using LayerTimer = std::function<std::vector<double>(const LayerCandidates&)>;
+
+/// Runs the candidates in turns, six rounds, and returns each one's best time of rounds 2–6
+/// (round 1 warms up): in turns so that a busy machine slows all of them alike.
+std::vector<double> time_layer_candidates(const LayerCandidates& candidates);
+
+/// methods[0] (the reference) unless another is at least `gain` times faster than it; then the
+/// fastest. `ms` holds one time per method.
+ConvMethod pick_method(const std::vector<ConvMethod>& methods, const std::vector<double>& ms,
+                       double gain = kAutoGain);
 
 /// How each 3×3 convolution is computed.
 enum class Algorithm {
-  /// Per layer, the engine's Winograd F(4×4,3×3) kernel if timed ≥5% faster than oneDNN's direct
-  /// convolution at build. Being timed, the choice may differ between two builds on a busy
+  /// Per layer, the engine's Winograd F(4×4,3×3) kernel if timed ≥5% (kAutoGain) faster than
+  /// oneDNN's direct convolution at build. Being timed, the choice may differ between two builds on
+  /// a busy
   /// machine, and the outputs with it (within Winograd's rounding).
   kAuto,
   kDirect,  ///< direct convolution only (most accurate; the same output on every build)
@@ -47,7 +89,7 @@ enum class Algorithm {
   kWinograd,
 };
 
-/// "f32", "bf16".
+/// "f32", "bf16", "auto".
 std::string precision_name(Precision precision);
 /// "auto", "direct", "winograd".
 std::string algorithm_name(Algorithm algorithm);
@@ -63,8 +105,10 @@ struct EngineOptions {
   /// oneDNN (OpenMP) threads; 0 = as many as the machine has cores. Applies process-wide, so it
   /// also sets LibTorch's OpenMP thread count.
   int threads = 0;
-  Precision precision = Precision::kF32;
+  Precision precision = Precision::kAuto;
   Algorithm algorithm = Algorithm::kAuto;
+  /// Times the auto choices' candidates (empty = time_layer_candidates).
+  LayerTimer timer;
   /// The only input shape the plan accepts: batch×3×height×width.
   int64_t batch = 1;
   int64_t height = 256;
@@ -75,7 +119,7 @@ struct EngineOptions {
 struct EngineSummary {
   int64_t convolutions = 0;      ///< convolution primitives
   int64_t winograd = 0;          ///< of which Winograd
-  int64_t bf16 = 0;              ///< of which computing in bfloat16
+  int64_t bf16 = 0;              ///< of which computing in bfloat16 (the rest: f32 direct)
   int64_t steps = 0;             ///< primitives executed per forward pass (conversions included)
   int64_t weight_bytes = 0;      ///< reordered weights and biases
   int64_t activation_bytes = 0;  ///< the shared activation arena

@@ -44,6 +44,12 @@ struct TrainConfig {
   /// in this process: a schedule for time-budgeted runs that ends at a low rate whatever the
   /// machine's speed (needs max_minutes).
   double lr_drop_fraction = 0;
+  /// "step" (lr_drops, plateau and lr_drop_fraction drops) or "cosine" (hg/train/schedule.h: a
+  /// warm-up over warmup_fraction of the run's budget, then cosine decay to lr × lr_final_factor
+  /// at its end; the budget is max_steps, max_minutes or epochs, whichever ends first).
+  std::string lr_schedule = "step";
+  double warmup_fraction = 0;  ///< cosine: share of the budget spent warming up, in [0, 1)
+  double lr_final_factor = 0;  ///< cosine: the rate at the end of the budget, as a share of lr
   int64_t epochs = 10;
   int64_t iters_per_epoch = 0;  ///< 0 = one pass over the training set
   int64_t batch_size = 8;
@@ -61,8 +67,15 @@ struct TrainConfig {
   /// Mixed precision: "off" (float32 throughout); "bf16" (the forward pass under autocast to
   /// bfloat16; weights, optimizer and loss stay float32; on a CPU only worthwhile with
   /// AVX512-BF16 or AMX, where it trained the 8-stack model 2.2× faster here); "auto" (bf16
-  /// on a CPU with AVX512-BF16, else off).
+  /// on a CPU with AVX512-BF16 where a short timed probe of both on this model finds bf16 at
+  /// least kAmpGain faster (hg/train/amp_probe.h), else off).
   std::string amp = "auto";
+  /// amp=auto: timed forward+backward steps of each precision (after one untimed each).
+  int64_t amp_probe_steps = 3;
+  /// amp=auto: the JSON file caching the probe's answer per CPU model, LibTorch version and run
+  /// shape ("" = $XDG_CACHE_HOME/hourglass/amp.json or ~/.cache/hourglass/amp.json; "off" = no
+  /// cache: probe on every run).
+  std::string amp_cache;
 
   // ---- data parallelism (docs/distributed.md)
   /// Micro-batches per optimizer step: each takes batch_size/(ranks·accumulate) samples and the
