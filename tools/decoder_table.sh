@@ -22,5 +22,5 @@ for encoding in unbiased rounded; do
       --set max_steps="$steps" --set "lr_drops=[$drop]" --set target_encoding="$encoding"
   fi
 done
-OMP_NUM_THREADS=$threads "$build/bench/hg_decoder_table" "$out/unbiased/last.hg" \
+OMP_NUM_THREADS=$threads "$build/bench/hg_decoder_table" --oracle "$out/unbiased/last.hg" \
   "$out/rounded/last.hg" --threads "$threads" --json "$out/table.json"
