@@ -1,4 +1,6 @@
 #include "hg/cli/cli.h"
+#include "hg/cli/data_coco.h"
+#include "hg/cli/eval_coco.h"
 #include "hg/data/augment.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
@@ -149,6 +151,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
     apply_threads(global);
     cv::setNumThreads(global.threads > 0 ? global.threads : -1);
     print_stats(*data::open_dataset(args->dataset, args->images), !args->no_images);
+    if (is_coco_dataset(args->dataset)) print_coco_stats(args->dataset);
   });
 
   auto* show = cmd->add_subcommand("show", "render a sample's crop, skeleton and heatmaps to PNG");
@@ -156,7 +159,9 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
   show->add_option("--images", args->images, "image directory (default: next to the file)");
   show->add_option("--index,-i", args->index, "sample number")->capture_default_str();
   show->add_option("--output,-o", args->output, "PNG to write")->capture_default_str();
-  show->add_option("--augment,-a", args->augment, "none, paper or original")->capture_default_str();
+  show->add_option("--augment,-a", args->augment,
+                   "none, paper, original or coco (with half-body crops)")
+      ->capture_default_str();
   show->add_option("--seed", args->seed, "augmentation seed")->capture_default_str();
   show->add_option("--res", args->res, "input side (heatmaps res/4)")->capture_default_str();
   show->add_option("--sigma", args->sigma, "heatmap σ in heatmap px (paper 1, original 1.75)")

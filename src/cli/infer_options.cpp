@@ -79,6 +79,10 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
       "--no-flip", [&a] { a.options.flip = false; },
       "no flip test (faster; by default the heatmaps of the crop and of its mirror are averaged)");
   cmd.add_flag_callback(
+      "--flip-shift", [&a] { a.options.flip_shift = true; },
+      "flip test: shift the mirror's heatmaps one pixel right before averaging (for weights "
+      "trained on the original code's pixel grid, as HRNet/MMPose's shift_heatmap)");
+  cmd.add_flag_callback(
       "--dark", [&a] { a.options.decoder = infer::PeakDecoder::kDark; },
       "DARK decoding (smoothed log-heatmap, Newton step at the peak) instead of the original "
       "quarter-pixel step toward the higher neighbour");

@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/data/dataset.h"
+#include "hg/eval/coco_predict.h"
 #include "hg/infer/results.h"
 #include "hg/io/progress.h"
 #include "hg/viz/draw.h"
@@ -14,7 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
+#include <tuple>
 
 namespace fs = std::filesystem;
 
@@ -64,7 +68,35 @@ struct Args {
   double min_score = 0;
   PredictorArgs model;
   PersonArgs people;
+  std::string save_results, image_ids;  // COCO keypoint results and where their ids come from
+  double oks_nms = 0.9;
 };
+
+// COCO image ids by file name from an annotation or image-info file's ".images", and the id of
+// its "person" category (1 without one).
+std::pair<std::map<std::string, int64_t>, int64_t> read_image_ids(const std::string& path) {
+  std::ifstream in(path);
+  TORCH_CHECK(in, "cannot open --image-ids file ", path);
+  const auto root = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  TORCH_CHECK(root.is_object() && root.contains("images") && root["images"].is_array(),
+              "cannot read --image-ids file ", path,
+              ": expected a COCO file with a list '.images' of {\"id\", \"file_name\"}");
+  std::map<std::string, int64_t> ids;
+  for (const auto& im : root["images"]) {
+    TORCH_CHECK(im.is_object() && im.contains("id") && im["id"].is_number_integer() &&
+                    im.contains("file_name") && im["file_name"].is_string(),
+                "--image-ids file ", path, ": the entry ", im.dump(),
+                " of '.images' needs an integer 'id' and a string 'file_name'");
+    ids[fs::path(im["file_name"].get<std::string>()).filename().string()] = im["id"].get<int64_t>();
+  }
+  int64_t person = 1;
+  if (root.contains("categories") && root["categories"].is_array())
+    for (const auto& c : root["categories"])
+      if (c.is_object() && c.value("name", "") == "person" && c.contains("id") &&
+          c["id"].is_number_integer())
+        person = c["id"].get<int64_t>();
+  return {ids, person};
+}
 
 class Run {
  public:
@@ -74,7 +106,16 @@ class Run {
         finder_(args.people),
         results_(results) {
     if (!args_.draw.empty()) fs::create_directories(args_.draw);
+    if (!args_.image_ids.empty()) std::tie(image_ids_, category_) = read_image_ids(args_.image_ids);
+    const auto& joints = predictor_.joints();
+    TORCH_CHECK(args_.save_results.empty() || args_.oks_nms >= 1 ||
+                    joints.sigmas.size() == static_cast<size_t>(joints.size()),
+                "--oks-nms needs the model's per-joint OKS sigmas and its joint set '", joints.name,
+                "' has none: give --oks-nms 1");
   }
+
+  // The people of every image in the COCO keypoint results format (with --save-results).
+  const std::vector<eval::CocoDetection>& coco() const { return coco_; }
 
   const infer::Predictor& predictor() const { return predictor_; }
 
@@ -121,9 +162,11 @@ class Run {
     ++failed_;
   }
 
+  // `coco_id`: the image's COCO id, to add its people to the results (--save-results).
   nlohmann::json predict(const std::string& path, int64_t frame, const std::string& key,
-                         cv::Mat& rgb) {
+                         cv::Mat& rgb, std::optional<int64_t> coco_id = std::nullopt) {
     const auto people = predictor_.predict(rgb, finder_.find(key, rgb));
+    if (coco_id) add_coco(*coco_id, people);
     nlohmann::json r = {{"input", path}};
     if (frame >= 0) r["frame"] = frame;
     r["width"] = rgb.cols;
@@ -135,6 +178,28 @@ class Run {
     return r;
   }
 
+  // The id of --image-ids for the file name, else the file name's number (COCO's own names,
+  // 000000397133.jpg); none otherwise.
+  std::optional<int64_t> coco_image_id(const std::string& path) const {
+    if (const auto it = image_ids_.find(fs::path(path).filename().string()); it != image_ids_.end())
+      return it->second;
+    const auto stem = fs::path(path).stem().string();
+    const bool number =
+        !stem.empty() && stem.size() < 18 &&
+        std::all_of(stem.begin(), stem.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+    return number ? std::optional<int64_t>(std::stoll(stem)) : std::nullopt;
+  }
+
+  // Every box scores 1: user boxes carry no score, and the HOG detector's SVM margin is no
+  // probability; the person score is then the mean of its joints' maxima above 0.2.
+  void add_coco(int64_t id, const std::vector<infer::PosePrediction>& people) {
+    eval::CocoPredictOptions o;
+    o.oks_nms = args_.oks_nms;
+    const auto found = eval::coco_people(people, std::vector<double>(people.size(), 1.0), id,
+                                         category_, predictor_.joints().sigmas, o);
+    coco_.insert(coco_.end(), found.begin(), found.end());
+  }
+
   void image(const std::string& path) {
     cv::Mat rgb;
     try {
@@ -142,7 +207,13 @@ class Run {
     } catch (const data::ImageError& e) {
       return fail(path, e.what());
     }
-    results_.push_back(predict(path, -1, fs::path(path).filename().string(), rgb));
+    std::optional<int64_t> coco_id;
+    if (!args_.save_results.empty() && !(coco_id = coco_image_id(path)))
+      return fail(path, "--save-results needs its COCO image id: its file name is " +
+                            (args_.image_ids.empty()
+                                 ? std::string("not a number (give --image-ids ANNOTATIONS.json)")
+                                 : "neither in " + args_.image_ids + " nor a number"));
+    results_.push_back(predict(path, -1, fs::path(path).filename().string(), rgb, coco_id));
     if (!args_.draw.empty()) {
       const auto out = (fs::path(args_.draw) / fs::path(path).stem()).string() + ".jpg";
       cv::cvtColor(rgb, rgb, cv::COLOR_RGB2BGR);
@@ -152,6 +223,8 @@ class Run {
   }
 
   void video(const std::string& path) {
+    if (!args_.save_results.empty())
+      return fail(path, "--save-results writes COCO results of images, not of videos");
     cv::VideoCapture cap(path);
     if (!cap.isOpened()) return fail(path, "cannot open the video (corrupt, or no decoder)");
     const auto total = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
@@ -190,6 +263,9 @@ class Run {
   infer::Predictor predictor_;
   PersonFinder finder_;
   nlohmann::json& results_;
+  std::map<std::string, int64_t> image_ids_;
+  int64_t category_ = 1;
+  std::vector<eval::CocoDetection> coco_;
   int failed_ = 0, done_ = 0;
 };
 
@@ -207,6 +283,19 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
                   "folder for the images (NAME.jpg) or videos (NAME.mp4) with skeletons drawn");
   cmd->add_option("--min-score", args->min_score, "draw only joints scoring at least this")
       ->capture_default_str();
+  cmd->add_option("--save-results", args->save_results,
+                  "also write the people of the images in the COCO keypoint results format "
+                  "([{\"image_id\", \"category_id\", \"keypoints\", \"score\"}]; image id: "
+                  "from --image-ids, else the file name's number)");
+  cmd->add_option("--image-ids", args->image_ids,
+                  "COCO annotation or image-info file whose '.images' give the image ids by file "
+                  "name (and whose 'person' category the category id)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--oks-nms", args->oks_nms,
+                  "with --save-results: drop a person whose OKS with a better-scored one of the "
+                  "same image exceeds this (1 = keep all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   cmd->callback([args, &global] {
     apply_threads(global);
     auto results = nlohmann::json::array();
@@ -222,6 +311,10 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
       out << doc.dump(1) << "\n";
       TORCH_CHECK(out.good(), "cannot write ", args->output);
       std::cerr << "wrote " << args->output << " (" << run.done() << " inputs)\n";
+    }
+    if (!args->save_results.empty()) {
+      eval::write_coco_detections(args->save_results, run.coco());
+      std::cerr << "wrote " << args->save_results << " (" << run.coco().size() << " people)\n";
     }
     TORCH_CHECK(run.failed() == 0, run.failed(), " of ", run.failed() + run.done(),
                 " inputs failed (see the messages above; the others were processed)");

@@ -48,6 +48,12 @@ bool draw_gaussian_reference(cv::Mat& map, const cv::Point2d& p, double sigma) {
   return true;
 }
 
+TargetEncoding parse_target_encoding(const std::string& name, const std::string& where) {
+  if (name == "unbiased") return TargetEncoding::kUnbiased;
+  if (name == "rounded") return TargetEncoding::kRounded;
+  throw std::invalid_argument(where + " must be unbiased or rounded, got '" + name + "'");
+}
+
 cv::Mat crop_input(const cv::Mat& image, const CropParams& crop, int res) {
   cv::Mat out;
   CropTransform(crop, res).warp(image).convertTo(out, CV_32FC3, 1.0 / 255);
@@ -146,8 +152,13 @@ Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& jo
     s.heatmaps[j] = cv::Mat::zeros(side, side, CV_32F);
     // After a flip, the person's left limb looks like a right one: channel j shows perm[j].
     const Keypoint& k = a.joints[aug.flip ? static_cast<size_t>(perm[j]) : j];
-    if (k.present && draw_gaussian(s.heatmaps[j], heat.forward(k.pos), options.sigma))
-      s.weight[j] = 1.f;
+    if (!k.present) continue;
+    const cv::Point2d p = heat.forward(k.pos);
+    // The nearest pixel is inside the map exactly when p is: the same joints get weight 1.
+    const cv::Point2d centre = options.target_encoding == TargetEncoding::kRounded
+                                   ? cv::Point2d(std::floor(p.x + 0.5), std::floor(p.y + 0.5))
+                                   : p;
+    if (draw_gaussian(s.heatmaps[j], centre, options.sigma)) s.weight[j] = 1.f;
   }
   return s;
 }

@@ -57,6 +57,40 @@ std::vector<CocoBox> truth_boxes(const CocoTruth& truth) {
   return out;
 }
 
+std::vector<CocoDetection> coco_people(const std::vector<infer::PosePrediction>& people,
+                                       const std::vector<double>& box_scores, int64_t image_id,
+                                       int64_t category_id, const std::vector<double>& sigmas,
+                                       const CocoPredictOptions& options) {
+  if (box_scores.size() != people.size())
+    throw std::invalid_argument("coco_people: " + std::to_string(box_scores.size()) +
+                                " box scores for " + std::to_string(people.size()) + " people");
+  std::vector<CocoDetection> found;
+  std::vector<double> areas;
+  for (size_t p = 0; p < people.size(); ++p) {
+    const auto last = people[p].joints[-1].to(at::kDouble).contiguous();
+    const double* j = last.data_ptr<double>();
+    CocoDetection d;
+    d.image_id = image_id;
+    d.category_id = category_id;
+    d.keypoints.assign(j, j + last.numel());
+    std::vector<double> confidences;
+    for (int64_t k = 0; k < last.size(0); ++k) confidences.push_back(j[3 * k + 2]);
+    d.score = person_score(box_scores[p], confidences, options.joint_threshold);
+    const double side = 200 * people[p].person.crop.scale;
+    areas.push_back(side * side);
+    found.push_back(std::move(d));
+  }
+  if (options.oks_nms >= 1 || found.empty()) return found;
+  const size_t joints = found[0].keypoints.size() / 3;
+  if (sigmas.size() != joints)
+    throw std::invalid_argument(
+        "OKS-NMS needs one OKS sigma per joint: " + std::to_string(sigmas.size()) + " sigmas for " +
+        std::to_string(joints) + " joints (turn it off with oks_nms 1)");
+  std::vector<CocoDetection> kept;
+  for (size_t k : oks_nms(found, areas, sigmas, options.oks_nms)) kept.push_back(found[k]);
+  return kept;
+}
+
 std::vector<CocoDetection> predict_coco(const infer::Predictor& predictor, const CocoTruth& truth,
                                         const std::string& image_dir,
                                         const std::vector<CocoBox>& boxes,
@@ -89,28 +123,11 @@ std::vector<CocoDetection> predict_coco(const infer::Predictor& predictor, const
       const cv::Rect2d box(b->bbox[0], b->bbox[1], b->bbox[2], b->bbox[3]);
       crops.push_back({infer::crop_of_box(box), infer::PersonSource::kBoxesFile, box, b->score});
     }
-    const auto people = predictor.predict(rgb, crops);
-    std::vector<CocoDetection> found;
-    std::vector<double> areas;
-    for (size_t p = 0; p < people.size(); ++p) {
-      const auto last = people[p].joints[-1].to(at::kDouble).contiguous();
-      const double* j = last.data_ptr<double>();
-      CocoDetection d;
-      d.image_id = truth.image_ids[i];
-      d.category_id = truth.person_category;
-      d.keypoints.assign(j, j + last.numel());
-      std::vector<double> confidences;
-      for (int64_t k = 0; k < last.size(0); ++k) confidences.push_back(j[3 * k + 2]);
-      d.score = person_score(it->second[p]->score, confidences, options.joint_threshold);
-      const double side = 200 * people[p].person.crop.scale;
-      areas.push_back(side * side);
-      found.push_back(std::move(d));
-    }
-    if (options.oks_nms < 1) {
-      for (size_t k : oks_nms(found, areas, truth.sigmas, options.oks_nms)) out.push_back(found[k]);
-    } else {
-      out.insert(out.end(), found.begin(), found.end());
-    }
+    std::vector<double> box_scores;
+    for (const auto* b : it->second) box_scores.push_back(b->score);
+    const auto found = coco_people(predictor.predict(rgb, crops), box_scores, truth.image_ids[i],
+                                   truth.person_category, truth.sigmas, options);
+    out.insert(out.end(), found.begin(), found.end());
   }
   if (progress) progress(truth.image_ids.size(), truth.image_ids.size());
   if (unreadable > 0)

@@ -88,7 +88,7 @@ at::Tensor decode(const at::Tensor& heatmaps, PeakDecoder decoder) {
 }
 
 at::Tensor average_with_mirror(const at::Tensor& heatmaps, const at::Tensor& mirrored,
-                               const std::vector<int>& flip_perm) {
+                               const std::vector<int>& flip_perm, bool shift) {
   TORCH_CHECK(heatmaps.sizes() == mirrored.sizes(), "mirrored heatmaps have shape ",
               mirrored.sizes(), ", expected ", heatmaps.sizes());
   const int64_t joint_dim = heatmaps.dim() - 3;
@@ -97,7 +97,11 @@ at::Tensor average_with_mirror(const at::Tensor& heatmaps, const at::Tensor& mir
   const auto perm =
       torch::tensor(std::vector<int64_t>(flip_perm.begin(), flip_perm.end()),
                     torch::TensorOptions().dtype(torch::kLong).device(heatmaps.device()));
-  const auto back = mirrored.flip({-1}).index_select(joint_dim, perm);
+  auto back = mirrored.flip({-1}).index_select(joint_dim, perm);
+  if (shift && back.size(-1) > 1) {
+    const int64_t w = back.size(-1);
+    back.narrow(-1, 1, w - 1).copy_(back.narrow(-1, 0, w - 1).clone());
+  }
   return (heatmaps + back) * 0.5;
 }
 

@@ -188,7 +188,7 @@ at::Tensor Predictor::heatmaps(const at::Tensor& input) const {
               "the backend returned heatmaps of shape ", out.sizes(), " for ", x.size(0),
               " crops; expected N×S×", joints_.size(), "×h×w");
   if (!options_.flip) return out;
-  return average_with_mirror(out.slice(0, 0, n), out.slice(0, n), flip_perm_);
+  return average_with_mirror(out.slice(0, 0, n), out.slice(0, n), flip_perm_, options_.flip_shift);
 }
 
 at::Tensor Predictor::predict_crops(const at::Tensor& input,
@@ -200,7 +200,7 @@ at::Tensor Predictor::predict_crops(const at::Tensor& input,
   for (int64_t first = 0; first < input.size(0); first += options_.batch) {
     const int64_t last = std::min<int64_t>(input.size(0), first + options_.batch);
     const auto maps = heatmaps(input.slice(0, first, last));
-    const auto peaks = decode_peaks(maps);  // N×S×J×3, heatmap pixels
+    const auto peaks = decode(maps, options_.decoder);  // N×S×J×3, heatmap pixels
     const int side = static_cast<int>(maps.size(-1));
     for (int64_t i = first; i < last; ++i) {
       auto crop = crops[static_cast<size_t>(i)];

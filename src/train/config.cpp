@@ -1,5 +1,6 @@
 #include "hg/train/config.h"
 
+#include "hg/data/sample.h"
 #include "hg/io/checkpoint.h"
 
 #include <c10/util/Exception.h>
@@ -17,6 +18,7 @@ void for_each_key(TrainConfig& c, Fn&& fn) {
   fn("val_samples", c.val_samples);
   fn("input_size", c.input_size);
   fn("sigma", c.sigma);
+  fn("target_encoding", c.target_encoding);
   fn("augment", c.augment);
   fn("visibility_weights", c.visibility_weights);
   fn("optimizer", c.optimizer);
@@ -122,6 +124,7 @@ void TrainConfig::validate() const {
   TORCH_CHECK(epochs > 0 && batch_size > 0 && iters_per_epoch >= 0,
               "epochs and batch_size must be positive");
   TORCH_CHECK(sigma > 0, "sigma must be positive, got ", sigma);
+  data::parse_target_encoding(target_encoding, "target_encoding");
   TORCH_CHECK(!dataset.empty(), "a training dataset is needed (config key 'dataset')");
   TORCH_CHECK(lr_drop_fraction >= 0 && lr_drop_fraction < 1,
               "lr_drop_fraction must be in [0, 1), got ", lr_drop_fraction);

@@ -451,6 +451,7 @@ class Session {
     lo.drop_last = train_set_->size() >= static_cast<size_t>(c_.batch_size);
     lo.sample.res = static_cast<int>(c_.input_size);
     lo.sample.sigma = c_.sigma;
+    lo.sample.target_encoding = data::parse_target_encoding(c_.target_encoding, "target_encoding");
     lo.sample.augment = data::AugmentOptions::preset(c_.augment);
     loader_ = std::make_unique<data::Loader>(train_set_, lo);
     if (!c_.val_dataset.empty()) {

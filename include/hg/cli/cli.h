@@ -54,7 +54,7 @@ struct PredictorArgs {
   infer::PredictorOptions options;
 };
 /// Registers --weights (required unless `weights_optional`), the backend flags, --size,
-/// --no-flip, --dark and, for commands that predict many people (`batched`), --batch; returns the
+/// --no-flip, --flip-shift, --dark and, for commands that predict many people (`batched`), --batch; returns the
 /// --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
                                    bool weights_optional = false, bool batched = true);

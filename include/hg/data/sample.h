@@ -8,6 +8,7 @@
 
 #include <opencv2/core.hpp>
 
+#include <string>
 #include <vector>
 
 namespace hg::data {
@@ -17,11 +18,26 @@ inline constexpr double kPaperSigma = 1.0;
 /// Effective σ of the original code's Gaussian kernel (1.75 px at heatmap resolution).
 inline constexpr double kOriginalSigma = 1.75;
 
+/// Where a target Gaussian is centred.
+enum class TargetEncoding {
+  /// On the joint's exact, sub-pixel heatmap position: the unbiased encoding DARK decodes
+  /// (Zhang et al. 2020). The default.
+  kUnbiased,
+  /// On the heatmap pixel nearest the joint (position rounded half up), as the original code,
+  /// HRNet and MMPose's default encoder do: up to half a heatmap pixel of quantisation bias.
+  kRounded,
+};
+/// The encoding "unbiased" or "rounded" names (the training config's spelling); throws naming
+/// `where` and the accepted names.
+TargetEncoding parse_target_encoding(const std::string& name, const std::string& where);
+
 /// How samples are made.
 struct SampleOptions {
   int res = 256;               ///< input side in pixels
   int heatmap_res = 0;         ///< heatmap side; 0 = res / 4
   double sigma = kPaperSigma;  ///< Gaussian σ in heatmap pixels
+  /// Where the Gaussians are centred.
+  TargetEncoding target_encoding = TargetEncoding::kUnbiased;
   AugmentOptions augment = AugmentOptions::none();
   PixelGrid grid = PixelGrid::kExact;  ///< see transform.h
   /// Let large images be decoded at 1/2, 1/4 or 1/8 (JPEG DCT scaling) when the crop still gets

@@ -39,6 +39,16 @@ struct CocoPredictOptions {
   double min_box_score = 0;
 };
 
+/// One image's people in the results format: each person's last-stack joints (x, y, confidence)
+/// with the score person_score(box_scores[i], its confidences, options.joint_threshold), thinned
+/// by oks_nms with `sigmas` (the crops' (200·scale)² as areas) unless options.oks_nms >= 1.
+/// Best score first when thinned, else in the order of `people`. Throws when NMS is asked for and
+/// `sigmas` does not have one per joint.
+std::vector<CocoDetection> coco_people(const std::vector<infer::PosePrediction>& people,
+                                       const std::vector<double>& box_scores, int64_t image_id,
+                                       int64_t category_id, const std::vector<double>& sigmas,
+                                       const CocoPredictOptions& options);
+
 /// Runs `predictor` on every box of every image of `truth` (images are `image_dir/file_name`;
 /// an image that cannot be read is skipped with a warning on stderr) and returns its people in
 /// the results format: last stack's joints (x, y, confidence), category truth.person_category.

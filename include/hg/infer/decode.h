@@ -37,10 +37,11 @@ at::Tensor decode(const at::Tensor& heatmaps, PeakDecoder decoder);
 
 /// Flip-test averaging. `heatmaps` are the network's output for the crops, `mirrored` its output
 /// for the same crops mirrored horizontally (both ...×J×h×w). The mirrored maps are flipped back
-/// and their joints swapped (`flip_perm` = data::JointSet::flip_permutation()), then averaged
-/// with `heatmaps`.
+/// and their joints swapped (`flip_perm` = data::JointSet::flip_permutation()), with `shift`
+/// moved one pixel right (column x takes column x - 1, column 0 keeps its value: the original
+/// code's and HRNet's `shift_heatmap`), then averaged with `heatmaps`.
 at::Tensor average_with_mirror(const at::Tensor& heatmaps, const at::Tensor& mirrored,
-                               const std::vector<int>& flip_perm);
+                               const std::vector<int>& flip_perm, bool shift = false);
 
 /// Maps decoded peaks (…×J×3 in heatmap pixels of the crop `crop` at side `heatmap_side`) to
 /// image pixels through the inverse crop transform; the third column (score) is kept.

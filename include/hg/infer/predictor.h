@@ -114,6 +114,12 @@ struct PredictorOptions {
   int input_size = 0;
   bool flip = true;  ///< flip test: average with the mirrored crop's heatmaps
   int batch = 8;     ///< crops per network call (2× that with the flip test)
+  /// Flip test: shift the mirrored crop's flipped-back heatmaps one pixel right before averaging
+  /// (infer::average_with_mirror), as the original code, HRNet and MMPose do for weights trained
+  /// on PixelGrid::kOriginal, where the mirror of a crop is one input pixel off its centre and
+  /// the flipped-back maps sit 3/4 heatmap pixel left (the shift leaves 1/4 right). On the exact
+  /// grid the mirror is exact and the shift puts it one pixel off. Off by default.
+  bool flip_shift = false;
   /// The pixel grid the weights were trained on; unset: the checkpoint's with Predictor::load
   /// (see model_grid), exact otherwise.
   std::optional<data::PixelGrid> grid;

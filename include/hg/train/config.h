@@ -31,6 +31,10 @@ struct TrainConfig {
   double sigma = 1.0;              ///< target Gaussian σ, heatmap pixels
   std::string augment = "paper";   ///< none | paper | original | coco
   bool visibility_weights = true;  ///< zero loss on joints absent or outside the crop
+  /// Target Gaussian centres: "unbiased" (the joint's sub-pixel position, what DARK decoding
+  /// assumes) or "rounded" (the nearest heatmap pixel, as the original code and HRNet); see
+  /// data::TargetEncoding.
+  std::string target_encoding = "unbiased";
 
   // ---- optimisation
   std::string optimizer = "rmsprop";  ///< rmsprop | adam
