@@ -1,5 +1,7 @@
 #include "hg/eval/predictions.h"
 
+#include "hg/io/atomic_file.h"
+
 #include <H5Cpp.h>
 #include <torch/torch.h>
 
@@ -41,16 +43,18 @@ void write_predictions_h5(const std::string& path, const at::Tensor& preds) {
               "predictions must be N×J×2 or N×S×J×2, got ", preds.sizes());
   const auto data = preds.to(torch::kCPU, torch::kDouble).contiguous();
   H5::Exception::dontPrint();
-  try {
-    H5::H5File file(path, H5F_ACC_TRUNC);
-    const std::vector<hsize_t> dims(data.sizes().begin(), data.sizes().end());
-    H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
-    file.createDataSet("preds", H5::PredType::NATIVE_DOUBLE, space)
-        .write(data.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE);
-  } catch (const H5::Exception& e) {
-    TORCH_CHECK(false, "cannot write predictions ", path, ": HDF5 error in ", e.getFuncName(), ": ",
-                e.getDetailMsg());
-  }
+  io::write_atomically(path, [&](const std::string& temp) {
+    try {
+      H5::H5File file(temp, H5F_ACC_TRUNC);
+      const std::vector<hsize_t> dims(data.sizes().begin(), data.sizes().end());
+      H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+      file.createDataSet("preds", H5::PredType::NATIVE_DOUBLE, space)
+          .write(data.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE);
+      file.close();  // the destructor would swallow a failure to flush
+    } catch (const H5::Exception& e) {
+      throw std::runtime_error("HDF5 error in " + e.getFuncName() + ": " + e.getDetailMsg());
+    }
+  });
 }
 
 }  // namespace hg::eval
