@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <c10/util/Exception.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include <atomic>
@@ -117,20 +116,6 @@ void AtomicFile::commit() {
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   AtomicFile file(path);
   file.write(bytes);
-  file.commit();
-}
-
-void write_atomically(const std::string& path,
-                      const std::function<void(const std::string& temp_path)>& write) {
-  AtomicFile file(path);
-  try {
-    write(file.temp_path());
-  } catch (const c10::Error& e) {
-    file.fail(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    file.fail(e.what());
-  }
-  test_delay();
   file.commit();
 }
 

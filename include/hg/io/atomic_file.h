@@ -6,14 +6,13 @@
 /// byte-identical and no partial or 0-byte target; the error names the target and the OS reason.
 ///
 /// Temporary files are named "<stem>.tmp-<pid>-<n><extension>" beside the target (the extension
-/// kept for writers that choose a format by it: OpenCV, HDF5); remove_stale_temporaries cleans up
-/// those of processes that no longer run (killed mid-write).
+/// kept for writers that choose a format by it: OpenCV's VideoWriter); remove_stale_temporaries
+/// cleans up those of processes that no longer run (killed mid-write).
 ///
 /// Test-only: the environment variable HG_TEST_WRITE_DELAY_MS=<ms> makes every atomic write pause
-/// that long with its temporary file half written (and callback writes before their rename), so
-/// that tests can kill a process during a write.
+/// that long with its temporary file half written (AtomicFile::write), so that tests can kill a
+/// process during a write.
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,12 +54,6 @@ class AtomicFile {
 /// Writes `bytes` to `path` atomically. Throws std::runtime_error naming `path` and the reason
 /// (e.g. "No space left on device"); an existing `path` is then unchanged.
 void write_file_atomic(const std::string& path, const std::string& bytes);
-
-/// Writes `path` atomically through `write`, which must create the file named by its argument
-/// (a temporary path, same folder and extension). An exception from `write` or a missing file
-/// becomes write_file_atomic's error.
-void write_atomically(const std::string& path,
-                      const std::function<void(const std::string& temp_path)>& write);
 
 /// Writes `image` (8-bit BGR or gray) to `path` atomically, encoded by its extension as
 /// cv::imwrite would.
