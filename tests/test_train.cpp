@@ -111,8 +111,16 @@ TEST(Train, ResumedRunMatchesAnUninterruptedOne) {
   Trainer(c, straight).run();
   c.max_steps = 5;
   EXPECT_EQ(Trainer(c, split).run().outcome, hg::train::Outcome::kStopped);
+  // From the middle part on, last.hg is also written every 2 steps within an epoch (at steps 6
+  // and 10; 8 ends the epoch): resumed mid-epoch, periodic checkpoints change nothing.
+  EXPECT_EQ(Trainer::resume(split, {"max_steps=7", "checkpoint_every_steps=2"}).run().step, 7);
+  EXPECT_EQ(hg::io::read_checkpoint((fs::path(split) / "last.hg").string()).meta["train"]["batch"],
+            7);
   const auto result = Trainer::resume(split, {"max_steps=11"}).run();
   EXPECT_EQ(result.step, 11);
+  std::vector<int64_t> steps;
+  for (const auto& line : log_lines(split, "step")) steps.push_back(line["step"]);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
   const auto a = hg::io::read_checkpoint((fs::path(straight) / "last.hg").string());
   const auto b = hg::io::read_checkpoint((fs::path(split) / "last.hg").string());
   ASSERT_EQ(a.state.size(), b.state.size());

@@ -1,6 +1,7 @@
 #include "hg/cli/cli.h"
 #include "hg/engine/engine.h"
 #include "hg/infer/predictor.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/checkpoint.h"
 
 #include <sys/resource.h>
@@ -10,7 +11,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -279,9 +279,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     j["peak_rss_mb"] = peak_rss_mb();
     std::printf("peak RSS: %.0f MB\n", peak_rss_mb());
     if (!args->json.empty()) {
-      std::ofstream out(args->json);
-      TORCH_CHECK(out, "cannot write ", args->json);
-      out << j.dump(2) << "\n";
+      io::write_file_atomic(args->json, j.dump(2) + "\n");
     }
   });
 }

@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <iostream>
 
 namespace hg::cli {
@@ -48,6 +49,9 @@ std::string with_commas(int64_t n) {
 }
 
 int run(int argc, char** argv) {
+  // A write past a file-size limit (ulimit -f) then fails like a full disk, with a message naming
+  // the file, instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"hourglass: stacked hourglass networks for human pose estimation"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "hourglass 0.1.0");

@@ -4,6 +4,7 @@
 #include "hg/data/augment.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
+#include "hg/io/atomic_file.h"
 #include "hg/viz/draw.h"
 
 #include <torch/torch.h>
@@ -205,7 +206,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
     }
     cv::Mat out = viz::tile(tiles, 4);
     cv::cvtColor(out, out, cv::COLOR_RGB2BGR);
-    TORCH_CHECK(cv::imwrite(args->output, out), "cannot write ", args->output);
+    io::write_image_atomic(args->output, out);
     std::printf("wrote %s\n", args->output.c_str());
   });
 }

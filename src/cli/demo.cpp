@@ -5,6 +5,7 @@
 #include "hg/eval/plot.h"
 #include "hg/infer/decode.h"
 #include "hg/infer/predictor.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/checkpoint.h"
 #include "hg/train/trainer.h"
 #include "hg/viz/draw.h"
@@ -150,7 +151,7 @@ void draw_montage(const infer::Predictor& predictor, const data::Dataset& test,
   }
   cv::Mat out = viz::tile(tiles, 4), bgr;
   cv::cvtColor(out, bgr, cv::COLOR_RGB2BGR);
-  cv::imwrite(png.string(), bgr);
+  io::write_image_atomic(png.string(), bgr);
 }
 
 }  // namespace
@@ -242,7 +243,7 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     fs::create_directories(out);
     plot_training(run, out);
     draw_montage(predictor, *test_set, out / "predictions.png");
-    std::ofstream(out / "report.md") << md.str();
+    io::write_file_atomic((out / "report.md").string(), md.str());
 
     std::cout << "\nPCKh@0.5 on held-out synthetic people" << (flip ? " (flip test)" : "") << ":\n";
     for (size_t s = 0; s < tables.size(); ++s)

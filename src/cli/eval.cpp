@@ -7,6 +7,7 @@
 #include "hg/eval/plot.h"
 #include "hg/eval/predictions.h"
 #include "hg/infer/results.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/progress.h"
 
 #include <torch/torch.h>
@@ -14,7 +15,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -119,9 +119,7 @@ std::string percent(double v) {
 }
 
 void write_json(const std::string& path, const nlohmann::json& out) {
-  std::ofstream f(path);
-  f << out.dump(2) << "\n";
-  TORCH_CHECK(f.good(), "cannot write ", path);
+  io::write_file_atomic(path, out.dump(2) + "\n");
   std::printf("\nwrote %s\n", path.c_str());
 }
 

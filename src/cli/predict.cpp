@@ -2,6 +2,7 @@
 #include "hg/data/dataset.h"
 #include "hg/eval/coco_predict.h"
 #include "hg/infer/results.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/progress.h"
 #include "hg/viz/draw.h"
 
@@ -13,7 +14,6 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -217,7 +217,11 @@ class Run {
     if (!args_.draw.empty()) {
       const auto out = (fs::path(args_.draw) / fs::path(path).stem()).string() + ".jpg";
       cv::cvtColor(rgb, rgb, cv::COLOR_RGB2BGR);
-      if (!cv::imwrite(out, rgb)) return fail(path, "cannot write " + out);
+      try {
+        io::write_image_atomic(out, rgb);
+      } catch (const std::runtime_error& e) {
+        return fail(path, e.what());
+      }
     }
     ++done_;
   }
@@ -231,6 +235,7 @@ class Run {
     const double fps = cap.get(cv::CAP_PROP_FPS);
     cv::VideoWriter writer;
     std::string out;
+    std::unique_ptr<io::AtomicFile> out_file;  // the drawn video, renamed into place once whole
     const std::string name = fs::path(path).filename().string();
     cv::Mat bgr, rgb;
     io::ProgressLine progress;
@@ -241,8 +246,9 @@ class Run {
       if (!args_.draw.empty()) {
         if (!writer.isOpened()) {
           out = (fs::path(args_.draw) / fs::path(path).stem()).string() + ".mp4";
-          writer.open(out, cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps > 0 ? fps : 25,
-                      rgb.size());
+          out_file = std::make_unique<io::AtomicFile>(out);
+          writer.open(out_file->temp_path(), cv::VideoWriter::fourcc('m', 'p', '4', 'v'),
+                      fps > 0 ? fps : 25, rgb.size());
           if (!writer.isOpened()) return fail(path, "cannot write the video " + out);
         }
         cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
@@ -255,6 +261,12 @@ class Run {
       progress.update("predict: " + name + ": " + std::to_string(frame) + " frames", true);
     progress.finish();
     if (frame == 0) return fail(path, "the video has no readable frame");
+    writer.release();
+    try {
+      if (out_file) out_file->commit();
+    } catch (const std::runtime_error& e) {
+      return fail(path, e.what());
+    }
     if (!out.empty()) std::cerr << "wrote " << out << "\n";
     ++done_;
   }
@@ -307,9 +319,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
     if (args->output.empty()) {
       std::cout << doc.dump(1) << "\n";
     } else {
-      std::ofstream out(args->output);
-      out << doc.dump(1) << "\n";
-      TORCH_CHECK(out.good(), "cannot write ", args->output);
+      io::write_file_atomic(args->output, doc.dump(1) + "\n");
       std::cerr << "wrote " << args->output << " (" << run.done() << " inputs)\n";
     }
     if (!args->save_results.empty()) {

@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/data/dataset.h"
+#include "hg/io/atomic_file.h"
 #include "hg/viz/draw.h"
 
 #include <torch/torch.h>
@@ -115,7 +116,7 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
                     predictor.joints());
     }
     cv::cvtColor(out, out, cv::COLOR_RGB2BGR);
-    TORCH_CHECK(cv::imwrite(args->output, out), "cannot write ", args->output);
+    io::write_image_atomic(args->output, out);
     std::printf("person %d of %zu (%s, centre %.1f,%.1f, scale %.3f); wrote %s\n", args->person,
                 people.size(), infer::source_name(who.source).c_str(), who.crop.center.x,
                 who.crop.center.y, who.crop.scale, args->output.c_str());

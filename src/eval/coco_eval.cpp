@@ -1,6 +1,7 @@
 #include "hg/eval/coco_eval.h"
 
 #include "hg/data/dataset.h"
+#include "hg/io/atomic_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -315,9 +316,7 @@ void write_coco_detections(const std::string& path, const std::vector<CocoDetect
                    {"category_id", d.category_id},
                    {"keypoints", d.keypoints},
                    {"score", d.score}});
-  std::ofstream f(path);
-  f << out.dump() << "\n";
-  if (!f.good()) throw std::runtime_error("cannot write " + path);
+  io::write_file_atomic(path, out.dump() + "\n");
 }
 
 double object_keypoint_similarity(const std::vector<double>& det, const CocoTruthPerson& truth,

@@ -1,5 +1,7 @@
 #include "hg/eval/plot.h"
 
+#include "hg/io/atomic_file.h"
+
 #include <plplot/plstream.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -59,9 +61,7 @@ void plot_curves(const std::string& png_path, const std::vector<double>& thresho
     }
   }  // the stream's destructor flushes the page into the buffer
   cv::cvtColor(rgb, rgb, cv::COLOR_RGB2BGR);
-  if (!cv::imwrite(png_path, rgb))
-    throw std::runtime_error("cannot write the plot " + png_path +
-                             ": check the folder exists and the name ends in .png");
+  io::write_image_atomic(png_path, rgb);
 }
 
 }  // namespace hg::eval

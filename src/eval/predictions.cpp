@@ -1,5 +1,7 @@
 #include "hg/eval/predictions.h"
 
+#include "hg/io/atomic_file.h"
+
 #include <H5Cpp.h>
 #include <torch/torch.h>
 
@@ -41,16 +43,27 @@ void write_predictions_h5(const std::string& path, const at::Tensor& preds) {
               "predictions must be N×J×2 or N×S×J×2, got ", preds.sizes());
   const auto data = preds.to(torch::kCPU, torch::kDouble).contiguous();
   H5::Exception::dontPrint();
+  // Built in memory (HDF5's core driver, no backing file) and written as bytes: HDF5 writing to a
+  // disk that fills up crashed in its destructors (measured: a segfault after "H5Dclose failed").
+  std::string bytes;
   try {
-    H5::H5File file(path, H5F_ACC_TRUNC);
+    H5::FileAccPropList in_memory;
+    in_memory.setCore(1 << 20, /*backing_store=*/false);
+    H5::H5File file(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, in_memory);
     const std::vector<hsize_t> dims(data.sizes().begin(), data.sizes().end());
     H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
     file.createDataSet("preds", H5::PredType::NATIVE_DOUBLE, space)
         .write(data.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE);
+    file.flush(H5F_SCOPE_GLOBAL);
+    const ssize_t size = H5Fget_file_image(file.getId(), nullptr, 0);
+    TORCH_CHECK(size > 0, "cannot write predictions ", path, ": HDF5 gave no file image");
+    bytes.resize(static_cast<size_t>(size));
+    H5Fget_file_image(file.getId(), bytes.data(), bytes.size());
   } catch (const H5::Exception& e) {
     TORCH_CHECK(false, "cannot write predictions ", path, ": HDF5 error in ", e.getFuncName(), ": ",
                 e.getDetailMsg());
   }
+  io::write_file_atomic(path, bytes);
 }
 
 }  // namespace hg::eval

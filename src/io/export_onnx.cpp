@@ -1,8 +1,8 @@
 #include "hg/io/export_onnx.h"
 
 #include "hg/data/readers.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/checkpoint.h"
-#include "hg/io/torch_file.h"
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>

@@ -1,6 +1,7 @@
 #include "hg/io/safetensors.h"
 
 #include "hg/data/readers.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/deployment.h"
 #include "hg/io/import_pytorch.h"
 #include "hg/io/torch_file.h"

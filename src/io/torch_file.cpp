@@ -1,5 +1,7 @@
 #include "hg/io/torch_file.h"
 
+#include "hg/io/atomic_file.h"
+
 #include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
@@ -621,31 +623,6 @@ std::map<std::string, at::Tensor> tensor_entries(const PyValue& dict) {
     if (k->kind == PyValue::Kind::kString && v->kind == PyValue::Kind::kTensor)
       out.emplace(k->text, load_tensor(*v));
   return out;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path tmp = target.string() + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    TORCH_CHECK(out.good(), "cannot write ", tmp.string(), ": ", std::strerror(errno));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      const std::string why = std::strerror(errno);
-      out.close();
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      TORCH_CHECK(false, "cannot write ", tmp.string(), ": ", why, " (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    TORCH_CHECK(false, "cannot rename ", tmp.string(), " to ", path, ": ", ec.message());
-  }
 }
 
 namespace {

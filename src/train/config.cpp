@@ -35,6 +35,8 @@ void for_each_key(TrainConfig& c, Fn&& fn) {
   fn("loader_threads", c.loader_threads);
   fn("seed", c.seed);
   fn("save_every", c.save_every);
+  fn("checkpoint_every_minutes", c.checkpoint_every_minutes);
+  fn("checkpoint_every_steps", c.checkpoint_every_steps);
   fn("max_steps", c.max_steps);
   fn("max_minutes", c.max_minutes);
   fn("lr_drop_fraction", c.lr_drop_fraction);
@@ -147,6 +149,9 @@ void TrainConfig::validate() const {
               ": the global batch splits into accumulate equal micro-batches");
   TORCH_CHECK(dist_backend == "auto" || dist_backend == "gloo" || dist_backend == "nccl",
               "dist_backend must be gloo, nccl or auto, got '", dist_backend, "'");
+  TORCH_CHECK(checkpoint_every_minutes >= 0 && checkpoint_every_steps >= 0,
+              "checkpoint_every_minutes and checkpoint_every_steps must be >= 0 (0 = off), got ",
+              checkpoint_every_minutes, " and ", checkpoint_every_steps);
   TORCH_CHECK(dist_timeout_s > 0, "dist_timeout_s must be positive, got ", dist_timeout_s);
 }
 

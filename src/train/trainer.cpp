@@ -5,6 +5,7 @@
 #include "hg/engine/engine.h"
 #include "hg/eval/evaluate.h"
 #include "hg/infer/predictor.h"
+#include "hg/io/atomic_file.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
@@ -19,9 +20,11 @@
 #include <torch/version.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -153,8 +156,9 @@ void check_run_dir(const fs::path& dir, uintmax_t bytes_needed) {
   {
     std::ofstream out(probe);
     out << "ok";
-    TORCH_CHECK(out.good(), "run folder ", dir.string(),
-                " is not writable: choose another with --run-dir");
+    out.flush();
+    TORCH_CHECK(out.good(), "run folder ", dir.string(), " is not writable (", std::strerror(errno),
+                "): make it writable or choose another with --run-dir");
   }
   fs::remove(probe, ec);
   const auto space = fs::space(dir, ec);
@@ -239,6 +243,25 @@ nlohmann::json table_json(const eval::PckTable& t) {
   j["mean"] = t.mean;
   j["mean_weighted"] = t.mean_weighted;
   return j;
+}
+
+// Cuts log.jsonl back to the checkpoint resumed from: a run killed after logging steps past its
+// last checkpoint takes those steps again, and each must appear once. A last line without its
+// newline (killed mid-write) goes too.
+void truncate_log(const fs::path& log, const RunState& s) {
+  std::ifstream in(log, std::ios::binary);
+  if (!in) return;
+  std::string kept, line;
+  bool cut = false;
+  while (!cut && std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    cut = in.eof() || !j.is_object() ||
+          (j.value("type", "") == "step" && j.value("step", int64_t{0}) > s.step) ||
+          (j.value("type", "") == "epoch" && j.value("epoch", int64_t{0}) > s.epoch);
+    if (!cut) kept += line + "\n";
+  }
+  in.close();
+  if (cut) io::write_file_atomic(log.string(), kept);
 }
 
 // ---- one run, step by step ---------------------------------------------------------------
@@ -346,8 +369,15 @@ class Session {
     optimizer_ = make_optimizer(c_, net_->parameters());
   }
 
-  // The weights, optimizer, RNG and position of last.hg.
+  // The weights, optimizer, RNG and position of last.hg; without one (the run stopped before its
+  // first checkpoint) the run starts again from step 0.
   void restore() {
+    if (!fs::exists(last_path_)) {
+      if (lead_)
+        std::cerr << "no checkpoint in " << dir_.string()
+                  << " yet (the run stopped before its first one): starting it again\n";
+      return;
+    }
     const auto ckpt = io::read_checkpoint(last_path_);
     io::load_state(*net_, ckpt.state, last_path_);
     state_ = run_state_from(ckpt.meta["train"], last_path_);
@@ -424,9 +454,12 @@ class Session {
     // Model + optimizer state, three checkpoints at a time (temporary, last, best), plus margin.
     const uintmax_t ckpt_bytes = static_cast<uintmax_t>(net_->parameter_count()) * 4 * 3;
     check_run_dir(dir_, 3 * ckpt_bytes + (16u << 20));
+    for (const auto& stale : io::remove_stale_temporaries(dir_.string()))
+      std::cerr << "removed " << stale << " (an interrupted write)\n";
     auto config = c_.to_json();
     if (c_.amp == "auto") config["amp_probe"] = amp_.to_json();  // what auto chose, and why
-    { std::ofstream(dir_ / "config.json") << config.dump(2) << "\n"; }
+    io::write_file_atomic((dir_ / "config.json").string(), config.dump(2) + "\n");
+    if (resuming_) truncate_log(dir_ / "log.jsonl", state_);
     log_.open(dir_ / "log.jsonl", std::ios::app);
     TORCH_CHECK(log_.good(), "cannot write ", (dir_ / "log.jsonl").string());
     if (c_.amp == "auto") {
@@ -501,6 +534,8 @@ class Session {
   // with it), how it sees pixels, and the training state.
   void save(const std::string& path) {
     if (!lead_) return;
+    log_.flush();  // the log reaches at least the checkpoint's step
+    if (path == last_path_) last_checkpoint_ = Clock::now();
     io::Checkpoint ckpt;
     ckpt.options = c_.model;
     ckpt.state = io::state_of(*net_);
@@ -516,8 +551,9 @@ class Session {
     io::write_checkpoint(path, ckpt);
   }
 
-  // The steps of one epoch from state_.batch on; false when the run must stop now (signal,
-  // max_steps or max_minutes; last.hg is then written).
+  // The steps of one epoch from state_.batch on, with last.hg written every checkpoint_every_*
+  // within it; false when the run must stop now (signal, max_steps or max_minutes; last.hg is
+  // then written).
   bool train_epoch() {
     lr_ = learning_rate(c_, state_.epoch, state_.drop_scale);
     set_lr(*optimizer_, lr_);
@@ -527,15 +563,15 @@ class Session {
     epoch_.first_batch = state_.batch;
     epoch_.start = Clock::now();
     data::Batch batch;
-    for (; state_.batch < iters_; ++state_.batch) {
+    while (state_.batch < iters_) {
       drop_lr_on_time();
       follow_schedule();
       const auto wait_start = Clock::now();
       if (!loader_->next(batch)) break;
       epoch_.wait_s += seconds_since(wait_start);
       train_step(batch);
+      ++state_.batch;  // a checkpoint from here on resumes at the next batch
       if (agree(should_stop())) {
-        ++state_.batch;
         save(last_path_);
         if (!lead_) return false;
         log_.flush();
@@ -544,6 +580,7 @@ class Session {
                   << "; continue with hourglass train --resume " << dir_.string() << "\n";
         return false;
       }
+      if (state_.batch < iters_ && checkpoint_due()) save(last_path_);
     }
     if (lead_)
       progress_.update(state_.epoch, c_.epochs, iters_, iters_, epoch_.mean_loss(),
@@ -669,6 +706,7 @@ class Session {
     line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
                                          per_stack.data_ptr<float>() + per_stack.numel());
     log_ << line.dump() << "\n";
+    log_.flush();  // a kill loses no logged step that a checkpoint covers
     const double per_step = elapsed / static_cast<double>(state_.batch + 1 - epoch_.first_batch);
     double eta = ((iters_ - state_.batch - 1) + (c_.epochs - state_.epoch - 1) * iters_) * per_step;
     if (c_.max_steps > 0) eta = std::min(eta, (c_.max_steps - state_.step) * per_step);
@@ -676,6 +714,14 @@ class Session {
       eta = std::min(eta, std::max(0.0, 60 * c_.max_minutes - seconds_since(wall_start_)));
     progress_.update(state_.epoch, c_.epochs, state_.batch + 1, iters_, epoch_.mean_loss(), sps,
                      eta);
+  }
+
+  // Only rank 0 writes, so only its clock counts: no agreement between the ranks is needed.
+  bool checkpoint_due() const {
+    const int64_t every = c_.checkpoint_every_steps;
+    return (every > 0 && state_.step % every == 0) ||
+           (c_.checkpoint_every_minutes > 0 &&
+            seconds_since(last_checkpoint_) >= 60 * c_.checkpoint_every_minutes);
   }
 
   bool out_of_steps() const { return c_.max_steps > 0 && state_.step >= c_.max_steps; }
@@ -835,6 +881,7 @@ class Session {
   const std::string last_path_;
   const bool resuming_;
   const Clock::time_point wall_start_;
+  Clock::time_point last_checkpoint_ = Clock::now();  // of last.hg, for checkpoint_every_minutes
   DistEnv env_;
   std::unique_ptr<Distributed> dist_;  // null in one process
   std::unique_ptr<GradientSync> sync_;
@@ -880,8 +927,23 @@ Trainer::Trainer(TrainConfig config, std::string run_dir, bool resuming)
 
 Trainer Trainer::resume(const std::string& run_dir, const std::vector<std::string>& overrides) {
   const auto last = (fs::path(run_dir) / "last.hg").string();
-  TORCH_CHECK(fs::exists(last), "cannot resume: ", last,
-              " does not exist (was the run started with this --run-dir?)");
+  const auto config_path = fs::path(run_dir) / "config.json";
+  if (!fs::exists(last)) {
+    // Stopped before its first checkpoint: its config.json restarts it from step 0.
+    TORCH_CHECK(fs::exists(config_path), "cannot resume: ",
+                fs::exists(run_dir) ? run_dir + " holds neither last.hg nor config.json"
+                                    : run_dir + " does not exist",
+                " (was the run started with this --run-dir?)");
+    TrainConfig config;
+    std::ifstream in(config_path);
+    try {
+      config.merge(nlohmann::json::parse(in));
+    } catch (const nlohmann::json::exception& e) {
+      TORCH_CHECK(false, "cannot resume from ", config_path.string(), ": ", e.what());
+    }
+    for (const auto& o : overrides) config.set(o);
+    return Trainer(std::move(config), run_dir, true);
+  }
   const auto ckpt = io::read_checkpoint(last);
   TORCH_CHECK(ckpt.meta.contains("config") && ckpt.meta.contains("train"), "cannot resume from ",
               last, ": it holds no training state (a converted or exported model?)");

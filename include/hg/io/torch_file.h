@@ -88,7 +88,4 @@ void write_torch_file(const std::string& path, const PyValue& value);
 /// Writes a plain dict of named tensors (e.g. {"output": N×S×J×h×w}) as write_torch_file does.
 void write_tensor_dict(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
 
-/// Writes `bytes` to `path` atomically (temporary file, flush, rename). Throws naming the path.
-void write_file_atomic(const std::string& path, const std::string& bytes);
-
 }  // namespace hg::io

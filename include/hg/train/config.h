@@ -60,7 +60,12 @@ struct TrainConfig {
   int threads = 0;         ///< compute threads (0 = all cores)
   int loader_threads = 0;  ///< data threads (0 = 1 on ≤ 2 cores, else 2)
   uint64_t seed = 1;
-  int64_t save_every = 0;      ///< also keep epoch_K.hg every K epochs (0 = never)
+  int64_t save_every = 0;  ///< also keep epoch_K.hg every K epochs (0 = never)
+  /// Crash safety: also write last.hg (atomically) within an epoch once this many minutes have
+  /// passed since the last checkpoint (0 = only at epoch ends and stops), so that a kill -9 or a
+  /// power cut loses at most this much training.
+  double checkpoint_every_minutes = 5;
+  int64_t checkpoint_every_steps = 0;  ///< also write last.hg every this many steps (0 = no)
   int64_t max_steps = 0;       ///< stop (with a checkpoint) after this many steps in total (0 = no)
   double max_minutes = 0;      ///< stop (with a checkpoint) after this wall time (0 = no limit)
   bool val_flip = false;       ///< validation with the flip test (as `eval` without --no-flip)

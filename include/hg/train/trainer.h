@@ -4,8 +4,9 @@
 ///
 /// A run lives in a folder: config.json (the effective config), log.jsonl (one JSON object per
 /// step and per epoch), last.hg / best.hg / epoch_K.hg (native checkpoints holding model,
-/// optimizer state, epoch, step, RNG state and config). `resume` continues a run where it
-/// stopped, with the batches an uninterrupted run would have seen.
+/// optimizer state, epoch, step, RNG state and config). last.hg is also written within epochs
+/// (checkpoint_every_minutes / _steps), every checkpoint atomically. `resume` continues a run where
+/// it stopped or was killed (mid-epoch too), with the batches an uninterrupted run would have seen.
 
 #include "hg/eval/pck.h"
 #include "hg/train/config.h"
@@ -50,7 +51,9 @@ class Trainer {
   /// A new run in `run_dir` with `config`.
   Trainer(TrainConfig config, std::string run_dir);
   /// Continues the run in `run_dir` from its last.hg, with its saved config; `overrides`
-  /// (key=value) may change e.g. epochs or max_minutes.
+  /// (key=value) may change e.g. epochs or max_minutes. A run stopped before its first checkpoint
+  /// starts again from its config.json. Stale temporary files are removed and log.jsonl is cut
+  /// back to the checkpoint's step when it runs.
   static Trainer resume(const std::string& run_dir, const std::vector<std::string>& overrides = {});
 
   /// Trains until the configured epochs, max_steps or max_minutes, SIGINT/SIGTERM (finishes the
