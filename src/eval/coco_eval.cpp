@@ -1,6 +1,7 @@
 #include "hg/eval/coco_eval.h"
 
 #include "hg/data/dataset.h"
+#include "hg/data/json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -29,11 +30,7 @@ constexpr int kRecalls = 101;    // 0:0.01:1
 json read_json(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, "no such file or not readable");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
+  return data::parse_json(in, path);
 }
 
 const json& field(const std::string& file, const json& object, const std::string& where,
