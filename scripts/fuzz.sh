@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t: ${seconds} s" >&2
   # New inputs go to the first folder (the build's); the committed seeds are only read.
   if ! ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" OMP_NUM_THREADS=1 \
-    "$BUILD/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2560 \
+    "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2560 \
     -timeout=25 -artifact_prefix="$BUILD/crashes/$t-" "$BUILD/corpus/$t" "fuzz/corpus/$t" \
     2> "$BUILD/fuzz_$t.log"; then
     failed+=("$t")

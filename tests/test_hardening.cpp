@@ -2,6 +2,7 @@
 // a clear error naming the file and the field, never a crash nor a silent result.
 #include "hg/data/boxes.h"
 #include "hg/data/dataset.h"
+#include "hg/data/image_header.h"
 #include "hg/data/json.h"
 #include "hg/data/limits.h"
 #include "hg/data/readers.h"
@@ -221,6 +222,9 @@ TEST(Hardening, ImagesAreCheckedFromTheirHeaderAgainstThePixelBudget) {
   write_text(dir / "bomb.png", png_header_only(32000, 32000));
   EXPECT_ERROR_HAS(hg::data::read_image_rgb((dir / "bomb.png").string()), "bomb.png",
                    "declares 32000×32000 pixels, more than the limit of 100000000 (--max-pixels)");
+  // Found by fuzz_image: sides of 2^32 - 1 overflowed the product (undefined behaviour).
+  EXPECT_ERROR_HAS(hg::data::check_image_header(png_header_only(0xFFFFFFFF, 0xFFFFFFFF), 1000),
+                   "declares 4294967295×4294967295 pixels, more than the limit of 1000");
   const auto jpeg = read_bytes(kData + "/mpii/images/004645041.jpg");
   write_text(dir / "cut.jpg", jpeg.substr(0, jpeg.size() / 2));
   EXPECT_ERROR_HAS(hg::data::read_image_rgb((dir / "cut.jpg").string()), "cut.jpg",
@@ -247,12 +251,16 @@ TEST(Hardening, AFlippedByteInATensorRecordFailsItsCrc) {
                    "is corrupt (its CRC-32 does not match");
 
   // A native checkpoint (a training run's last.hg, as --resume reads it) and its deferred load.
-  const auto model = tiny_model(dir);
-  const auto bytes = read_bytes(model);
-  auto copy = bytes;
-  copy[bytes.size() / 2] ^= 0x01;  // inside the weights
-  std::ofstream(dir / "last.hg", std::ios::binary) << copy;
+  hg::model::StackedHourglass net(
+      hg::model::StackedHourglassOptions().stacks(1).features(16).depth(1).stem1(8).stem2(8));
+  {
+    torch::NoGradGuard no_grad;
+    net->pre_conv->weight.fill_(1.2361f);
+  }
   const auto last = (dir / "last.hg").string();
+  hg::io::save_model(last, *net);
+  ASSERT_NO_THROW(hg::io::load_model(last));
+  flip_byte_of(last, pattern);
   EXPECT_ERROR_HAS(hg::io::load_model(last), "last.hg", "is corrupt (its CRC-32");
   EXPECT_ERROR_HAS(hg::io::read_checkpoint(last), "last.hg", "is corrupt (its CRC-32");
   // A record that claims more than the file holds is refused before anything is allocated.

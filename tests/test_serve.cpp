@@ -65,15 +65,15 @@ TEST(ImageHeader, ReadsTheSizeOfJpegPngAndWebp) {
   const cv::Mat small = bgr(cv::Rect(0, 0, 301, 203)).clone();
   struct Case {
     std::string bytes;
-    hg::serve::ImageFormat format;
+    hg::data::ImageFormat format;
   };
   for (const auto& c :
-       {Case{read_bytes(kImage), hg::serve::ImageFormat::kJpeg},
-        Case{encode(small, ".jpg"), hg::serve::ImageFormat::kJpeg},
-        Case{encode(small, ".png"), hg::serve::ImageFormat::kPng},
-        Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}), hg::serve::ImageFormat::kWebp},
+       {Case{read_bytes(kImage), hg::data::ImageFormat::kJpeg},
+        Case{encode(small, ".jpg"), hg::data::ImageFormat::kJpeg},
+        Case{encode(small, ".png"), hg::data::ImageFormat::kPng},
+        Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}), hg::data::ImageFormat::kWebp},
         Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),
-             hg::serve::ImageFormat::kWebp}}) {
+             hg::data::ImageFormat::kWebp}}) {
     const auto header = hg::data::read_image_header(c.bytes);
     const cv::Mat decoded =
         cv::imdecode(std::vector<uchar>(c.bytes.begin(), c.bytes.end()), cv::IMREAD_COLOR);

@@ -113,8 +113,9 @@ ImageHeader check_image_header(std::string_view bytes, int64_t max_pixels,
   const std::string size = std::to_string(header.width) + "×" + std::to_string(header.height);
   if (header.width <= 0 || header.height <= 0)
     throw MalformedImage(what + " declares a size of " + size);
-  // Both sides fit in 32 bits, so the product cannot wrap.
-  if (header.width * header.height > max_pixels)
+  // Each side fits in 32 bits but their product may not fit in 63 (found by fuzz_image).
+  int64_t pixels = 0;
+  if (__builtin_mul_overflow(header.width, header.height, &pixels) || pixels > max_pixels)
     throw ImageTooLarge(what + " declares " + size + " pixels, more than the limit of " +
                         std::to_string(max_pixels) + " (" + limit_name + ")");
   if (header.format == ImageFormat::kJpeg && !jpeg_is_complete(bytes))
