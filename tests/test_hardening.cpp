@@ -64,6 +64,11 @@ std::string tiny_model(const fs::path& dir, nlohmann::json meta = {{"input_size"
   return path;
 }
 
+// A seed of the fuzz corpora (fuzz/corpus/TARGET/NAME).
+std::string fuzz_seed(const std::string& name) {
+  return std::string(HG_SOURCE_DIR) + "/fuzz/corpus/" + name;
+}
+
 // A PNG whose IHDR declares w×h (and nothing else).
 std::string png_header_only(uint32_t w, uint32_t h) {
   std::string b("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
@@ -182,6 +187,19 @@ TEST(Hardening, BoxesFilesAreBoundedAndChecked) {
                 .at("a.jpg")
                 .at(0),
             cv::Rect2d(1, 2, 3, 4));
+}
+
+TEST(Hardening, FuzzFindingsAreRegressionTests) {
+  const auto dir = hg::test::scratch_dir();
+  // fuzz_torch_file: a zip without a 'version' record (LibTorch's reader leaked on it).
+  std::string bytes = read_bytes(fuzz_seed("torch_file/tensor_dict.pt"));
+  const auto at = bytes.find("/version");
+  ASSERT_NE(at, std::string::npos);
+  for (size_t i = bytes.find("/version"); i != std::string::npos; i = bytes.find("/version", i))
+    bytes[i + 1] = 'V';
+  std::ofstream(dir / "noversion.pt", std::ios::binary) << bytes;
+  EXPECT_ERROR_HAS(hg::io::read_torch_file((dir / "noversion.pt").string()), "noversion.pt",
+                   "has no 'version' record");
 }
 
 // ---- sizes nobody bounds ------------------------------------------------------------------------

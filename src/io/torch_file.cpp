@@ -637,6 +637,10 @@ PyValuePtr read_torch_file(const std::string& path, TensorData data_mode) {
   // Our own reading of the directory first: it bounds every record before LibTorch's reader
   // allocates for one.
   const auto index = std::make_shared<const ZipIndex>(read_zip_index(path));
+  // LibTorch 1.13's reader leaks its miniz state when its constructor throws (found by
+  // fuzz_torch_file): what it requires is checked here first.
+  TORCH_CHECK(index->count("version") > 0, "cannot read ", path,
+              ": the zip archive has no 'version' record, so torch.save did not write it");
   std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   try {
     zip = std::make_shared<caffe2::serialize::PyTorchStreamReader>(path);

@@ -106,7 +106,9 @@ std::map<std::string, ZipEntry> read_zip_index(const std::string& path) {
                 damaged("record '" + name + "' claims " + std::to_string(entry.size) +
                         " bytes, more than the file holds"));
     const auto slash = name.find('/');
-    index[slash == std::string::npos ? name : name.substr(slash + 1)] = entry;
+    TORCH_CHECK(slash != std::string::npos,
+                damaged("record '" + name + "' is not inside the archive's folder"));
+    index[name.substr(slash + 1)] = entry;
     at += 46 + name_len + extra_len + comment_len;
   }
   return index;
