@@ -14,7 +14,7 @@ shift || true
 BUILD="${HG_FUZZ_BUILD:-build-fuzz}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(image boxes annotations_json annotations_h5 predictions config torch_file checkpoint)
+  targets=(image boxes annotations_json annotations_h5 config torch_file checkpoint)
 fi
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja -DHG_FUZZ=ON \
@@ -28,6 +28,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t: ${seconds} s" >&2
   # New inputs go to the first folder (the build's); the committed seeds are only read.
   if ! ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" OMP_NUM_THREADS=1 \
+    LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp" \
     "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2560 \
     -timeout=25 -artifact_prefix="$BUILD/crashes/$t-" "$BUILD/corpus/$t" "fuzz/corpus/$t" \
     2> "$BUILD/fuzz_$t.log"; then

@@ -61,7 +61,10 @@ nlohmann::json TrainConfig::to_json() const {
 
 void TrainConfig::merge(const nlohmann::json& j) {
   TORCH_CHECK(j.is_object(), "a training config must be a JSON object, got ", j.dump());
-  for (const auto& [key, value] : j.items()) {
+  // Not a structured binding: the lambda below captures both (C++17 clang refuses bindings).
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     if (key == "model") {
       nlohmann::json m = io::options_to_json(model);
       TORCH_CHECK(value.is_object(), "config key 'model' must be an object");
