@@ -1,8 +1,8 @@
 // `hourglass serve`: the image header reader, and the server spoken to over real HTTP on an
 // ephemeral port of 127.0.0.1 (good images, every kind of bad input, the queue, stopping).
 #include "hg/data/dataset.h"
+#include "hg/data/image_header.h"
 #include "hg/infer/predictor.h"
-#include "hg/serve/image_header.h"
 #include "hg/serve/server.h"
 #include "test_util.h"
 
@@ -69,37 +69,37 @@ TEST(ImageHeader, ReadsTheSizeOfJpegPngAndWebp) {
   const cv::Mat small = bgr(cv::Rect(0, 0, 301, 203)).clone();
   struct Case {
     std::string bytes;
-    hg::serve::ImageFormat format;
+    hg::data::ImageFormat format;
   };
   for (const auto& c :
-       {Case{read_bytes(kImage), hg::serve::ImageFormat::kJpeg},
-        Case{encode(small, ".jpg"), hg::serve::ImageFormat::kJpeg},
-        Case{encode(small, ".png"), hg::serve::ImageFormat::kPng},
-        Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}), hg::serve::ImageFormat::kWebp},
+       {Case{read_bytes(kImage), hg::data::ImageFormat::kJpeg},
+        Case{encode(small, ".jpg"), hg::data::ImageFormat::kJpeg},
+        Case{encode(small, ".png"), hg::data::ImageFormat::kPng},
+        Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}), hg::data::ImageFormat::kWebp},
         Case{encode(small, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),
-             hg::serve::ImageFormat::kWebp}}) {
-    const auto header = hg::serve::read_image_header(c.bytes);
+             hg::data::ImageFormat::kWebp}}) {
+    const auto header = hg::data::read_image_header(c.bytes);
     const cv::Mat decoded =
         cv::imdecode(std::vector<uchar>(c.bytes.begin(), c.bytes.end()), cv::IMREAD_COLOR);
     EXPECT_EQ(header.format, c.format);
     EXPECT_EQ(header.width, decoded.cols);
     EXPECT_EQ(header.height, decoded.rows);
   }
-  const auto bomb = hg::serve::read_image_header(png_declaring(100000, 90000));
+  const auto bomb = hg::data::read_image_header(png_declaring(100000, 90000));
   EXPECT_EQ(bomb.width, 100000);
   EXPECT_EQ(bomb.height, 90000);
-  EXPECT_EQ(hg::serve::read_image_header(jpeg_declaring(65000, 64000)).width, 65000);
+  EXPECT_EQ(hg::data::read_image_header(jpeg_declaring(65000, 64000)).width, 65000);
 }
 
 TEST(ImageHeader, RefusesOtherBytesAndCutHeaders) {
-  EXPECT_ERROR_HAS(hg::serve::read_image_header("GIF89a......"), "not a JPEG, PNG or WebP");
-  EXPECT_ERROR_HAS(hg::serve::read_image_header(png_declaring(1, 1).substr(0, 20)),
+  EXPECT_ERROR_HAS(hg::data::read_image_header("GIF89a......"), "not a JPEG, PNG or WebP");
+  EXPECT_ERROR_HAS(hg::data::read_image_header(png_declaring(1, 1).substr(0, 20)),
                    "PNG header is cut short");
-  EXPECT_ERROR_HAS(hg::serve::read_image_header(read_bytes(kImage).substr(0, 40)),
+  EXPECT_ERROR_HAS(hg::data::read_image_header(read_bytes(kImage).substr(0, 40)),
                    "JPEG has no frame header");
   const std::string jpeg = read_bytes(kImage);
-  EXPECT_TRUE(hg::serve::jpeg_is_complete(jpeg));
-  EXPECT_FALSE(hg::serve::jpeg_is_complete(jpeg.substr(0, jpeg.size() / 2)));
+  EXPECT_TRUE(hg::data::jpeg_is_complete(jpeg));
+  EXPECT_FALSE(hg::data::jpeg_is_complete(jpeg.substr(0, jpeg.size() / 2)));
 }
 
 // One server for the suite, with a token; it runs on its own thread.

@@ -151,6 +151,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
       ->required();
   cmd->add_option("--images", args->images, "image directory (default: next to the file)");
   auto* weights = add_predictor_options(*cmd, args->model, true);
+  add_max_pixels_option(*cmd);
   auto* preds = cmd->add_option(
       "--predictions,-p", args->predictions,
       "predictions instead of a model: HDF5 'preds' N×J×2 (or N×S×J×2) in image pixels in "

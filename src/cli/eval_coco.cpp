@@ -1,5 +1,6 @@
 #include "hg/cli/eval_coco.h"
 
+#include "hg/data/json.h"
 #include "hg/eval/coco_eval.h"
 #include "hg/eval/coco_predict.h"
 #include "hg/io/progress.h"
@@ -17,8 +18,11 @@ namespace {
 
 nlohmann::json parse_json(const std::string& path) {
   if (fs::path(path).extension() != ".json") return {};
-  std::ifstream in(path);
-  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  try {
+    return data::read_json_file(path);
+  } catch (const data::JsonError&) {
+    return {};  // not JSON: the caller's reader says why
+  }
 }
 
 }  // namespace

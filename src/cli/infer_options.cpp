@@ -1,5 +1,9 @@
 #include "hg/cli/cli.h"
 
+#include "hg/data/boxes.h"
+#include "hg/data/dataset.h"
+#include "hg/data/json.h"
+#include "hg/data/limits.h"
 #include "hg/runtime/runtime.h"
 
 #include <malloc.h>
@@ -93,6 +97,15 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
   return weights;
 }
 
+void add_max_pixels_option(CLI::App& cmd) {
+  cmd.add_option_function<int64_t>(
+         "--max-pixels", [](int64_t n) { data::set_max_image_pixels(n); },
+         "refuse images declaring more pixels (width × height) than this, before decoding them "
+         "(default " +
+             std::to_string(limits::kDefaultMaxImagePixels) + ")")
+      ->check(CLI::PositiveNumber);
+}
+
 infer::Predictor make_predictor(const PredictorArgs& a, const GlobalOptions& global) {
   // Loading and the engine build free hundreds of weight-sized blocks while allocating others.
   // glibc's adaptive mmap threshold would move blocks of that size into its heap, where freed
@@ -135,23 +148,8 @@ PersonFinder::PersonFinder(const PersonArgs& args) : args_(args) {
   if (args_.boxes.empty()) return;
   std::ifstream in(args_.boxes);
   TORCH_CHECK(in, "cannot open --boxes file ", args_.boxes);
-  try {
-    boxes_ = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    TORCH_CHECK(false, "cannot read --boxes file ", args_.boxes, ": not valid JSON: ", e.what());
-  }
-  TORCH_CHECK(boxes_.is_object(), "cannot read --boxes file ", args_.boxes,
-              ": expected an object mapping image names to lists of [x, y, w, h]");
-  for (const auto& [key, list] : boxes_.items()) {
-    TORCH_CHECK(list.is_array(), "--boxes file ", args_.boxes, ": '", key,
-                "' must map to a list of [x, y, w, h]");
-    for (const auto& b : list)
-      TORCH_CHECK(b.is_array() && b.size() == 4 && b[0].is_number() && b[1].is_number() &&
-                      b[2].is_number() && b[3].is_number() && b[2].get<double>() > 0 &&
-                      b[3].get<double>() > 0,
-                  "--boxes file ", args_.boxes, ": '", key, "' has the box ", b.dump(),
-                  "; a box is [x, y, w, h] with w, h > 0");
-  }
+  const std::string source = "--boxes file " + args_.boxes;
+  boxes_ = data::boxes_file_from_json(data::parse_json(in, source), source);
 }
 
 std::vector<infer::PersonCrop> PersonFinder::find(const std::string& key,
@@ -171,13 +169,10 @@ std::vector<infer::PersonCrop> PersonFinder::find(const std::string& key,
     return std::vector<infer::PersonCrop>{{infer::crop_of_image(rgb.size()), why, {}, 0}};
   };
   if (args_.whole_image) return whole(PersonSource::kWholeImage);
-  if (boxes_.contains(key)) {
+  if (const auto it = boxes_.find(key); it != boxes_.end()) {
     std::vector<infer::PersonCrop> people;
-    for (const auto& v : boxes_[key]) {
-      const cv::Rect2d b(v[0].get<double>(), v[1].get<double>(), v[2].get<double>(),
-                         v[3].get<double>());
+    for (const auto& b : it->second)
       people.push_back({infer::crop_of_box(b), PersonSource::kBoxesFile, b, 0});
-    }
     return people;
   }
   auto people = infer::detect_people(rgb, args_.max_people);

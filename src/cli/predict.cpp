@@ -119,8 +119,26 @@ class Run {
 
   const infer::Predictor& predictor() const { return predictor_; }
 
-  // Expands a folder into its images; any failure is recorded and counted, never thrown.
+  // One input (a file or a folder); any failure is recorded and counted, never thrown, so that
+  // the other inputs are still processed and written.
   void input(const std::string& path) {
+    try {
+      dispatch(path);
+    } catch (const cv::Exception& e) {
+      fail(path, "OpenCV: " + e.err);
+    } catch (const c10::Error& e) {
+      fail(path, e.msg());
+    } catch (const std::exception& e) {
+      fail(path, e.what());
+    }
+  }
+
+  int failed() const { return failed_; }
+  int done() const { return done_; }
+
+ private:
+  // Expands a folder into its images, each attributed its own failure.
+  void dispatch(const std::string& path) {
     const fs::path p(path);
     if (fs::is_directory(p)) {
       std::vector<fs::path> files;
@@ -136,7 +154,7 @@ class Run {
           progress.update("predict: " + path + ": image " + std::to_string(i + 1) + "/" +
                               std::to_string(files.size()),
                           i + 1 == files.size());
-        image(files[i].string());
+        input(files[i].string());
       }
       progress.finish();
     } else if (!fs::exists(p)) {
@@ -152,10 +170,6 @@ class Run {
     }
   }
 
-  int failed() const { return failed_; }
-  int done() const { return done_; }
-
- private:
   void fail(const std::string& path, const std::string& why) {
     std::cerr << "hourglass: error: " << path << ": " << why << "\n";
     results_.push_back({{"input", path}, {"error", why}});
@@ -231,6 +245,12 @@ class Run {
       return fail(path, "--save-results writes COCO results of images, not of videos");
     cv::VideoCapture cap(path);
     if (!cap.isOpened()) return fail(path, "cannot open the video (corrupt, or no decoder)");
+    const auto width = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
+    const auto height = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
+    if (width * height > data::max_image_pixels())
+      return fail(path, "the video's frames are " + std::to_string(width) + "×" +
+                            std::to_string(height) + " pixels, more than the limit of " +
+                            std::to_string(data::max_image_pixels()) + " (--max-pixels)");
     const auto total = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
     const double fps = cap.get(cv::CAP_PROP_FPS);
     cv::VideoWriter writer;
@@ -289,6 +309,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
       "predict", "estimate poses on images, folders of images and videos → JSON (+ drawings)");
   cmd->add_option("inputs", args->inputs, "images, folders of images, videos")->required();
   add_predictor_options(*cmd, args->model);
+  add_max_pixels_option(*cmd);
   add_person_options(*cmd, args->people);
   cmd->add_option("--output,-o", args->output, "JSON file to write (default: standard output)");
   cmd->add_option("--draw", args->draw,

@@ -75,6 +75,7 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
       "show", "draw a person's predicted skeleton and per-joint heatmaps on the crop (PNG)");
   cmd->add_option("image", args->image, "an image")->required()->check(CLI::ExistingFile);
   add_predictor_options(*cmd, args->model, false, false);
+  add_max_pixels_option(*cmd);
   add_person_options(*cmd, args->people);
   cmd->add_option("--person", args->person, "which person found in the image (0 = best)")
       ->capture_default_str()

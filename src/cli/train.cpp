@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/cli/launch.h"
+#include "hg/data/json.h"
 #include "hg/train/trainer.h"
 
 #include <cstdlib>
@@ -44,14 +45,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       if (!args->resume.empty()) return train::Trainer::resume(args->resume, args->sets);
       auto config = train::preset(args->recipe);
       if (!args->config_file.empty()) {
-        std::ifstream in(args->config_file);
-        nlohmann::json j;
-        try {
-          in >> j;
-        } catch (const nlohmann::json::exception& e) {
-          TORCH_CHECK(false, "cannot read ", args->config_file, ": ", e.what());
-        }
-        config.merge(j);
+        config.merge(data::read_json_file(args->config_file));
       }
       for (const auto& s : args->sets) config.set(s);
       if (global.threads > 0) config.threads = global.threads;

@@ -1,10 +1,17 @@
 #include "hg/data/dataset.h"
 
+#include "hg/data/image_header.h"
+#include "hg/data/limits.h"
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <stdexcept>
 
 namespace hg::data {
@@ -114,8 +121,22 @@ JointSet coco_joints() {
       {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}};  // upper body: head and arms
 }
 
-cv::Mat read_image_rgb(const std::string& path, int reduce) {
-  if (!std::filesystem::is_regular_file(path)) throw ImageError(path, "no such file");
+namespace {
+std::atomic<int64_t> max_pixels{limits::kDefaultMaxImagePixels};
+}  // namespace
+
+void set_max_image_pixels(int64_t pixels) {
+  if (pixels <= 0)
+    throw std::invalid_argument("--max-pixels must be > 0, got " + std::to_string(pixels));
+  max_pixels = pixels;
+}
+
+int64_t max_image_pixels() {
+  return max_pixels;
+}
+
+cv::Mat decode_image_rgb(std::string_view bytes, int64_t max_pixels, int reduce,
+                         bool other_formats) {
   const int mode = reduce == 8   ? cv::IMREAD_REDUCED_COLOR_8
                    : reduce == 4 ? cv::IMREAD_REDUCED_COLOR_4
                    : reduce == 2 ? cv::IMREAD_REDUCED_COLOR_2
@@ -123,11 +144,45 @@ cv::Mat read_image_rgb(const std::string& path, int reduce) {
   if (reduce != 1 && reduce != 2 && reduce != 4 && reduce != 8)
     throw std::invalid_argument("image reduction must be 1, 2, 4 or 8, got " +
                                 std::to_string(reduce));
-  cv::Mat bgr = cv::imread(path, mode);
-  if (bgr.empty()) throw ImageError(path, "not a decodable image (corrupt or unknown format)");
+  std::string what = "the image";
+  bool known = true;
+  try {
+    what = "the " + format_name(check_image_header(bytes, max_pixels).format) + " image";
+  } catch (const UnsupportedImage&) {
+    if (!other_formats) throw;
+    known = false;
+  }
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw ImageTooLarge(what + " is larger than 2 GB");
+  const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
+  cv::Mat bgr;
+  try {
+    bgr = cv::imdecode(raw, mode);
+  } catch (const cv::Exception& e) {
+    throw MalformedImage(what + " cannot be decoded (" + e.err + ")");
+  }
+  if (bgr.empty()) throw MalformedImage(what + " cannot be decoded (corrupt or cut short)");
+  if (!known && int64_t(bgr.cols) * bgr.rows * reduce * reduce > max_pixels)
+    throw ImageTooLarge(what + " has " + std::to_string(bgr.cols * reduce) + "×" +
+                        std::to_string(bgr.rows * reduce) + " pixels, more than the limit of " +
+                        std::to_string(max_pixels) + " (--max-pixels)");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return rgb;
+}
+
+cv::Mat read_image_rgb(const std::string& path, int reduce) {
+  if (!std::filesystem::is_regular_file(path)) throw ImageError(path, "no such file");
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw ImageError(path, "cannot be read");
+  try {
+    return decode_image_rgb(bytes, max_image_pixels(), reduce, /*other_formats=*/true);
+  } catch (const UnsupportedImage&) {
+    throw ImageError(path, "not a decodable image (corrupt or unknown format)");
+  } catch (const std::runtime_error& e) {
+    throw ImageError(path, e.what());
+  }
 }
 
 FileDataset::FileDataset(JointSet joints, std::vector<Annotation> samples, std::string source)

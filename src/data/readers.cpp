@@ -1,13 +1,17 @@
 #include "hg/data/readers.h"
 
+#include "hg/data/json.h"
+#include "hg/data/limits.h"
 #include "hg/data/synthetic.h"
 
 #include <H5Cpp.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace hg::data {
@@ -18,6 +22,28 @@ namespace {
 
 [[noreturn]] void fail(const std::string& file, const std::string& why) {
   throw std::runtime_error("cannot read " + file + ": " + why);
+}
+
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// A coordinate or size: finite and within limits::kMaxCoordinate (a box of 1e300 would overflow
+// every crop computation after it).
+double coordinate(const std::string& file, double v, const std::string& where) {
+  if (!std::isfinite(v) || std::abs(v) > limits::kMaxCoordinate)
+    fail(file, "field '" + where + "' = " + number_text(v) + " is not a coordinate (finite, at " +
+                   "most " + number_text(limits::kMaxCoordinate) + " in magnitude)");
+  return v;
+}
+
+// An integer value held as a double (HDF5 and JSON numbers), without an undefined cast.
+int64_t whole(const std::string& file, double v, const std::string& where) {
+  if (!(std::abs(v) <= 9.0e15) || v != std::floor(v))
+    fail(file, "field '" + where + "' = " + number_text(v) + " is not an integer");
+  return static_cast<int64_t>(v);
 }
 
 std::string default_image_dir(const std::string& annotation_path, const char* relative) {
@@ -58,7 +84,11 @@ H5Numeric read_numeric(H5::H5File& file, const std::string& path, const std::str
   H5Numeric out;
   out.dims = dims_of(d);
   size_t n = 1;
-  for (hsize_t v : out.dims) n *= v;
+  for (hsize_t v : out.dims)
+    if (__builtin_mul_overflow(n, v, &n) || n > limits::kMaxAnnotationValues)
+      fail(path, "dataset '" + name + "' has shape " + shape_string(out.dims) +
+                     ", more than the limit of " + std::to_string(limits::kMaxAnnotationValues) +
+                     " values");
   out.values.resize(n);
   if (n > 0) d.read(out.values.data(), H5::PredType::NATIVE_DOUBLE);
   return out;
@@ -73,6 +103,10 @@ std::vector<std::string> read_strings(H5::H5File& file, const std::string& path,
     fail(path, "dataset '" + name + "' has shape " + shape_string(dims) + ", expected N strings");
   const size_t n = dims[0];
   H5::StrType type = d.getStrType();
+  if (n > limits::kMaxAnnotationValues || type.getSize() > 4096)
+    fail(path, "dataset '" + name + "' holds " + std::to_string(n) + " strings of " +
+                   std::to_string(type.getSize()) + " bytes, more than the limits (" +
+                   std::to_string(limits::kMaxAnnotationValues) + " strings of 4096 bytes)");
   std::vector<std::string> out(n);
   if (n == 0) return out;
   if (type.isVariableStr()) {
@@ -139,6 +173,7 @@ std::shared_ptr<FileDataset> read_h5(const std::string& path, std::string image_
     std::vector<Annotation> samples(n);
     for (size_t i = 0; i < n; ++i) {
       Annotation& a = samples[i];
+      const std::string entry = "[" + std::to_string(i) + "]";
       a.image = (fs::path(image_dir) / names[i]).string();
       a.center = {center.values[2 * i], center.values[2 * i + 1]};
       a.scale = scale.values[i];
@@ -146,14 +181,25 @@ std::shared_ptr<FileDataset> read_h5(const std::string& path, std::string image_
         fail(path, "entry " + std::to_string(i) + " has scale " + std::to_string(a.scale) +
                        " and centre (" + std::to_string(a.center.x) + ", " +
                        std::to_string(a.center.y) + "): scale must be > 0, centre finite");
+      coordinate(path, a.center.x, "center" + entry + "[0]");
+      coordinate(path, a.center.y, "center" + entry + "[1]");
+      coordinate(path, a.scale, "scale" + entry);
+      // The PCK unit (MPII's head size, FLIC's torso): 0 or NaN would make every error 0 or NaN.
       a.normalize = normalize.values[i];
-      a.index = index.empty() ? static_cast<int64_t>(i) : static_cast<int64_t>(index[i]);
-      a.person = person.empty() ? 0 : static_cast<int64_t>(person[i]);
+      if (!(a.normalize > 0) || !std::isfinite(a.normalize))
+        fail(path, "field 'normalize" + entry + "' = " + number_text(a.normalize) +
+                       " must be a positive size (the PCK unit of the person)");
+      coordinate(path, a.normalize, "normalize" + entry);
+      a.index = index.empty() ? static_cast<int64_t>(i) : whole(path, index[i], "index" + entry);
+      a.person = person.empty() ? 0 : whole(path, person[i], "person" + entry);
       a.torso_angle = torso.empty() ? 0 : torso[i];
       a.joints.resize(j);
       for (size_t k = 0; k < j; ++k) {
         Keypoint& p = a.joints[k];
         p.pos = {part.values[(i * j + k) * 2], part.values[(i * j + k) * 2 + 1]};
+        const std::string at = "part" + entry + "[" + std::to_string(k) + "]";
+        coordinate(path, p.pos.x, at + "[0]");
+        coordinate(path, p.pos.y, at + "[1]");
         p.present =
             std::isfinite(p.pos.x) && std::isfinite(p.pos.y) && !(p.pos.x == 0 && p.pos.y == 0);
         p.visible = p.present && visible.values[i * j + k] > 0;
@@ -170,11 +216,7 @@ std::shared_ptr<FileDataset> read_h5(const std::string& path, std::string image_
 json read_json(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, fs::exists(path) ? "cannot open the file" : "no such file");
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
+  return parse_json(in, path);
 }
 
 // Field access that names the JSON path of the culprit in its error.
@@ -189,6 +231,10 @@ const json& field(const std::string& file, const json& obj, const std::string& w
 double number(const std::string& file, const json& v, const std::string& where) {
   if (!v.is_number()) fail(file, "field '" + where + "' must be a number, got " + v.dump());
   return v.get<double>();
+}
+
+int64_t integer(const std::string& file, const json& v, const std::string& where) {
+  return whole(file, number(file, v, where), where);
 }
 
 std::vector<double> numbers(const std::string& file, const json& v, const std::string& where,
@@ -207,8 +253,12 @@ std::vector<std::pair<int, int>> index_pairs(const std::string& file, const json
   if (!v.is_array()) fail(file, "field '" + where + "' must be a list of [a, b] pairs");
   std::vector<std::pair<int, int>> out;
   for (size_t i = 0; i < v.size(); ++i) {
-    const auto p = numbers(file, v[i], where + "[" + std::to_string(i) + "]", 2, "[a, b]");
-    out.emplace_back(static_cast<int>(p[0]) - base, static_cast<int>(p[1]) - base);
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    const auto p = numbers(file, v[i], at, 2, "[a, b]");
+    const int64_t a = whole(file, p[0], at + "[0]"), b = whole(file, p[1], at + "[1]");
+    // Out-of-range indices are JointSet::validate's to report; keep them out of int's range.
+    out.emplace_back(static_cast<int>(std::clamp<int64_t>(a - base, -1, 1 << 20)),
+                     static_cast<int>(std::clamp<int64_t>(b - base, -1, 1 << 20)));
   }
   return out;
 }
@@ -216,16 +266,20 @@ std::vector<std::pair<int, int>> index_pairs(const std::string& file, const json
 // The crop of a box [x, y, w, h] (COCO and custom): centre and scale with 25% margin.
 void set_box(Annotation& a, const std::vector<double>& box, const std::string& file,
              const std::string& where) {
+  for (size_t i = 0; i < 4; ++i) coordinate(file, box[i], where + "[" + std::to_string(i) + "]");
   if (!(box[2] > 0 && box[3] > 0))
     fail(file, "field '" + where + "' must have positive width and height");
   a.center = {box[0] + box[2] / 2, box[1] + box[3] / 2};
   a.scale = 1.25 * std::max(box[2], box[3]) / 200.0;
 }
 
-void set_joints(Annotation& a, const std::vector<double>& flat, size_t joints) {
+void set_joints(Annotation& a, const std::vector<double>& flat, size_t joints,
+                const std::string& file, const std::string& where) {
   a.joints.resize(joints);
   for (size_t k = 0; k < joints; ++k) {
     Keypoint& p = a.joints[k];
+    coordinate(file, flat[3 * k], where + "[" + std::to_string(3 * k) + "]");
+    coordinate(file, flat[3 * k + 1], where + "[" + std::to_string(3 * k + 1) + "]");
     p.pos = {flat[3 * k], flat[3 * k + 1]};
     p.present = flat[3 * k + 2] > 0;
     p.visible = flat[3 * k + 2] > 1;
@@ -249,7 +303,7 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path, const 
   const std::string image_dir = dir.empty() ? default_image_dir(json_path, "images") : dir;
   const std::string& f = json_path;
   JointSet joints = coco_joints();
-  int person_id = 1;
+  int64_t person_id = 1;
   const json& categories = field(f, root, "", "categories");
   if (!categories.is_array()) fail(f, "field '.categories' must be a list");
   bool found = false;
@@ -258,7 +312,7 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path, const 
     const json& c = categories[i];
     if (!c.is_object() || c.value("name", "") != "person") continue;
     found = true;
-    person_id = static_cast<int>(number(f, field(f, c, w, "id"), w + ".id"));
+    person_id = integer(f, field(f, c, w, "id"), w + ".id");
     if (c.contains("keypoints") && c["keypoints"].is_array() && c["keypoints"].size() != 17)
       fail(f, "field '" + w + ".keypoints' lists " + std::to_string(c["keypoints"].size()) +
                   " keypoints, expected COCO's 17");
@@ -273,8 +327,7 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path, const 
     const std::string w = ".images[" + std::to_string(i) + "]";
     const json& name = field(f, images[i], w, "file_name");
     if (!name.is_string()) fail(f, "field '" + w + ".file_name' must be a string");
-    files[static_cast<int64_t>(number(f, field(f, images[i], w, "id"), w + ".id"))] =
-        name.get<std::string>();
+    files[integer(f, field(f, images[i], w, "id"), w + ".id")] = name.get<std::string>();
   }
   const json& annotations = field(f, root, "", "annotations");
   if (!annotations.is_array()) fail(f, "field '.annotations' must be a list");
@@ -283,17 +336,17 @@ std::shared_ptr<FileDataset> read_coco_json(const std::string& json_path, const 
   for (size_t i = 0; i < annotations.size(); ++i) {
     const std::string w = ".annotations[" + std::to_string(i) + "]";
     const json& an = annotations[i];
-    if (number(f, field(f, an, w, "category_id"), w + ".category_id") != person_id) continue;
+    if (integer(f, field(f, an, w, "category_id"), w + ".category_id") != person_id) continue;
     if (an.value("iscrowd", 0) != 0) continue;
     const auto kp = numbers(f, field(f, an, w, "keypoints"), w + ".keypoints", 51,
                             "17 × (x, y, v) = 51 numbers");
     Annotation a;
-    set_joints(a, kp, 17);
+    set_joints(a, kp, 17, f, w + ".keypoints");
     bool any = false;
     for (const auto& p : a.joints) any = any || p.present;
     if (!any) continue;
     set_box(a, numbers(f, field(f, an, w, "bbox"), w + ".bbox", 4, "[x, y, w, h]"), f, w + ".bbox");
-    const auto image_id = static_cast<int64_t>(number(f, field(f, an, w, "image_id"), w));
+    const auto image_id = integer(f, field(f, an, w, "image_id"), w + ".image_id");
     auto it = files.find(image_id);
     if (it == files.end())
       fail(f, "field '" + w + ".image_id' = " + std::to_string(image_id) +
@@ -377,21 +430,29 @@ std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path) {
                   (js.is_array() ? std::to_string(js.size()) : js.dump()));
     std::vector<double> flat;
     for (size_t k = 0; k < nj; ++k) {
-      const auto p = numbers(f, js[k], w + ".joints[" + std::to_string(k) + "]", 3, "[x, y, v]");
+      const std::string at = w + ".joints[" + std::to_string(k) + "]";
+      const auto p = numbers(f, js[k], at, 3, "[x, y, v]");
+      coordinate(f, p[0], at + "[0]");
+      coordinate(f, p[1], at + "[1]");
       flat.insert(flat.end(), p.begin(), p.end());
     }
-    set_joints(a, flat, nj);
+    set_joints(a, flat, nj, f, w + ".joints");
     if (s.contains("box")) {
       set_box(a, numbers(f, s["box"], w + ".box", 4, "[x, y, w, h]"), f, w + ".box");
     } else if (s.contains("center") && s.contains("scale")) {
       const auto c = numbers(f, s["center"], w + ".center", 2, "[x, y]");
-      a.center = {c[0], c[1]};
-      a.scale = number(f, s["scale"], w + ".scale");
+      a.center = {coordinate(f, c[0], w + ".center[0]"), coordinate(f, c[1], w + ".center[1]")};
+      a.scale = coordinate(f, number(f, s["scale"], w + ".scale"), w + ".scale");
       if (!(a.scale > 0)) fail(f, "field '" + w + ".scale' must be > 0");
     } else {
       fail(f, "sample " + w + " needs either 'box' [x, y, w, h] or 'center' [x, y] and 'scale'");
     }
-    if (s.contains("normalize")) a.normalize = number(f, s["normalize"], w + ".normalize");
+    if (s.contains("normalize")) {
+      a.normalize = coordinate(f, number(f, s["normalize"], w + ".normalize"), w + ".normalize");
+      if (!(a.normalize > 0))
+        fail(f, "field '" + w + ".normalize' must be a positive size (the PCK unit), got " +
+                    number_text(a.normalize));
+    }
     a.index = static_cast<int64_t>(i);
     samples.push_back(std::move(a));
   }

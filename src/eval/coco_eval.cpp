@@ -2,6 +2,7 @@
 
 #include "hg/data/dataset.h"
 #include "hg/io/atomic_file.h"
+#include "hg/data/json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -30,11 +31,7 @@ constexpr int kRecalls = 101;    // 0:0.01:1
 json read_json(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, "no such file or not readable");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
+  return data::parse_json(in, path);
 }
 
 const json& field(const std::string& file, const json& object, const std::string& where,

@@ -1,6 +1,7 @@
 #include "hg/eval/coco_predict.h"
 
 #include "hg/data/dataset.h"
+#include "hg/data/json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -15,12 +16,7 @@ namespace hg::eval {
 std::vector<CocoBox> read_coco_boxes(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path + ": no such file or not readable");
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("cannot read " + path + ": not valid JSON: " + e.what());
-  }
+  const nlohmann::json root = data::parse_json(in, path);
   const auto bad = [&](const std::string& why) {
     return std::runtime_error("cannot read " + path + ": " + why);
   };

@@ -35,7 +35,10 @@ at::Tensor normalized_errors(const at::Tensor& pred, const at::Tensor& truth,
   TORCH_CHECK(present.sizes() == pred.sizes().slice(0, 2) && normalize.dim() == 1 &&
                   normalize.size(0) == pred.size(0),
               "present must be N×J and normalize N");
-  const auto err = (pred.to(torch::kDouble) - truth.to(torch::kDouble)).norm(2, {2});
+  // A prediction that is not finite is a miss (an infinite error), not an absent joint.
+  const auto raw = (pred.to(torch::kDouble) - truth.to(torch::kDouble)).norm(2, {2});
+  const auto err =
+      torch::where(torch::isfinite(raw), raw, torch::full_like(raw, INFINITY, torch::kDouble));
   const auto unit = normalize.to(torch::kDouble).unsqueeze(1);
   TORCH_CHECK((unit > 0).all().item<bool>() || !present.any().item<bool>(),
               "every person needs a positive normalize (PCK unit)");

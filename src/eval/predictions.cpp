@@ -1,6 +1,7 @@
 #include "hg/eval/predictions.h"
 
 #include "hg/io/atomic_file.h"
+#include "hg/data/limits.h"
 
 #include <H5Cpp.h>
 #include <torch/torch.h>
@@ -28,6 +29,11 @@ at::Tensor read_predictions_h5(const std::string& path) {
     space.getSimpleExtentDims(dims.data());
     TORCH_CHECK(dims.back() == 2, "cannot read predictions ", path,
                 ": 'preds' must end in 2 (x, y), got ", dims.back());
+    uint64_t n = 1;
+    for (hsize_t d : dims)
+      TORCH_CHECK(!__builtin_mul_overflow(n, d, &n) && n <= limits::kMaxAnnotationValues,
+                  "cannot read predictions ", path, ": 'preds' holds more than the limit of ",
+                  limits::kMaxAnnotationValues, " values");
     std::vector<int64_t> shape(dims.begin(), dims.end());
     auto out = torch::empty(shape, torch::kDouble);
     ds.read(out.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE);

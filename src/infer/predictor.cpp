@@ -1,5 +1,6 @@
 #include "hg/infer/predictor.h"
 
+#include "hg/data/limits.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
 #include "hg/infer/decode.h"
@@ -270,10 +271,14 @@ data::PixelGrid model_grid(const io::LoadedModel& model) {
 
 int model_input_size(const io::LoadedModel& model) {
   if (!model.meta.contains("input_size")) return 256;
-  TORCH_CHECK(model.meta["input_size"].is_number_integer(),
-              "checkpoint meta 'input_size' = ", model.meta["input_size"].dump(),
+  const auto& size = model.meta["input_size"];
+  TORCH_CHECK(size.is_number_integer(), "checkpoint meta 'input_size' = ", size.dump(),
               " is not an integer");
-  return model.meta["input_size"].get<int>();
+  // Read as 64 bits and bounded: a narrowing read would take 2^32 + 256 for 256.
+  const auto side = size.get<int64_t>();
+  TORCH_CHECK(side > 0 && side <= limits::kMaxInputSize, "checkpoint meta 'input_size' = ", side,
+              " is outside 1..", limits::kMaxInputSize, " (the limit); pass --size");
+  return static_cast<int>(side);
 }
 
 }  // namespace hg::infer

@@ -1,10 +1,13 @@
 #include "hg/infer/results.h"
 
+#include "hg/data/json.h"
 #include "hg/data/readers.h"
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 
 namespace hg::infer {
 
@@ -50,12 +53,7 @@ json person_to_json(const PosePrediction& p, const data::JointSet& joints) {
 std::vector<ImageResult> read_results(const std::string& path, const data::JointSet& joints) {
   std::ifstream in(path);
   TORCH_CHECK(in, "cannot open predictions file ", path);
-  json root;
-  try {
-    root = json::parse(in);
-  } catch (const json::parse_error& e) {
-    TORCH_CHECK(false, "cannot read predictions file ", path, ": not valid JSON: ", e.what());
-  }
+  const json root = data::parse_json(in, "predictions file " + path);
   TORCH_CHECK(root.is_object() && root.value("format", "") == "hourglass-predictions",
               "cannot read ", path,
               ": not a predictions file of `hourglass predict` (no \"format\": "
@@ -73,13 +71,15 @@ std::vector<ImageResult> read_results(const std::string& path, const data::Joint
     try {
       ImageResult ir;
       ir.input = r.at("input").get<std::string>();
-      ir.frame = r.value("frame", int64_t{-1});
+      const json frame = r.value("frame", json(-1));
+      TORCH_CHECK(frame.is_number_integer(), "'frame' must be an integer, got ", frame.dump());
+      ir.frame = frame.get<int64_t>();
       ir.error = r.value("error", "");
       for (const auto& p : r.value("people", json::array())) {
         PersonResult pr;
         pr.center = {p.at("center").at(0).get<double>(), p.at("center").at(1).get<double>()};
         pr.scale = p.at("scale").get<double>();
-        const auto stacks = p.at("stacks").get<std::vector<std::vector<std::vector<float>>>>();
+        const auto stacks = p.at("stacks").get<std::vector<std::vector<std::vector<double>>>>();
         TORCH_CHECK(!stacks.empty(), "no stacks");
         pr.joints = torch::empty({static_cast<int64_t>(stacks.size()), joints.size(), 3});
         auto acc = pr.joints.accessor<float, 3>();
@@ -88,7 +88,11 @@ std::vector<ImageResult> read_results(const std::string& path, const data::Joint
                       stacks[s].size(), " joints, expected ", joints.size());
           for (int j = 0; j < joints.size(); ++j) {
             TORCH_CHECK(stacks[s][j].size() == 3, "joint ", j, " is not [x, y, score]");
-            for (int c = 0; c < 3; ++c) acc[s][j][c] = stacks[s][j][c];
+            // Beyond float's range is no position: NaN, which evaluation scores as a miss.
+            for (int c = 0; c < 3; ++c)
+              acc[s][j][c] = std::abs(stacks[s][j][c]) <= std::numeric_limits<float>::max()
+                                 ? static_cast<float>(stacks[s][j][c])
+                                 : std::numeric_limits<float>::quiet_NaN();
           }
         }
         ir.people.push_back(std::move(pr));

@@ -1,5 +1,6 @@
 #include "hg/io/checkpoint.h"
 
+#include "hg/data/json.h"
 #include "hg/io/import_pytorch.h"
 #include "hg/io/safetensors.h"
 #include "hg/io/torch_file.h"
@@ -25,11 +26,7 @@ const PyValue& field(const PyValue& dict, const std::string& key, PyValue::Kind 
 
 nlohmann::json parse_json(const std::string& text, const std::string& key,
                           const std::string& path) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    TORCH_CHECK(false, "cannot read ", path, ": key '", key, "' is not valid JSON: ", e.what());
-  }
+  return data::parse_json(text, path + " (key '" + key + "')");
 }
 
 PyValuePtr to_dict(const std::map<std::string, at::Tensor>& tensors) {
@@ -125,7 +122,14 @@ void load_state_with(model::StackedHourglassImpl& model,
     TORCH_CHECK(shape.sizes() == target.sizes(), "cannot load ", source, ": tensor '", name,
                 "' has shape ", shape.sizes(), ", the architecture (", model.options.describe(),
                 ") needs ", target.sizes());
-    target.copy_(get(it->second));
+    const at::Tensor data = get(it->second);
+    if (data.is_floating_point()) {
+      const int64_t bad = data.numel() - torch::isfinite(data).sum().item<int64_t>();
+      TORCH_CHECK(bad == 0, "cannot load ", source, ": tensor '", name, "' holds ", bad,
+                  " NaN or infinite values (of ", data.numel(),
+                  "): the checkpoint is damaged or its training diverged; use another one");
+    }
+    target.copy_(data);
     used.insert(name);
   };
   for (auto& p : model.named_parameters()) assign(p.key(), p.value());

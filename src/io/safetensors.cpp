@@ -1,5 +1,6 @@
 #include "hg/io/safetensors.h"
 
+#include "hg/data/json.h"
 #include "hg/data/readers.h"
 #include "hg/io/atomic_file.h"
 #include "hg/io/deployment.h"
@@ -136,8 +137,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   in.read(text.data(), static_cast<std::streamsize>(n));
   json header;
   try {
-    header = json::parse(text);
-  } catch (const json::exception& e) {
+    header = data::parse_json(text, path);
+  } catch (const data::JsonError& e) {
     TORCH_CHECK(false, "cannot read ", path, ": the safetensors header is not JSON: ", e.what());
   }
   TORCH_CHECK(header.is_object(), "cannot read ", path, ": the header is a ", header.type_name(),
@@ -211,12 +212,7 @@ LoadedModel load_safetensors_model(const std::string& path) {
       const auto it = file.metadata.find(key);
       TORCH_CHECK(it != file.metadata.end(), "cannot read ", path, ": __metadata__ lacks '", key,
                   "'");
-      try {
-        return json::parse(it->second);
-      } catch (const json::exception& e) {
-        TORCH_CHECK(false, "cannot read ", path, ": __metadata__ '", key,
-                    "' is not JSON: ", e.what());
-      }
+      return data::parse_json(it->second, path + " (__metadata__ '" + key + "')");
     };
     try {
       options = options_from_json(parse("architecture"));

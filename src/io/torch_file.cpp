@@ -1,6 +1,8 @@
 #include "hg/io/torch_file.h"
 
 #include "hg/io/atomic_file.h"
+#include "hg/data/limits.h"
+#include "zip_index.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
@@ -23,15 +25,37 @@ PyValuePtr make(PyValue::Kind kind) {
   return v;
 }
 
-/// A storage record's data as a flat CPU tensor of `numel` elements of `dtype`.
-at::Tensor read_storage(caffe2::serialize::PyTorchStreamReader& zip, const std::string& path,
-                        const std::string& record, c10::ScalarType dtype, int64_t numel) {
+using ZipIndex = std::map<std::string, ZipEntry>;
+
+/// Throws unless the index has `record` with at least `numel` elements of `dtype` (checked before
+/// anything is read or allocated for it); returns their size in bytes.
+size_t storage_bytes(const ZipIndex& index, const std::string& path, const std::string& record,
+                     c10::ScalarType dtype, int64_t numel) {
+  const auto entry = index.find(record);
+  TORCH_CHECK(entry != index.end(), "cannot read ", path, ": the archive lacks the tensor record '",
+              record, "'");
+  uint64_t want = 0;
+  TORCH_CHECK(
+      numel >= 0 &&
+          !__builtin_mul_overflow(static_cast<uint64_t>(numel), c10::elementSize(dtype), &want) &&
+          want <= entry->second.size,
+      "cannot read ", path, ": record '", record, "' holds ", entry->second.size,
+      " bytes, but the pickle says ", numel, " elements of ", dtype);
+  return want;
+}
+
+/// A storage record's data as a flat CPU tensor of `numel` elements of `dtype`, its CRC-32
+/// verified.
+at::Tensor read_storage(caffe2::serialize::PyTorchStreamReader& zip, const ZipIndex& index,
+                        const std::string& path, const std::string& record, c10::ScalarType dtype,
+                        int64_t numel) {
+  const size_t want = storage_bytes(index, path, record, dtype, numel);
   TORCH_CHECK(zip.hasRecord(record), "cannot read ", path,
               ": the archive lacks the tensor record '", record, "'");
   at::DataPtr ptr;
   size_t bytes = 0;
   std::tie(ptr, bytes) = zip.getRecord(record);
-  const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  check_zip_record(index, path, record, ptr.get(), bytes);
   TORCH_CHECK(bytes >= want, "cannot read ", path, ": record '", record, "' holds ", bytes,
               " bytes, expected ", want);
   const auto options = torch::TensorOptions().dtype(dtype);
@@ -47,6 +71,7 @@ at::Tensor read_storage(caffe2::serialize::PyTorchStreamReader& zip, const std::
 
 struct StorageSource {
   std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip;
+  std::shared_ptr<const ZipIndex> index;
   std::string path, record;
   c10::ScalarType dtype;
   int64_t numel;
@@ -78,9 +103,10 @@ bool allowed_global(const std::string& name) {
 class Unpickler {
  public:
   Unpickler(const std::string& path, std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip,
-            bool defer, const char* data, size_t size)
+            std::shared_ptr<const ZipIndex> index, bool defer, const char* data, size_t size)
       : path_(path),
         zip_(std::move(zip)),
+        index_(std::move(index)),
         defer_(defer),
         p_(data),
         end_(data + size),
@@ -155,9 +181,47 @@ class Unpickler {
   }
   void push(PyValuePtr v) { stack_.push_back(Item{std::move(v), nullptr, nullptr}); }
 
-  PyValuePtr tuple_of(std::vector<Item> items) const {
+  // Lists, tuples and dicts that hold something or are held: their height (levels of containers
+  // inside them, counting themselves) and whether another container holds them. Each is kept
+  // alive here so that its address stays its own until the end.
+  struct Node {
+    PyValuePtr keep;
+    int height = 1;
+    bool held = false;
+  };
+
+  static bool is_container(const PyValue& v) {
+    return v.kind == PyValue::Kind::kList || v.kind == PyValue::Kind::kTuple ||
+           v.kind == PyValue::Kind::kDict;
+  }
+  Node& node(const PyValuePtr& v) { return nodes_.try_emplace(v.get(), Node{v}).first->second; }
+  // Records that `parent` now holds `child`. Containers are filled before they are put in another
+  // one in every pickle torch.save writes; refusing to fill one afterwards keeps each height exact
+  // (so the nesting limit holds, and destroying the result recurses at most that deep) and rules
+  // out cycles, which would never be freed.
+  void adopt(const PyValuePtr& parent, const PyValuePtr& child) {
+    if (!is_container(*child)) {
+      node(parent);
+      return;
+    }
+    TORCH_CHECK(parent != child, fail("a list or dict holds itself (a recursive structure, which "
+                                      "a checkpoint never holds)"));
+    Node& c = node(child);
+    c.held = true;
+    const int height = c.height + 1;
+    Node& p = node(parent);
+    TORCH_CHECK(!p.held, fail("a list or dict is modified after it was put in another one (a "
+                              "recursive structure, which a checkpoint never holds)"));
+    TORCH_CHECK(height <= limits::kMaxPickleDepth,
+                fail("lists, tuples and dicts nested deeper than ", limits::kMaxPickleDepth,
+                     " levels (the limit; a checkpoint nests about 5): not a checkpoint"));
+    p.height = std::max(p.height, height);
+  }
+
+  PyValuePtr tuple_of(std::vector<Item> items) {
     auto t = make(PyValue::Kind::kTuple);
     for (auto& it : items) {
+      if (it.value) adopt(t, it.value);
       if (it.storage) {
         // A storage travels inside the rebuild call's argument tuple; keep it as a tensor.
         auto v = make(PyValue::Kind::kTensor);
@@ -182,13 +246,21 @@ class Unpickler {
     TORCH_CHECK(target->kind == PyValue::Kind::kDict,
                 fail("SETITEM on a ", target->type_name(), ", not a dict"));
     TORCH_CHECK(items.size() % 2 == 0, fail("SETITEMS with an odd number of values"));
-    for (size_t i = 0; i < items.size(); i += 2)
-      target->dict.emplace_back(value(items[i]), value(items[i + 1]));
+    for (size_t i = 0; i < items.size(); i += 2) {
+      const auto key = value(items[i]), val = value(items[i + 1]);
+      adopt(target, key);
+      adopt(target, val);
+      target->dict.emplace_back(key, val);
+    }
   }
   void append_items(const PyValuePtr& target, std::vector<Item> items) {
     TORCH_CHECK(target->kind == PyValue::Kind::kList,
                 fail("APPEND on a ", target->type_name(), ", not a list"));
-    for (auto& it : items) target->items.push_back(value(it));
+    for (auto& it : items) {
+      const auto v = value(it);
+      adopt(target, v);
+      target->items.push_back(v);
+    }
   }
 
   void global(const std::string& module, const std::string& name) {
@@ -203,7 +275,10 @@ class Unpickler {
   at::Tensor load_storage(const PyValue& pid) {
     TORCH_CHECK(
         pid.kind == PyValue::Kind::kTuple && pid.items.size() >= 5 &&
-            pid.items[0]->kind == PyValue::Kind::kString && pid.items[0]->text == "storage",
+            pid.items[0]->kind == PyValue::Kind::kString && pid.items[0]->text == "storage" &&
+            pid.items[1]->kind == PyValue::Kind::kString &&
+            pid.items[2]->kind == PyValue::Kind::kString &&
+            pid.items[4]->kind == PyValue::Kind::kInt,
         fail("unsupported persistent id (expected ('storage', type, key, location, numel))"));
     const std::string& key = pid.items[2]->text;
     auto cached = storages_.find(key);
@@ -214,13 +289,15 @@ class Unpickler {
     const auto dtype = type->second;
     const int64_t numel = pid.items[4]->integer;
     const std::string record = "data/" + key;
+    TORCH_CHECK(numel >= 0, fail("a storage of ", numel, " elements"));
+    storage_bytes(*index_, path_, record, dtype, numel);
     at::Tensor t;
     if (defer_) {
       t = torch::empty({numel}, torch::TensorOptions().dtype(dtype).device(at::kMeta));
       sources_.emplace(t.unsafeGetTensorImpl(), std::make_shared<const StorageSource>(StorageSource{
-                                                    zip_, path_, record, dtype, numel}));
+                                                    zip_, index_, path_, record, dtype, numel}));
     } else {
-      t = read_storage(*zip_, path_, record, dtype, numel);
+      t = read_storage(*zip_, *index_, path_, record, dtype, numel);
     }
     storages_.emplace(key, t);
     return t;
@@ -243,14 +320,35 @@ class Unpickler {
     const auto size = ints(*args.items[2], "size");
     const auto stride = ints(*args.items[3], "stride");
     TORCH_CHECK(size.size() == stride.size(), fail("tensor size and stride differ in length"));
+    TORCH_CHECK(
+        static_cast<int64_t>(size.size()) <= limits::kMaxTensorRank,
+        fail("a tensor of ", size.size(), " dimensions (at most ", limits::kMaxTensorRank, ")"));
+    TORCH_CHECK(args.items[1]->kind == PyValue::Kind::kInt && args.items[1]->integer >= 0,
+                fail("a tensor's storage offset is not a non-negative integer"));
     const int64_t offset = args.items[1]->integer;
-    int64_t last = offset;
-    for (size_t i = 0; i < size.size(); ++i)
-      if (size[i] > 0) last += (size[i] - 1) * stride[i];
-    const auto& flat = storage->tensor;
     bool empty = false;
-    for (auto s : size) empty = empty || s == 0;
-    TORCH_CHECK(empty || last < flat.numel(), fail("a tensor reaches past the end of its storage"));
+    for (size_t i = 0; i < size.size(); ++i) {
+      TORCH_CHECK(size[i] >= 0 && stride[i] >= 0,
+                  fail("a tensor of size ", c10::IntArrayRef(size), " and stride ",
+                       c10::IntArrayRef(stride), ": negative values"));
+      empty = empty || size[i] == 0;
+    }
+    // The last element's index, without wrapping: any overflow is past the storage anyway.
+    int64_t last = offset, numel = 1;
+    bool wraps = false;
+    for (size_t i = 0; i < size.size(); ++i) {
+      int64_t step = 0;
+      if (size[i] > 0)
+        wraps = wraps || __builtin_mul_overflow(size[i] - 1, stride[i], &step) ||
+                __builtin_add_overflow(last, step, &last);
+      wraps = wraps || __builtin_mul_overflow(numel, size[i], &numel);
+    }
+    const auto& flat = storage->tensor;
+    TORCH_CHECK(empty || (!wraps && last < flat.numel()),
+                fail("a tensor reaches past the end of its storage"));
+    // A view repeating elements (stride 0) could claim any number of them; parameters never do.
+    TORCH_CHECK(empty || numel <= flat.numel(),
+                fail("a tensor of ", numel, " elements over a storage of ", flat.numel()));
     auto v = make(PyValue::Kind::kTensor);
     v->tensor = empty ? torch::empty(size, flat.options()) : flat.as_strided(size, stride, offset);
     v->source = storage->source;
@@ -465,6 +563,7 @@ class Unpickler {
 
   const std::string& path_;
   std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip_;
+  std::shared_ptr<const ZipIndex> index_;
   bool defer_;
   const char* p_;
   const char* end_;
@@ -474,6 +573,7 @@ class Unpickler {
   std::unordered_map<size_t, Item> memo_;
   std::unordered_map<std::string, at::Tensor> storages_;
   std::unordered_map<const c10::TensorImpl*, std::shared_ptr<const StorageSource>> sources_;
+  std::unordered_map<const PyValue*, Node> nodes_;
 };
 
 std::string sniff_format(const std::string& path) {
@@ -535,6 +635,13 @@ PyValuePtr read_torch_file(const std::string& path, TensorData data_mode) {
               "torch.save(torch.load(f), f2) to get the zip format");
   TORCH_CHECK(format == "zip", "cannot read ", path,
               ": not a PyTorch checkpoint (torch.save zip file) nor a hourglass checkpoint");
+  // Our own reading of the directory first: it bounds every record before LibTorch's reader
+  // allocates for one.
+  const auto index = std::make_shared<const ZipIndex>(read_zip_index(path));
+  // LibTorch 1.13's reader leaks its miniz state when its constructor throws (found by
+  // fuzz_torch_file): what it requires is checked here first.
+  TORCH_CHECK(index->count("version") > 0, "cannot read ", path,
+              ": the zip archive has no 'version' record, so torch.save did not write it");
   std::shared_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   try {
     zip = std::make_shared<caffe2::serialize::PyTorchStreamReader>(path);
@@ -544,6 +651,8 @@ PyValuePtr read_torch_file(const std::string& path, TensorData data_mode) {
   }
   TORCH_CHECK(zip->hasRecord("data.pkl"), "cannot read ", path,
               ": the archive has no data.pkl, so it was not written by torch.save");
+  TORCH_CHECK(index->count("data.pkl") > 0, "cannot read ", path,
+              ": the archive has no data.pkl, so it was not written by torch.save");
   at::DataPtr data;
   size_t size = 0;
   try {
@@ -551,7 +660,8 @@ PyValuePtr read_torch_file(const std::string& path, TensorData data_mode) {
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "cannot read ", path, ": ", e.msg());
   }
-  Unpickler unpickler(path, zip, data_mode == TensorData::kDeferred,
+  check_zip_record(*index, path, "data.pkl", data.get(), size);
+  Unpickler unpickler(path, zip, index, data_mode == TensorData::kDeferred,
                       static_cast<const char*>(data.get()), size);
   try {
     return unpickler.run();
@@ -610,7 +720,7 @@ at::Tensor load_tensor(const PyValue& value) {
   TORCH_CHECK(value.kind == PyValue::Kind::kTensor, "expected a tensor, got a ", value.type_name());
   if (!value.source) return value.tensor;
   const auto& s = *value.source;
-  const auto flat = read_storage(*s.zip, s.path, s.record, s.dtype, s.numel);
+  const auto flat = read_storage(*s.zip, *s.index, s.path, s.record, s.dtype, s.numel);
   const auto& t = value.tensor;
   if (t.numel() == 0) return torch::empty(t.sizes(), flat.options());
   // In bounds: the unpickler checked the view against the storage's element count.

@@ -1,5 +1,7 @@
 #include "hg/model/hourglass.h"
 
+#include "hg/data/limits.h"
+
 #include <torch/torch.h>
 
 #include <sstream>
@@ -89,14 +91,17 @@ int64_t HourglassImpl::macs(int64_t h, int64_t w) const {
 
 void StackedHourglassOptions::validate() const {
   TORCH_CHECK(stacks() >= 1 && stacks() <= 16, "stacks must be in 1..16, got ", stacks());
-  TORCH_CHECK(features() >= 2 && features() % 2 == 0, "features must be even and >= 2, got ",
-              features());
+  TORCH_CHECK(features() >= 2 && features() % 2 == 0 && features() <= limits::kMaxFeatures,
+              "features must be even and in 2..", limits::kMaxFeatures, ", got ", features());
   TORCH_CHECK(depth() >= 1 && depth() <= 8, "depth must be in 1..8, got ", depth());
   TORCH_CHECK(residuals() >= 1 && residuals() <= 8, "residuals per block must be in 1..8, got ",
               residuals());
-  TORCH_CHECK(joints() >= 1, "joints must be at least 1, got ", joints());
-  TORCH_CHECK(stem1() >= 2 && stem1() % 2 == 0 && stem2() >= 2 && stem2() % 2 == 0,
-              "stem widths must be even and >= 2, got ", stem1(), "/", stem2());
+  TORCH_CHECK(joints() >= 1 && joints() <= limits::kMaxJoints, "joints must be in 1..",
+              limits::kMaxJoints, ", got ", joints());
+  TORCH_CHECK(stem1() >= 2 && stem1() % 2 == 0 && stem2() >= 2 && stem2() % 2 == 0 &&
+                  stem1() <= limits::kMaxStemWidth && stem2() <= limits::kMaxStemWidth,
+              "stem widths must be even and in 2..", limits::kMaxStemWidth, ", got ", stem1(), "/",
+              stem2());
 }
 
 std::string StackedHourglassOptions::describe() const {
@@ -144,6 +149,10 @@ StackedHourglassImpl::StackedHourglassImpl(const StackedHourglassOptions& o)
 void StackedHourglassOptions::check_input_size(int64_t height, int64_t width,
                                                const std::string& what) const {
   const int64_t m = input_multiple();
+  TORCH_CHECK(height <= limits::kMaxInputSize && width <= limits::kMaxInputSize, what,
+              " must be at most ", limits::kMaxInputSize, " pixels a side (the limit), got ",
+              height == width ? std::to_string(height)
+                              : std::to_string(height) + "×" + std::to_string(width));
   TORCH_CHECK(height > 0 && height % m == 0 && width > 0 && width % m == 0, what,
               " must be a positive multiple of ", m, " (4·2^depth for depth ", depth(), "), got ",
               height == width ? std::to_string(height)

@@ -1,10 +1,13 @@
 #include "hg/serve/server.h"
 
+#include "hg/data/boxes.h"
+#include "hg/data/dataset.h"
+#include "hg/data/image_header.h"
+#include "hg/data/json.h"
 #include "hg/data/readers.h"
 #include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"
 #include "hg/serve/batcher.h"
-#include "hg/serve/image_header.h"
 #include "hg/serve/metrics.h"
 #include "hg/serve/page.h"
 
@@ -72,21 +75,19 @@ int64_t query_stacks(const httplib::Request& req, int64_t stacks) {
 std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
   json j;
   try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw HttpError(400, std::string("boxes: not valid JSON: ") + e.what());
+    j = data::parse_json(text, "boxes");
+  } catch (const data::JsonError& e) {
+    throw HttpError(400, e.what());
   }
   if (j.is_object() && j.size() == 1) j = j.begin().value();
   if (!j.is_array())
     throw HttpError(400, "boxes: expected a list of [x, y, w, h] (or {\"image\": [...]})");
   std::vector<infer::PersonCrop> people;
-  for (const auto& b : j) {
-    if (!(b.is_array() && b.size() == 4 && b[0].is_number() && b[1].is_number() &&
-          b[2].is_number() && b[3].is_number() && b[2].get<double>() > 0 && b[3].get<double>() > 0))
-      throw HttpError(400, "boxes: " + b.dump() + " is not a box [x, y, w, h] with w, h > 0");
-    const cv::Rect2d box(b[0].get<double>(), b[1].get<double>(), b[2].get<double>(),
-                         b[3].get<double>());
-    people.push_back({infer::crop_of_box(box), infer::PersonSource::kBoxesFile, box, 0});
+  try {
+    for (const auto& box : data::boxes_from_json(j, "boxes"))
+      people.push_back({infer::crop_of_box(box), infer::PersonSource::kBoxesFile, box, 0});
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, e.what());
   }
   return people;
 }
@@ -120,29 +121,16 @@ struct Server::Impl {
 cv::Mat Server::Impl::decode(const std::string& bytes, json& timing) {
   const auto start = Clock::now();
   if (bytes.empty()) throw HttpError(400, "the body is empty: send a JPEG, PNG or WebP image");
-  ImageHeader header;
-  try {
-    header = read_image_header(bytes);
-  } catch (const UnsupportedImage& e) {
-    throw HttpError(415, e.what());
-  } catch (const MalformedImage& e) {
-    throw HttpError(400, e.what());
-  }
-  const std::string what = "the " + format_name(header.format) + " image";
-  if (header.width <= 0 || header.height <= 0)
-    throw HttpError(400, what + " declares a size of " + std::to_string(header.width) + "×" +
-                             std::to_string(header.height));
-  if (header.width * header.height > options.max_pixels)
-    throw HttpError(413, what + " declares " + std::to_string(header.width) + "×" +
-                             std::to_string(header.height) + " pixels, more than the server's " +
-                             std::to_string(options.max_pixels) + " (--max-pixels)");
-  if (header.format == ImageFormat::kJpeg && !jpeg_is_complete(bytes))
-    throw HttpError(400, what + " is cut short (no end-of-image marker)");
-  const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
-  cv::Mat bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
-  if (bgr.empty()) throw HttpError(400, what + " cannot be decoded (corrupt or cut short)");
   cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  try {
+    rgb = data::decode_image_rgb(bytes, options.max_pixels);
+  } catch (const data::UnsupportedImage& e) {
+    throw HttpError(415, e.what());
+  } catch (const data::MalformedImage& e) {
+    throw HttpError(400, e.what());
+  } catch (const data::ImageTooLarge& e) {
+    throw HttpError(413, e.what());
+  }
   timing["decode"] = ms_since(start);
   return rgb;
 }

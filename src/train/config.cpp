@@ -1,9 +1,12 @@
 #include "hg/train/config.h"
 
 #include "hg/data/sample.h"
+#include "hg/data/json.h"
 #include "hg/io/checkpoint.h"
 
 #include <c10/util/Exception.h>
+
+#include <limits>
 
 namespace hg::train {
 namespace {
@@ -67,7 +70,10 @@ nlohmann::json TrainConfig::to_json() const {
 
 void TrainConfig::merge(const nlohmann::json& j) {
   TORCH_CHECK(j.is_object(), "a training config must be a JSON object, got ", j.dump());
-  for (const auto& [key, value] : j.items()) {
+  // Not a structured binding: the lambda below captures both (C++17 clang refuses bindings).
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     if (key == "model") {
       nlohmann::json m = io::options_to_json(model);
       TORCH_CHECK(value.is_object(), "config key 'model' must be an object");
@@ -87,6 +93,13 @@ void TrainConfig::merge(const nlohmann::json& j) {
           TORCH_CHECK(value.is_boolean(), "expected true or false");
         } else if constexpr (std::is_integral_v<T>) {
           TORCH_CHECK(value.is_number_integer(), "expected an integer");
+          // Checked before narrowing: 2^32 + 1 epochs must not become 1.
+          const bool fits =
+              value.is_number_unsigned()
+                  ? value.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                  : value.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                        value.get<int64_t>() <= int64_t(std::numeric_limits<T>::max());
+          TORCH_CHECK(fits, "out of range");
         } else if constexpr (std::is_same_v<T, std::string>) {
           TORCH_CHECK(value.is_string(), "expected a string");
         }
@@ -108,8 +121,9 @@ void TrainConfig::set(const std::string& assignment) {
   TORCH_CHECK(eq != std::string::npos && eq > 0, "--set expects key=value, got '", assignment, "'");
   std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
-  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;
+  // A value that is not JSON is taken as a string (--set dataset=mpii).
+  const nlohmann::json value =
+      nlohmann::json::accept(text) ? data::parse_json(text, "--set " + key) : nlohmann::json(text);
   if (key.rfind("model.", 0) == 0) {
     merge({{"model", {{key.substr(6), value}}}});
   } else {

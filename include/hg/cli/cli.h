@@ -11,6 +11,7 @@
 #include <opencv2/core.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ struct PredictorArgs {
 /// --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
                                    bool weights_optional = false, bool batched = true);
+/// `--max-pixels N`: the pixel budget of every image read (data::set_max_image_pixels; default
+/// limits::kDefaultMaxImagePixels): larger images are refused from their header, undecoded.
+void add_max_pixels_option(CLI::App& cmd);
 /// Loads the checkpoint and builds the predictor the flags describe, with the tool's --threads.
 infer::Predictor make_predictor(const PredictorArgs& args, const GlobalOptions& global);
 
@@ -87,7 +91,7 @@ class PersonFinder {
 
  private:
   PersonArgs args_;
-  nlohmann::json boxes_;
+  std::map<std::string, std::vector<cv::Rect2d>> boxes_;
 };
 
 /// runtime::apply_threads with the tool's --threads.

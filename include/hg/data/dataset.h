@@ -15,6 +15,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -119,8 +120,22 @@ class ImageError : public std::runtime_error {
   std::string path_;
 };
 
+/// Decodes an encoded image as RGB CV_8UC3, at 1/reduce of its size when reduce is 2, 4 or 8.
+/// JPEG, PNG and WebP are checked from their header first (check_image_header: at most
+/// `max_pixels` pixels, a JPEG not cut short); other formats OpenCV reads (BMP, TIFF...) are
+/// decoded when `other_formats`, then checked. Throws UnsupportedImage, ImageTooLarge or
+/// MalformedImage (also for any complaint of OpenCV's decoder), never an OpenCV exception.
+cv::Mat decode_image_rgb(std::string_view bytes, int64_t max_pixels, int reduce = 1,
+                         bool other_formats = false);
+
+/// The pixel budget of read_image_rgb (default limits::kDefaultMaxImagePixels), process-wide:
+/// `--max-pixels` of predict, eval and show sets it. Throws std::invalid_argument unless > 0.
+void set_max_image_pixels(int64_t pixels);
+int64_t max_image_pixels();
+
 /// Reads an image file as RGB CV_8UC3, at 1/reduce of its size when reduce is 2, 4 or 8 (see
-/// Dataset::load). Throws ImageError (naming `path`) when the file is missing or is not a
+/// Dataset::load), decoding it with decode_image_rgb under max_image_pixels(). Throws ImageError
+/// (naming `path` and the reason) when the file is missing, too large, cut short or not a
 /// decodable image.
 cv::Mat read_image_rgb(const std::string& path, int reduce = 1);
 

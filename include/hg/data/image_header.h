@@ -1,16 +1,16 @@
 #pragma once
 /// The format and declared size of an encoded image, read from its first bytes without decoding
-/// it, so that a server can refuse decompression bombs (a few kilobytes declaring gigapixels)
-/// before any pixel buffer is allocated.
+/// it, so that every reader (files, the server) refuses decompression bombs (a few kilobytes
+/// declaring gigapixels) before any pixel buffer is allocated.
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
-namespace hg::serve {
+namespace hg::data {
 
-/// The encodings the server accepts.
+/// The encodings whose headers are read here (the server accepts only these).
 enum class ImageFormat { kJpeg, kPng, kWebp };
 /// "JPEG", "PNG", "WebP".
 std::string format_name(ImageFormat format);
@@ -32,6 +32,12 @@ class MalformedImage : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown for an image declaring more pixels than allowed (an HTTP server answers 413).
+class ImageTooLarge : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// Reads the format from the signature and the width and height from the header: PNG's IHDR,
 /// JPEG's first SOFn frame header, WebP's VP8, VP8L or VP8X chunk. Throws UnsupportedImage or
 /// MalformedImage (the message says which and why).
@@ -42,4 +48,10 @@ ImageHeader read_image_header(std::string_view bytes);
 /// upload is caught here instead.
 bool jpeg_is_complete(std::string_view bytes);
 
-}  // namespace hg::serve
+/// read_image_header, then the checks before decoding: a positive size of at most `max_pixels`
+/// pixels (else ImageTooLarge, naming `limit_name`, e.g. "--max-pixels") and, for a JPEG, its
+/// end marker (else MalformedImage "cut short").
+ImageHeader check_image_header(std::string_view bytes, int64_t max_pixels,
+                               const std::string& limit_name = "--max-pixels");
+
+}  // namespace hg::data

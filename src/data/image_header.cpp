@@ -1,6 +1,8 @@
-#include "hg/serve/image_header.h"
+#include "hg/data/image_header.h"
 
-namespace hg::serve {
+#include <string>
+
+namespace hg::data {
 
 // OpenCV 4.6 has no header-only query (cv::imdecode allocates the full image, and its own limit,
 // OPENCV_IO_MAX_IMAGE_PIXELS, is process-wide and 2^30 pixels by default), so the three headers
@@ -104,4 +106,21 @@ bool jpeg_is_complete(std::string_view b) {
   return end >= 2 && uint8_t(b[end - 2]) == 0xFF && uint8_t(b[end - 1]) == 0xD9;
 }
 
-}  // namespace hg::serve
+ImageHeader check_image_header(std::string_view bytes, int64_t max_pixels,
+                               const std::string& limit_name) {
+  const ImageHeader header = read_image_header(bytes);
+  const std::string what = "the " + format_name(header.format) + " image";
+  const std::string size = std::to_string(header.width) + "×" + std::to_string(header.height);
+  if (header.width <= 0 || header.height <= 0)
+    throw MalformedImage(what + " declares a size of " + size);
+  // Each side fits in 32 bits but their product may not fit in 63 (found by fuzz_image).
+  int64_t pixels = 0;
+  if (__builtin_mul_overflow(header.width, header.height, &pixels) || pixels > max_pixels)
+    throw ImageTooLarge(what + " declares " + size + " pixels, more than the limit of " +
+                        std::to_string(max_pixels) + " (" + limit_name + ")");
+  if (header.format == ImageFormat::kJpeg && !jpeg_is_complete(bytes))
+    throw MalformedImage(what + " is cut short (no end-of-image marker)");
+  return header;
+}
+
+}  // namespace hg::data
