@@ -12,14 +12,12 @@ build=${1:-build}
 steps=${2:-1500}
 out=${OUT:-runs/decoders}
 threads=${THREADS:-2}
-# The demo recipe's schedule, by steps instead of minutes: epochs of 250 steps, lr × 0.1 from the
-# epoch nearest four fifths of the steps.
-drop=$(((steps * 4 / 5 + 125) / 250))
+# The demo recipe's schedule (warm-up, cosine decay) over a budget of steps instead of minutes.
 for encoding in unbiased rounded; do
   if [ ! -f "$out/$encoding/last.hg" ]; then
     OMP_NUM_THREADS=$threads "$build/hourglass" --threads "$threads" train --recipe demo \
-      --run-dir "$out/$encoding" --set max_minutes=0 --set lr_drop_fraction=0 \
-      --set max_steps="$steps" --set "lr_drops=[$drop]" --set target_encoding="$encoding"
+      --run-dir "$out/$encoding" --set max_minutes=0 --set max_steps="$steps" \
+      --set target_encoding="$encoding"
   fi
 done
 OMP_NUM_THREADS=$threads "$build/bench/hg_decoder_table" --oracle "$out/unbiased/last.hg" \
