@@ -34,10 +34,10 @@ curl -s "http://127.0.0.1:$port/v1/model" > "$out/model.json"
 : > "$out/load.jsonl"
 for clients in 1 4 16; do
   "$py" tools/serve_load.py --port "$port" --image "$image" --clients "$clients" \
-    --seconds "$seconds" --query whole_image=1 --pid "$pid" | tee -a "$out/load.jsonl"
+    --seconds "$seconds" --query 'whole_image=1&flip=0' --pid "$pid" | tee -a "$out/load.jsonl"
 done
 "$py" tools/serve_load.py --port "$port" --image "$image" --clients 16 --seconds "$seconds" \
-  --malformed 1000 --query whole_image=1 --pid "$pid" | tee -a "$out/load.jsonl"
+  --malformed 1000 --query 'whole_image=1&flip=0' --pid "$pid" | tee -a "$out/load.jsonl"
 
 kill -TERM "$pid"
 wait "$pid"

@@ -33,21 +33,11 @@ namespace {
 // A tiny model (2 stacks, 16 features, 32 px) on one thread per rank: results do not depend on
 // how a machine's threads split the work.
 TrainConfig tiny() {
-  TrainConfig c;
-  c.model =
-      hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
-  c.input_size = 32;
-  c.dataset = "synthetic:64:1";
-  c.val_dataset = "";
-  c.batch_size = 8;
+  auto c = hg::test::tiny_train_config();
   c.epochs = 1;
   c.iters_per_epoch = 6;
-  c.optimizer = "adam";
-  c.lr = 2e-3;
-  c.augment = "paper";
   c.amp = "off";
   c.threads = 1;
-  c.loader_threads = 1;
   c.dist_check_sync = true;
   c.dist_timeout_s = 30;
   return c;

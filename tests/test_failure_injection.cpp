@@ -34,17 +34,8 @@ constexpr int64_t kInterval = 2;  // checkpoint_every_steps of the runs that are
 
 // test_train's tiny model: 8 steps per epoch, a second or two per run.
 hg::train::TrainConfig tiny_run(int64_t epochs) {
-  hg::train::TrainConfig c;
-  c.model =
-      hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
-  c.input_size = 32;
-  c.dataset = "synthetic:64:1";
-  c.batch_size = 8;
+  auto c = hg::test::tiny_train_config();
   c.epochs = epochs;
-  c.optimizer = "adam";
-  c.lr = 2e-3;
-  c.threads = 2;
-  c.loader_threads = 1;
   c.checkpoint_every_steps = kInterval;
   return c;
 }

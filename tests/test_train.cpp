@@ -21,20 +21,7 @@ namespace {
 
 // A model and data small enough to train in seconds: 2 stacks, 16 features, depth 2, 32 px input.
 TrainConfig tiny() {
-  TrainConfig c;
-  c.model =
-      hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
-  c.input_size = 32;
-  c.dataset = "synthetic:64:1";
-  c.val_dataset = "";
-  c.batch_size = 8;
-  c.epochs = 3;
-  c.optimizer = "adam";
-  c.lr = 2e-3;
-  c.augment = "paper";
-  c.threads = 2;
-  c.loader_threads = 1;
-  return c;
+  return hg::test::tiny_train_config();
 }
 
 // A run folder that does not exist yet, in the test's scratch folder.

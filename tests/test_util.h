@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by the test files: scratch folders, error messages, running the tool.
 
+#include "hg/train/config.h"
+
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +21,25 @@ namespace hg::test {
 
 /// tests/data.
 inline const std::string kData = HG_TEST_DATA;
+
+/// A tiny training run (2 stacks, 16 features, 32 px, 64 synthetic people, batch 8, 3 epochs of
+/// 8 steps, no validation, 2 threads): a second or two.
+inline hg::train::TrainConfig tiny_train_config() {
+  hg::train::TrainConfig c;
+  c.model =
+      hg::model::StackedHourglassOptions().stacks(2).features(16).depth(2).stem1(16).stem2(16);
+  c.input_size = 32;
+  c.dataset = "synthetic:64:1";
+  c.val_dataset = "";
+  c.batch_size = 8;
+  c.epochs = 3;
+  c.optimizer = "adam";
+  c.lr = 2e-3;
+  c.augment = "paper";
+  c.threads = 2;
+  c.loader_threads = 1;
+  return c;
+}
 
 /// A folder for the running test (named after it and the process), emptied on the test's first
 /// call.

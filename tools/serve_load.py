@@ -96,46 +96,53 @@ def main():
     good_left = [a.max_requests]
     end = time.monotonic() + a.seconds
 
+    def fresh():
+        return http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
+
+    # Good requests: one connection per client, back to back.
     def client(k):
-        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
-        i = 0
+        conn = fresh()
         while time.monotonic() < end:
             with lock:
-                # Malformed requests spread over the run: about one in three while any are left.
-                send_bad = bad_left[0] > 0 and (i % 3 == 1 or good_left[0] <= 0)
-                if send_bad:
-                    bad_left[0] -= 1
-                elif good_left[0] > 0:
-                    good_left[0] -= 1
-                else:
+                if good_left[0] <= 0:
                     return
-            i += 1
+                good_left[0] -= 1
             try:
-                if send_bad:
-                    name, body, ctype = bad[(k + i) % len(bad)]
-                    try:
-                        status = post(conn, "/v1/pose", body, ctype, a.token)
-                    except (ConnectionError, http.client.HTTPException) as e:
-                        status = "reset:" + type(e).__name__
-                    conn.close()  # the server may have closed it (e.g. after 413)
-                    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
-                    with lock:
-                        bad_status.setdefault(name, {}).setdefault(str(status), 0)
-                        bad_status[name][str(status)] += 1
-                else:
-                    t0 = time.perf_counter()
-                    status = post(conn, path, jpeg, "image/jpeg", a.token)
-                    ms = 1000 * (time.perf_counter() - t0)
-                    with lock:
-                        if status == 200:
-                            latencies.append(ms)
-                        else:
-                            good_errors.append(status)
+                t0 = time.perf_counter()
+                status = post(conn, path, jpeg, "image/jpeg", a.token)
+                ms = 1000 * (time.perf_counter() - t0)
+                with lock:
+                    if status == 200:
+                        latencies.append(ms)
+                    else:
+                        good_errors.append(status)
             except Exception as e:  # a lost good request counts as an error
                 with lock:
                     good_errors.append(type(e).__name__)
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
+                conn = fresh()
+
+    # Malformed requests, mixed in by their own senders while the good ones run: each kind in
+    # turn, a new connection each (the server may close one, e.g. after 413).
+    def bad_sender(k):
+        i = 0
+        while time.monotonic() < end:
+            with lock:
+                if bad_left[0] <= 0:
+                    return
+                bad_left[0] -= 1
+            i += 1
+            name, body, ctype = bad[(k + i) % len(bad)]
+            conn = fresh()
+            try:
+                status = post(conn, "/v1/pose", body, ctype, a.token)
+            except (ConnectionError, http.client.HTTPException) as e:
+                status = "reset:" + type(e).__name__
+            conn.close()
+            with lock:
+                bad_status.setdefault(name, {}).setdefault(str(status), 0)
+                bad_status[name][str(status)] += 1
+            time.sleep(a.seconds / max(1, a.malformed) * 2)  # spread over the run
 
     rss_start = rss_mib(a.pid) if a.pid else None
     peak = [rss_start or 0]
@@ -150,6 +157,7 @@ def main():
         sampler.start()
     t0 = time.monotonic()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(a.clients)]
+    threads += [threading.Thread(target=bad_sender, args=(k,)) for k in range(2 if a.malformed else 0)]
     for t in threads:
         t.start()
     for t in threads:
