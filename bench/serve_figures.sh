@@ -18,7 +18,7 @@ image=tests/data/mpii/images/005808361.jpg
 "$build/hourglass" --threads "$threads" bench --weights "$model" --no-torch --batch 1 --runs 5 \
   --json "$out/bench.json" > "$out/bench.txt"
 
-"$build/hourglass" --threads "$threads" serve --weights "$model" --port 0 --max-batch 8 \
+"$build/hourglass" --threads "$threads" serve --weights "$model" --port 0 --precision auto --max-batch 8 \
   --max-wait-ms 5 --max-body-mb 16 2> "$out/serve.log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT

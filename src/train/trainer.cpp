@@ -1,5 +1,7 @@
 #include "hg/train/trainer.h"
 
+#include "hg/data/json.h"
+
 #include "hg/data/loader.h"
 #include "hg/data/readers.h"
 #include "hg/engine/engine.h"
@@ -935,9 +937,10 @@ Trainer Trainer::resume(const std::string& run_dir, const std::vector<std::strin
                                     : run_dir + " does not exist",
                 " (was the run started with this --run-dir?)");
     TrainConfig config;
-    std::ifstream in(config_path);
+    auto saved = data::read_json_file(config_path.string());
+    saved.erase("amp_probe");  // what amp=auto measured: a record of the run, not a setting
     try {
-      config.merge(nlohmann::json::parse(in));
+      config.merge(saved);
     } catch (const nlohmann::json::exception& e) {
       TORCH_CHECK(false, "cannot resume from ", config_path.string(), ": ", e.what());
     }

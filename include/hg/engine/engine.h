@@ -32,10 +32,10 @@ namespace hg::engine {
 /// Arithmetic of the convolutions. Activations between residual blocks (the trunk), heatmaps and
 /// the output are always float32.
 enum class Precision {
-  kF32,   ///< float32 everywhere
+  kF32,   ///< float32 everywhere (default)
   kBf16,  ///< bfloat16 inside residuals and heads, f32 accumulation; needs avx512_core_bf16
   /// Per layer, the fastest of f32 direct, f32 Winograd (as the Algorithm allows) and, on a CPU
-  /// with avx512_core_bf16, bf16 direct, timed at build (default): another method than f32
+  /// with avx512_core_bf16, bf16 direct, timed at build: another method than f32
   /// direct must be timed kAutoGain faster. Being timed, the choice may differ between builds on
   /// a busy machine; its output stays within bf16's rounding of f32's (the bf16 mode's bounds).
   kAuto,
@@ -105,7 +105,10 @@ struct EngineOptions {
   /// oneDNN (OpenMP) threads; 0 = as many as the machine has cores. Applies process-wide, so it
   /// also sets LibTorch's OpenMP thread count.
   int threads = 0;
-  Precision precision = Precision::kAuto;
+  // Not yet kAuto: its timed per-layer choice makes two builds' outputs differ within bf16's
+  // rounding, which the f32-exact comparisons (import, convert, serve against the predictor)
+  // do not allow.
+  Precision precision = Precision::kF32;
   Algorithm algorithm = Algorithm::kAuto;
   /// Times the auto choices' candidates (empty = time_layer_candidates).
   LayerTimer timer;
