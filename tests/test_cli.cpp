@@ -109,7 +109,7 @@ TEST(Cli, ErrorsAreOneClearLineAndNonZeroExit) {
   const auto bad_precision =
       run("predict " + bad.string() + " --weights " + bad.string() + " --precision fp16");
   EXPECT_NE(bad_precision.code, 0);
-  EXPECT_NE(bad_precision.out.find("--precision: fp16 not in {f32,bf16}"), std::string::npos)
+  EXPECT_NE(bad_precision.out.find("--precision: fp16 not in {auto,f32,bf16}"), std::string::npos)
       << bad_precision.out;
 
   const auto bad_size = run("info --stacks 2 --size 100");
