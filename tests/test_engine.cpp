@@ -604,8 +604,9 @@ TEST(EngineAuto, PickMethodKeepsTheReferenceUnlessAnotherIsClearlyFaster) {
   EXPECT_ERROR_HAS(pick_method(all, {1, 2}), "pick_method: 2 times for 3 methods");
 }
 
-TEST(EngineAuto, IsTheDefaultAndOffersBf16OnlyWhereTheCpuHasIt) {
-  EXPECT_EQ(EngineOptions().precision, Precision::kAuto);
+// The default stays f32 until auto's timed choice is the same in every build (README "Engine").
+TEST(EngineAuto, IsNotYetTheDefaultAndOffersBf16OnlyWhereTheCpuHasIt) {
+  EXPECT_EQ(EngineOptions().precision, Precision::kF32);
   auto net = small_model();
   FakeTimer timer{ConvMethod::kF32Direct};
   auto o = options(Precision::kAuto, Algorithm::kAuto);
