@@ -112,6 +112,16 @@ void wait_until_up(int port) {
   FAIL() << "the server did not come up on port " << port;
 }
 
+// Polls /metrics (bounded: about 5 s) until one request waits in the server's queue.
+bool one_request_queued(httplib::Client& c) {
+  for (int i = 0; i < 1000; ++i) {
+    auto m = c.Get("/metrics");
+    if (m && m->body.find("hg_queue_depth 1") != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -356,13 +366,7 @@ TEST(ServeQueue, FullQueueGets503AndStopFinishesWhatIsInFlight) {
     auto r = own.Post("/v1/pose?whole_image=1", bytes, "image/jpeg");
     first = r ? r->status : -1;
   });
-  bool queued = false;
-  for (int i = 0; i < 1000 && !queued; ++i) {
-    auto m = c.Get("/metrics");
-    queued = m && m->body.find("hg_queue_depth 1") != std::string::npos;
-    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(queued);
+  ASSERT_TRUE(one_request_queued(c));
   auto busy = c.Post("/v1/pose?whole_image=1", bytes, "image/jpeg");
   ASSERT_TRUE(busy);
   EXPECT_EQ(busy->status, 503);
@@ -405,13 +409,7 @@ TEST(ServeCli, SigtermFinishesTheRequestInFlightThenExits) {
   });
   // The request waits up to 2 s in the queue for a batch to fill: terminate meanwhile.
   httplib::Client probe("127.0.0.1", port);
-  bool queued = false;
-  for (int i = 0; i < 1000 && !queued; ++i) {
-    auto m = probe.Get("/metrics");
-    queued = m && m->body.find("hg_queue_depth 1") != std::string::npos;
-    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(queued);
+  ASSERT_TRUE(one_request_queued(probe));
   kill(child, SIGTERM);
   in_flight.join();
   int wstatus = 0;
