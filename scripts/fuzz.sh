@@ -6,15 +6,19 @@
 #   scripts/fuzz.sh                  every target 10 s (what the test suite runs)
 #   scripts/fuzz.sh 1800             every target 30 minutes
 #   scripts/fuzz.sh 600 torch_file   one target
+#   HG_FUZZ_RUNS=1000000 scripts/fuzz.sh 1800   each target 1 M executions or 30 minutes,
+#                                               whichever comes first
 # HG_FUZZ_BUILD names the build folder (default build-fuzz); new corpus entries stay there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
+runs=()
+[ -n "${HG_FUZZ_RUNS:-}" ] && runs=(-runs="$HG_FUZZ_RUNS")
 shift || true
 BUILD="${HG_FUZZ_BUILD:-build-fuzz}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(image boxes annotations_json annotations_h5 config torch_file checkpoint)
+  targets=(image boxes annotations_json annotations_h5 config predictions http torch_file checkpoint)
 fi
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja -DHG_FUZZ=ON \
@@ -29,7 +33,7 @@ for t in "${targets[@]}"; do
   # New inputs go to the first folder (the build's); the committed seeds are only read.
   if ! ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" OMP_NUM_THREADS=1 \
     LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp" \
-    "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2560 \
+    "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -rss_limit_mb=2560 \
     -timeout=25 -artifact_prefix="$BUILD/crashes/$t-" "$BUILD/corpus/$t" "fuzz/corpus/$t" \
     2> "$BUILD/fuzz_$t.log"; then
     failed+=("$t")

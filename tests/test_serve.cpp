@@ -3,6 +3,7 @@
 #include "hg/data/dataset.h"
 #include "hg/data/image_header.h"
 #include "hg/infer/predictor.h"
+#include "hg/runtime/runtime.h"
 #include "hg/serve/server.h"
 #include "test_util.h"
 
@@ -16,7 +17,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -61,6 +64,53 @@ std::string jpeg_declaring(uint16_t w, uint16_t h) {
     b += static_cast<char>(v & 0xFF);
   }
   return b + std::string("\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xFF\xD9", 12);
+}
+
+// The process's threads (Linux: /proc/self/task).
+int thread_count() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task"))
+    ++n;
+  return n;
+}
+
+// Waits up to 2 s for the thread count to become `expected` (exiting threads leave /proc late).
+int thread_count_becomes(int expected) {
+  int n = thread_count();
+  for (int i = 0; i < 200 && n != expected; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    n = thread_count();
+  }
+  return n;
+}
+
+// The server's request threads: LibTorch's parallel loops run inline, right, and start no
+// OpenMP workers.
+TEST(Runtime, SerialTensorOpsRunOnTheCallingThreadAlone) {
+  ASSERT_GT(at::get_num_threads(), 1) << "the suite runs with OMP_NUM_THREADS=2";
+  std::thread([] {
+    hg::runtime::serial_tensor_ops_in_this_thread();
+    EXPECT_EQ(at::get_num_threads(), 1);
+    const int before = thread_count();
+    const auto x = torch::arange(1 << 20, torch::kDouble);
+    EXPECT_EQ(x.mul(2).sum().item<double>(), double(1 << 20) * ((1 << 20) - 1));
+    EXPECT_EQ(thread_count(), before);
+  }).join();
+}
+
+// The server's constructor: the OpenMP workers its thread started end, so that the network's
+// thread has the only team.
+TEST(Runtime, ReleaseThreadTeamEndsTheThreadsOpenMPWorkers) {
+  std::thread([] {
+    const int before = thread_count();
+    const auto x = torch::arange(1 << 20, torch::kDouble);
+    EXPECT_EQ(x.mul(2).sum().item<double>(), double(1 << 20) * ((1 << 20) - 1));
+    EXPECT_EQ(thread_count(), before + at::get_num_threads() - 1);
+    hg::runtime::release_thread_team();
+    EXPECT_EQ(thread_count_becomes(before), before);
+    // A later parallel region makes its team again.
+    EXPECT_EQ(x.mul(3).sum().item<double>(), 1.5 * double(1 << 20) * ((1 << 20) - 1));
+  }).join();
 }
 
 TEST(ImageHeader, ReadsTheSizeOfJpegPngAndWebp) {

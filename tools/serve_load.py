@@ -93,6 +93,7 @@ def main():
     lock = threading.Lock()
     latencies, good_errors, bad_status = [], [], {}
     bad_left = [a.malformed]
+    senders = 2
     good_left = [a.max_requests]
     end = time.monotonic() + a.seconds
 
@@ -142,7 +143,8 @@ def main():
             with lock:
                 bad_status.setdefault(name, {}).setdefault(str(status), 0)
                 bad_status[name][str(status)] += 1
-            time.sleep(a.seconds / max(1, a.malformed) * 2)  # spread over the run
+            # Spread over the first 80% of the run, so that all are sent while the good ones run.
+            time.sleep(a.seconds / max(1, a.malformed) * senders * 0.8)
 
     rss_start = rss_mib(a.pid) if a.pid else None
     peak = [rss_start or 0]
@@ -157,7 +159,7 @@ def main():
         sampler.start()
     t0 = time.monotonic()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(a.clients)]
-    threads += [threading.Thread(target=bad_sender, args=(k,)) for k in range(2 if a.malformed else 0)]
+    threads += [threading.Thread(target=bad_sender, args=(k,)) for k in range(senders if a.malformed else 0)]
     for t in threads:
         t.start()
     for t in threads:

@@ -11,6 +11,7 @@
 #include "hg/eval/evaluate.h"
 #include "hg/eval/pck.h"
 #include "hg/infer/predictor.h"
+#include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"
 #include "hg/model/hourglass.h"
 #include "hg/runtime/runtime.h"

@@ -1,5 +1,6 @@
 #include "hg/cli/cli.h"
 #include "hg/data/dataset.h"
+#include "hg/infer/results.h"
 #include "hg/io/atomic_file.h"
 #include "hg/viz/draw.h"
 

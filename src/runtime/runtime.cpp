@@ -8,6 +8,10 @@
 #include <algorithm>
 #include <thread>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace hg::runtime {
 
 int cores() {
@@ -23,6 +27,21 @@ void apply_threads(int requested) {
   // Small weights and near-zero heatmaps produce denormal floats, which run 3-4× slower on x86
   // (seen here: training fell from 40 to 12 samples/s once the loss settled).
   at::globalContext().setFlushDenormal(true);
+}
+
+void serial_tensor_ops_in_this_thread() {
+  // LibTorch sets the thread's OpenMP thread count on its first parallel call; set it first, then
+  // lower it, so that LibTorch's parallel loops see one thread and run inline.
+  at::internal::lazy_init_num_threads();
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
+}
+
+void release_thread_team() {
+#ifdef _OPENMP
+  if (!omp_in_parallel()) omp_pause_resource_all(omp_pause_soft);
+#endif
 }
 
 c10::Device parse_device(const std::string& name) {

@@ -7,9 +7,11 @@
 #include "hg/data/readers.h"
 #include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"
+#include "hg/runtime/runtime.h"
 #include "hg/serve/batcher.h"
 #include "hg/serve/metrics.h"
 #include "hg/serve/page.h"
+#include "request.h"
 
 #include <httplib.h>
 #include <torch/torch.h>
@@ -26,12 +28,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// An answer other than 200, raised anywhere in a handler.
-struct HttpError : std::runtime_error {
-  HttpError(int status, const std::string& what) : std::runtime_error(what), status(status) {}
-  int status;
-};
-
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
@@ -43,53 +39,6 @@ void send_json(httplib::Response& res, int status, const json& body) {
 
 void send_error(httplib::Response& res, int status, const std::string& why) {
   send_json(res, status, {{"error", why}, {"status", status}});
-}
-
-bool query_flag(const httplib::Request& req, const std::string& key, bool fallback) {
-  if (!req.has_param(key)) return fallback;
-  const auto v = req.get_param_value(key);
-  if (v == "1" || v == "true" || v == "yes" || v.empty()) return true;
-  if (v == "0" || v == "false" || v == "no") return false;
-  throw HttpError(400, "query parameter " + key + "=" + v + " is not 0/1 or true/false");
-}
-
-// `stacks=K` (1..S): the answer's joints are stack K's and "stacks" lists stacks 1..K.
-int64_t query_stacks(const httplib::Request& req, int64_t stacks) {
-  if (!req.has_param("stacks")) return stacks;
-  const auto v = req.get_param_value("stacks");
-  size_t used = 0;
-  int64_t k = 0;
-  try {
-    k = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v.size() || k < 1 || k > stacks)
-    throw HttpError(400, "query parameter stacks=" + v + " is not a stack count from 1 to " +
-                             std::to_string(stacks) + " (this model's stacks)");
-  return k;
-}
-
-// The boxes of a request: a list [[x, y, w, h], ...], or the --boxes file's object with one
-// entry (its one list is taken, whatever the image is called).
-std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
-  json j;
-  try {
-    j = data::parse_json(text, "boxes");
-  } catch (const data::JsonError& e) {
-    throw HttpError(400, e.what());
-  }
-  if (j.is_object() && j.size() == 1) j = j.begin().value();
-  if (!j.is_array())
-    throw HttpError(400, "boxes: expected a list of [x, y, w, h] (or {\"image\": [...]})");
-  std::vector<infer::PersonCrop> people;
-  try {
-    for (const auto& box : data::boxes_from_json(j, "boxes"))
-      people.push_back({infer::crop_of_box(box), infer::PersonSource::kBoxesFile, box, 0});
-  } catch (const std::invalid_argument& e) {
-    throw HttpError(400, e.what());
-  }
-  return people;
 }
 
 // The path label of /metrics: a known route, else "other" (scanners must not grow the map).
@@ -114,62 +63,24 @@ struct Server::Impl {
   bool bound = false;
 
   void pose(const httplib::Request& req, httplib::Response& res);
-  cv::Mat decode(const std::string& bytes, json& timing);
   void routes();
 };
-
-cv::Mat Server::Impl::decode(const std::string& bytes, json& timing) {
-  const auto start = Clock::now();
-  if (bytes.empty()) throw HttpError(400, "the body is empty: send a JPEG, PNG or WebP image");
-  cv::Mat rgb;
-  try {
-    rgb = data::decode_image_rgb(bytes, options.max_pixels);
-  } catch (const data::UnsupportedImage& e) {
-    throw HttpError(415, e.what());
-  } catch (const data::MalformedImage& e) {
-    throw HttpError(400, e.what());
-  } catch (const data::ImageTooLarge& e) {
-    throw HttpError(413, e.what());
-  }
-  timing["decode"] = ms_since(start);
-  return rgb;
-}
 
 void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   const auto start = Clock::now();
   json timing = json::object();
-  const std::string* image = &req.body;
-  std::vector<infer::PersonCrop> people;
-  bool has_boxes = false;
-  if (req.is_multipart_form_data()) {
-    if (!req.has_file("image")) throw HttpError(400, "the multipart body has no 'image' part");
-    image = &req.files.find("image")->second.content;
-    if (req.has_file("boxes")) {
-      people = parse_boxes(req.files.find("boxes")->second.content);
-      has_boxes = true;
-    }
-  } else {
-    const auto type = req.get_header_value("Content-Type");
-    if (!type.empty() && type.rfind("image/", 0) != 0 &&
-        type.rfind("application/octet-stream", 0) != 0)
-      throw HttpError(415, "Content-Type '" + type +
-                               "' is not an image: send image/jpeg, image/png or image/webp, or "
-                               "multipart/form-data with an 'image' part");
-  }
   const auto& popts = cropper->options();
-  const bool flip = query_flag(req, "flip", popts.flip);
-  const bool whole = query_flag(req, "whole_image", false);
-  const int64_t stacks = query_stacks(req, model_info["stacks"].get<int64_t>());
-  if (req.has_param("size") && req.get_param_value("size") != std::to_string(popts.input_size))
-    throw HttpError(400, "size=" + req.get_param_value("size") +
-                             ": this server runs the network "
-                             "at " +
-                             std::to_string(popts.input_size) +
-                             " (restart it with --size to change)");
-  const cv::Mat rgb = decode(*image, timing);
+  auto request = read_pose_request(
+      req, {popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size});
+  const auto decoding = Clock::now();
+  const cv::Mat rgb = decode_request_image(*request.image, options.max_pixels);
+  timing["decode"] = ms_since(decoding);
+  auto& people = request.people;
+  const bool whole = request.whole_image, flip = request.flip;
+  const int64_t stacks = request.stacks;
 
   const auto found = Clock::now();
-  if (!has_boxes) {
+  if (!request.has_boxes) {
     if (!whole) people = infer::detect_people(rgb, options.max_people);
     if (people.empty())
       people = {{infer::crop_of_image(rgb.size()),
@@ -213,6 +124,10 @@ void Server::Impl::routes() {
   const int threads = options.http_threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // The request threads' tensor work is small; the network's thread keeps the cores' only
+    // OpenMP team (see runtime::serial_tensor_ops_in_this_thread).
+    thread_local const bool serial = (runtime::serial_tensor_ops_in_this_thread(), true);
+    (void)serial;
     const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/metrics";
     if (options.token.empty() || !guarded ||
         req.get_header_value("Authorization") == "Bearer " + options.token)
@@ -302,6 +217,9 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor, Se
       std::move(p), BatcherOptions{options.max_batch, options.max_wait_ms, options.max_queue},
       &impl_->metrics);
   impl_->routes();
+  // Loading and building ran parallel regions on this thread; its idle OpenMP workers would
+  // count against the network thread's (see runtime::release_thread_team).
+  runtime::release_thread_team();
 }
 
 Server::~Server() {

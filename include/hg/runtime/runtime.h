@@ -18,6 +18,18 @@ int resolve_threads(int requested);
 /// with one) and flushes denormal floats to zero on the CPU.
 void apply_threads(int requested);
 
+/// Makes LibTorch's CPU operations called from this thread run on it alone. For threads that do
+/// light tensor work beside one thread that runs the network (a server's request threads): with
+/// OpenMP every calling thread gets its own team of workers, and once the process has more
+/// workers than cores OpenMP stops spinning between parallel regions, which made every one of
+/// the network's regions wait for a sleeping thread to wake.
+void serial_tensor_ops_in_this_thread();
+
+/// Ends the OpenMP worker threads this thread started (they are made again by its next parallel
+/// region), so that another thread's team has the cores to itself. No-op inside a parallel
+/// region or without OpenMP.
+void release_thread_team();
+
 /// Parses "cpu", "cuda" or "cuda:N". A CUDA device without CUDA support in LibTorch, or without
 /// a GPU, is an error that says so.
 c10::Device parse_device(const std::string& name);

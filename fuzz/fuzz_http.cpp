@@ -1,0 +1,91 @@
+// The server's request handling: the input is sent as raw bytes over a socket to an httplib server
+// on 127.0.0.1 whose POST /v1/pose reads the request as `hourglass serve` does (content type,
+// multipart parts, boxes, query, image header and decoding, the crops), everything but the
+// network and the HOG detector (too slow per input). An answer other than 200 or the 4xx/5xx of
+// an HttpError (any other exception: the real server's 500) is a finding.
+#include "../src/serve/request.h"
+#include "hg/data/sample.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+namespace {
+
+struct Harness {
+  httplib::Server http;
+  int port = 0;
+  std::thread thread;
+
+  Harness() {
+    http.set_read_timeout(2);
+    http.set_payload_max_length(size_t{1} << 20);
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const hg::serve::HttpError& err) {
+            res.status = err.status;
+          } catch (const std::exception& err) {
+            std::fprintf(stderr, "fuzz_http: the handler threw %s\n", err.what());
+            std::abort();
+          }
+        });
+    http.Post("/v1/pose", [](const httplib::Request& req, httplib::Response& res) {
+      auto r = hg::serve::read_pose_request(req, {true, 2, 64});
+      const cv::Mat rgb = hg::serve::decode_request_image(*r.image, 4'000'000);
+      if (!r.has_boxes)
+        r.people = {{hg::infer::crop_of_image(rgb.size()), hg::infer::PersonSource::kWholeImage}};
+      for (auto& p : r.people) hg::data::crop_input(rgb, p.crop, 64);
+      res.set_content("ok", "text/plain");
+    });
+    port = http.bind_to_any_port("127.0.0.1");
+    if (port <= 0) std::abort();
+    thread = std::thread([this] { http.listen_after_bind(); });
+    while (!http.is_running()) std::this_thread::yield();
+  }
+  ~Harness() {
+    http.stop();
+    thread.join();
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Harness harness;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) std::abort();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(harness.port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  for (size_t sent = 0; sent < size;) {
+    const auto n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early (e.g. a body over the limit)
+    sent += static_cast<size_t>(n);
+  }
+  ::shutdown(fd, SHUT_WR);
+  // Read the answer(s) until the server closes; a server that answers nothing within 5 s hangs.
+  char buffer[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (true) {
+    const int ready = ::poll(&p, 1, 5000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      std::fprintf(stderr, "fuzz_http: no answer within 5 s (poll: %d, errno %d)\n", ready, errno);
+      std::abort();
+    }
+    if (::recv(fd, buffer, sizeof buffer, 0) <= 0) break;
+  }
+  ::close(fd);
+  return 0;
+}
