@@ -71,13 +71,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // otherwise use up the ephemeral ports within a minute.
   const linger reset{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  // libFuzzer's timer (SIGALRM each second) interrupts system calls: EINTR is no error here.
+  int connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  if (connected != 0 && errno == EINTR) {  // the connection goes on; wait for its outcome
+    pollfd w{fd, POLLOUT, 0};
+    while (::poll(&w, 1, 5000) < 0 && errno == EINTR) {
+    }
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    connected = error == 0 ? 0 : -1;
+  }
+  if (connected != 0) {
     std::fprintf(stderr, "fuzz_http: cannot connect to 127.0.0.1:%d (errno %d)\n", harness.port,
                  errno);
     std::abort();
   }
   for (size_t sent = 0; sent < size;) {
     const auto n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the server may close early (e.g. a body over the limit)
     sent += static_cast<size_t>(n);
   }
@@ -92,7 +104,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fprintf(stderr, "fuzz_http: no answer within 5 s (poll: %d, errno %d)\n", ready, errno);
       std::abort();
     }
-    if (::recv(fd, buffer, sizeof buffer, 0) <= 0) break;
+    const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
   }
   ::close(fd);
   return 0;
