@@ -243,6 +243,10 @@ TEST(Hardening, ImagesAreCheckedFromTheirHeaderAgainstThePixelBudget) {
   // Found by fuzz_image: sides of 2^32 - 1 overflowed the product (undefined behaviour).
   EXPECT_ERROR_HAS(hg::data::check_image_header(png_header_only(0xFFFFFFFF, 0xFFFFFFFF), 1000),
                    "declares 4294967295×4294967295 pixels, more than the limit of 1000");
+  // Found by fuzz_http: a 16×43020 JPEG, within the budget, made OpenCV's warpAffine assert.
+  write_text(dir / "thin.png", png_header_only(16, 43020));
+  EXPECT_ERROR_HAS(hg::data::read_image_rgb((dir / "thin.png").string()), "thin.png",
+                   "the PNG image is 16×43020 pixels: sides over 32766 pixels are not supported");
   const auto jpeg = read_bytes(kData + "/mpii/images/004645041.jpg");
   write_text(dir / "cut.jpg", jpeg.substr(0, jpeg.size() / 2));
   EXPECT_ERROR_HAS(hg::data::read_image_rgb((dir / "cut.jpg").string()), "cut.jpg",

@@ -1,5 +1,8 @@
 #include "hg/data/image_header.h"
 
+#include "hg/data/limits.h"
+
+#include <algorithm>
 #include <string>
 
 namespace hg::data {
@@ -118,6 +121,10 @@ ImageHeader check_image_header(std::string_view bytes, int64_t max_pixels,
   if (__builtin_mul_overflow(header.width, header.height, &pixels) || pixels > max_pixels)
     throw ImageTooLarge(what + " declares " + size + " pixels, more than the limit of " +
                         std::to_string(max_pixels) + " (" + limit_name + ")");
+  if (std::max(header.width, header.height) > limits::kMaxImageSide)
+    throw ImageTooLarge(what + " is " + size + " pixels: sides over " +
+                        std::to_string(limits::kMaxImageSide) +
+                        " pixels are not supported (OpenCV's warping takes no more)");
   if (header.format == ImageFormat::kJpeg && !jpeg_is_complete(bytes))
     throw MalformedImage(what + " is cut short (no end-of-image marker)");
   return header;

@@ -21,6 +21,10 @@ constexpr int64_t kMaxTensorRank = 8;
 /// 100 megapixels, 300 MB as RGB.
 constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
 
+/// Longest side of an image, in pixels: OpenCV's warping (the crops) takes images under 32767
+/// pixels a side, so a thin image within the pixel budget (16×43020) is refused before decoding.
+constexpr int64_t kMaxImageSide = 32766;
+
 /// Annotation coordinates, sizes and scales (pixels) are finite and at most this in magnitude.
 constexpr double kMaxCoordinate = 1e7;
 /// Most numbers (or strings) in one dataset of an MPII/FLIC HDF5 annotation file (the real MPII
