@@ -84,10 +84,9 @@ PoseRequest read_pose_request(const httplib::Request& req, const RequestRules& r
   r.whole_image = query_flag(req, "whole_image", false);
   r.stacks = query_stacks(req, rules.stacks);
   if (req.has_param("size") && req.get_param_value("size") != std::to_string(rules.input_size))
-    throw HttpError(400, "size=" + req.get_param_value("size") +
-                             ": this server runs the network at " +
-                             std::to_string(rules.input_size) +
-                             " (restart it with --size to change)");
+    throw HttpError(400,
+                    "size=" + req.get_param_value("size") + ": this server runs the network at " +
+                        std::to_string(rules.input_size) + " (restart it with --size to change)");
   return r;
 }
 

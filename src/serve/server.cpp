@@ -1,9 +1,5 @@
 #include "hg/serve/server.h"
 
-#include "hg/data/boxes.h"
-#include "hg/data/dataset.h"
-#include "hg/data/image_header.h"
-#include "hg/data/json.h"
 #include "hg/data/readers.h"
 #include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"
@@ -15,8 +11,6 @@
 
 #include <httplib.h>
 #include <torch/torch.h>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -70,21 +64,20 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   const auto start = Clock::now();
   json timing = json::object();
   const auto& popts = cropper->options();
-  auto request = read_pose_request(
-      req, {popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size});
+  auto request =
+      read_pose_request(req, {popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size});
   const auto decoding = Clock::now();
   const cv::Mat rgb = decode_request_image(*request.image, options.max_pixels);
   timing["decode"] = ms_since(decoding);
   auto& people = request.people;
-  const bool whole = request.whole_image, flip = request.flip;
-  const int64_t stacks = request.stacks;
 
   const auto found = Clock::now();
   if (!request.has_boxes) {
-    if (!whole) people = infer::detect_people(rgb, options.max_people);
+    if (!request.whole_image) people = infer::detect_people(rgb, options.max_people);
     if (people.empty())
       people = {{infer::crop_of_image(rgb.size()),
-                 whole ? infer::PersonSource::kWholeImage : infer::PersonSource::kNoDetection,
+                 request.whole_image ? infer::PersonSource::kWholeImage
+                                     : infer::PersonSource::kNoDetection,
                  {},
                  0}};
     timing["detect"] = ms_since(found);
@@ -95,7 +88,7 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
     std::vector<data::CropParams> crops;
     for (const auto& p : people) crops.push_back(p.crop);
     const auto queued = Clock::now();
-    auto future = batcher->submit(cropper->crops(rgb, people), crops, flip);
+    auto future = batcher->submit(cropper->crops(rgb, people), crops, request.flip);
     if (!future) {
       res.set_header("Retry-After", "1");
       throw HttpError(503, "the server is busy (its queue is full): retry in a second");
@@ -104,10 +97,11 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
     timing["network"] = ms_since(queued);
     for (size_t i = 0; i < people.size(); ++i)
       result["people"].push_back(infer::person_to_json(
-          {people[i], joints[static_cast<int64_t>(i)].slice(0, 0, stacks), {}}, cropper->joints()));
+          {people[i], joints[static_cast<int64_t>(i)].slice(0, 0, request.stacks), {}},
+          cropper->joints()));
   }
   auto options_used = popts;
-  options_used.flip = flip;
+  options_used.flip = request.flip;
   json doc = infer::results_header(cropper->joints(), model_name, options_used);
   doc["results"] = json::array({result});
   timing["total"] = ms_since(start);
