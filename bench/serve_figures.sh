@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Load and fault figures of `hourglass serve` with the 8-stack model (issue 13): 1, 4 and 16
-# concurrent clients for 30 s each, then 16 clients with 1,000 malformed requests mixed in, all to
-# 127.0.0.1; and `hourglass bench`'s engine throughput for the same model in the same run, before
-# the loads and again after them (this machine's speed drifts by several per cent over minutes),
-# so that the server's requests/s can be read as a ratio of it. The server first gets 10 s of
-# unrecorded load (its first forward passes run slower). Run it on a quiet machine:
+# concurrent clients for 30 s each (16 clients three times), then 16 clients with 1,000 malformed
+# requests mixed in, all to 127.0.0.1; and `hourglass bench`'s engine throughput for the same model
+# between every two loads (the server idle), since this machine's speed drifts by up to a third
+# over minutes: each load's ratio is to the mean of the benches just before and just after it, and
+# the engine's figure is its fastest measured (modes bf16-auto and auto-auto, the server's, at
+# batch 1 and at batch 8, the server's --max-batch). The server first gets 10 s of unrecorded load
+# (its first forward passes run slower). Run it on a quiet machine:
 #   bench/serve_figures.sh [BUILD_DIR]      (figures in BUILD_DIR/serve_figures/, summary printed)
 set -euo pipefail
 build=${1:-build}
@@ -12,16 +14,18 @@ out=$build/serve_figures
 seconds=${SECONDS_PER_RUN:-30}
 threads=$(nproc)
 mkdir -p "$out"
+rm -f "$out"/bench_*.json "$out"/bench_*.txt
 py=/usr/bin/python3  # Debian's, with python3-torch for --make-model
 model=$out/hourglass_s8_random.pt
 [ -f "$model" ] || "$py" tools/serve_load.py --make-model "$model" --stacks 8
 image=tests/data/mpii/images/005808361.jpg
 
+benches=0
 bench() {
-  "$build/hourglass" --threads "$threads" bench --weights "$model" --no-torch --batch 1 --runs 5 \
-    --json "$out/bench_$1.json" > "$out/bench_$1.txt"
+  "$build/hourglass" --threads "$threads" bench --weights "$model" --no-torch --batch 8 --runs 5 \
+    --modes bf16-auto auto-auto --json "$out/bench_$benches.json" > "$out/bench_$benches.txt"
+  benches=$((benches + 1))
 }
-bench before
 
 "$build/hourglass" --threads "$threads" serve --weights "$model" --port 0 --precision auto --max-batch 8 \
   --max-wait-ms 5 --max-body-mb 16 2> "$out/serve.log" &
@@ -39,37 +43,55 @@ curl -s "http://127.0.0.1:$port/v1/model" > "$out/model.json"
 "$py" tools/serve_load.py --port "$port" --image "$image" --clients 16 --seconds 10 \
   --query 'whole_image=1&flip=0' > /dev/null
 : > "$out/load.jsonl"
-for clients in 1 4 16; do
-  "$py" tools/serve_load.py --port "$port" --image "$image" --clients "$clients" \
+load() {  # clients, malformed
+  bench
+  "$py" tools/serve_load.py --port "$port" --image "$image" --clients "$1" --malformed "$2" \
     --seconds "$seconds" --query 'whole_image=1&flip=0' --pid "$pid" | tee -a "$out/load.jsonl"
-done
-"$py" tools/serve_load.py --port "$port" --image "$image" --clients 16 --seconds "$seconds" \
-  --malformed 1000 --query 'whole_image=1&flip=0' --pid "$pid" | tee -a "$out/load.jsonl"
+}
+load 1 0
+load 4 0
+load 16 0
+load 16 0
+load 16 0
+load 16 1000
+bench
 
 kill -TERM "$pid"
 wait "$pid"
 trap - EXIT
-bench after
 "$py" - "$out" <<'PY'
-import json, sys
+import json, statistics, sys
 out = sys.argv[1]
 model = json.load(open(f"{out}/model.json"))
-ms = []
-for when in ("before", "after"):
-    bench = json.load(open(f"{out}/bench_{when}.json"))
-    fastest = {r["mode"]: r for r in bench["results"] if r["backend"] == "engine"}["fastest"]
-    ms.append(fastest["ms_per_image"])
-    print(f"bench {when} the loads: fastest engine mode {fastest['fastest_of']}: "
-          f"{fastest['ms_per_image']:.1f} ms/image = {1000 / fastest['ms_per_image']:.2f} images/s")
-engine_ms = sum(ms) / len(ms)
-print(f"server precision {model['precision']}; engine throughput (mean of both) "
-      f"{1000 / engine_ms:.2f} images/s")
-for line in open(f"{out}/load.jsonl"):
+
+
+def engine_ms(k):
+    """Bench k's fastest engine figure (ms per image, what it was) and its fastest at batch 1."""
+    bench = json.load(open(f"{out}/bench_{k}.json"))
+    fastest = [r for r in bench["results"] if r["backend"] == "engine" and r["mode"] == "fastest"]
+    best = min(fastest, key=lambda r: r["ms_per_image"])
+    batch1 = min(r["ms_per_image"] for r in fastest if r["batch"] == 1)
+    return best["ms_per_image"], f"{best['fastest_of']} batch {best['batch']}", batch1
+
+
+print(f"server precision {model['precision']}")
+ratios16, ratios16_batch1 = [], []
+for k, line in enumerate(open(f"{out}/load.jsonl")):
     r = json.loads(line)
+    (before, what_before, b1_before), (after, what_after, b1_after) = engine_ms(k), engine_ms(k + 1)
+    ratio = r["requests_per_s"] * (before + after) / 2000
+    ratio_batch1 = r["requests_per_s"] * (b1_before + b1_after) / 2000
+    if r["clients"] == 16 and r["malformed"] == 0:
+        ratios16.append(ratio)
+        ratios16_batch1.append(ratio_batch1)
     print(f"clients {r['clients']:2d} malformed {r['malformed']:4d}: "
-          f"{r['requests_per_s']:.2f} req/s = "
-          f"{r['requests_per_s'] * engine_ms / 1000:.2f}x bench; "
-          f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms; errors {r['good_errors']}; "
+          f"{r['requests_per_s']:.2f} req/s = {ratio:.2f}x the engine's fastest, "
+          f"{ratio_batch1:.2f}x its fastest at batch 1 (bench {before:.1f} [{what_before}] / "
+          f"{after:.1f} [{what_after}] ms/image before/after, batch 1 {b1_before:.1f} / "
+          f"{b1_after:.1f}); p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms; errors {r['good_errors']}; "
           f"malformed all 4xx {r['malformed_all_4xx']} {r['malformed_status']}; "
           f"RSS MiB {r['rss_mib']}; alive {r['alive']}")
+print(f"16 clients: median {statistics.median(ratios16):.2f}x the engine's fastest "
+      f"({', '.join(f'{x:.2f}' for x in ratios16)}), median {statistics.median(ratios16_batch1):.2f}x "
+      f"its fastest at batch 1 ({', '.join(f'{x:.2f}' for x in ratios16_batch1)})")
 PY

@@ -12,8 +12,8 @@
 
 int main(int argc, char** argv) {
   torch::set_num_threads(hg::runtime::cores());
-  // Training's amp=auto caches its probe under XDG_CACHE_HOME: the tests (and the tools they
-  // start) keep theirs out of the user's.
+  // Training's amp=auto and the engine's auto choices are cached under XDG_CACHE_HOME: the tests
+  // (and the tools they start) keep theirs out of the user's.
   const auto cache =
       std::filesystem::temp_directory_path() / ("hg_test_cache_" + std::to_string(::getpid()));
   setenv("XDG_CACHE_HOME", cache.c_str(), 1);

@@ -1,6 +1,7 @@
 // amp=auto's probe: the decision under a fake timer (no timed assertions), the cache, and what a
 // run records of it.
 #include "hg/engine/engine.h"
+#include "hg/runtime/machine_cache.h"
 #include "hg/train/amp_probe.h"
 #include "hg/train/trainer.h"
 
@@ -96,7 +97,7 @@ TEST(AmpProbe, CacheRoundTripsPerKey) {
 
 TEST(AmpProbe, CacheKeyNamesTheCpuAndLibTorch) {
   const auto key = hg::train::amp_cache_key("shape");
-  EXPECT_EQ(key.rfind(hg::train::cpu_model_name() + " | libtorch ", 0), 0u) << key;
+  EXPECT_EQ(key.rfind(hg::runtime::cpu_model_name() + " | libtorch ", 0), 0u) << key;
   EXPECT_EQ(key.substr(key.size() - 8), " | shape");
   const std::string old = std::getenv("XDG_CACHE_HOME") ? std::getenv("XDG_CACHE_HOME") : "";
   setenv("XDG_CACHE_HOME", "/x/cache", 1);

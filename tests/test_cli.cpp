@@ -48,7 +48,7 @@ TEST(Cli, ConvertThenForwardReproducesTheReference) {
   ASSERT_EQ(r.code, 0) << r.out;
   r = run("info --weights " + native);
   EXPECT_NE(r.out.find("2 stacks, 64 features"), std::string::npos) << r.out;
-  r = run("forward --threads 2 --weights " + native + " --input " + kFixtures +
+  r = run("forward --threads 2 --precision f32 --weights " + native + " --input " + kFixtures +
           "bearpaw_hg_s2_b1_f64.io.pt --output " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   const auto got = hg::io::read_torch_file(out)->find("output")->tensor;

@@ -359,7 +359,7 @@ TEST_F(Serve, ModelHealthMetricsAndTheToken) {
   EXPECT_EQ(m["joints"].size(), 16u);
   EXPECT_EQ(m["joints"][9], "head-top");
   EXPECT_EQ(m["backend"], "engine");
-  EXPECT_EQ(m["precision"], "f32");
+  EXPECT_EQ(m["precision"], "auto");
   EXPECT_FALSE(m["skeleton"].empty());
   EXPECT_FALSE(m["flip_pairs"].empty());
 

@@ -29,6 +29,7 @@
 #include "hg/engine/kernels.h"
 
 #include "hg/model/hourglass.h"
+#include "hg/runtime/machine_cache.h"
 #include "hg/runtime/runtime.h"
 
 #include <malloc.h>
@@ -43,6 +44,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -604,8 +606,9 @@ class Builder {
       best = ConvMethod::kF32Winograd;
     } else if (methods.size() > 1) {
       const LayerCandidates candidates = candidate_runs(s, methods);
-      best = pick_method(
-          methods, options_.timer ? options_.timer(candidates) : time_layer_candidates(candidates));
+      best = pick_method(methods,
+                         (options_.timer ? options_.timer
+                                         : process_layer_timer(options_.choice_cache))(candidates));
     }
     const Choice c = best == ConvMethod::kF32Winograd
                          ? Choice{Dt::f32, dnnl::algorithm::convolution_winograd}
@@ -622,7 +625,11 @@ class Builder {
   /// A pass of each of `methods` for `s` on zeroed data (no NaNs or denormals), with a ReLU as
   /// most layers have; each pass owns its primitive and buffers.
   LayerCandidates candidate_runs(const ConvShape& s, const std::vector<ConvMethod>& methods) const {
-    LayerCandidates c{shape_name(s), methods, {}};
+    LayerCandidates c{
+        shape_name(s),
+        shape_name(s) + " n" + std::to_string(s.batch) + (s.internal ? " internal" : " trunk"),
+        methods,
+        {}};
     for (const ConvMethod m : methods) {
       if (m == ConvMethod::kF32Winograd) {
         c.runs.push_back(winograd_run(s));
@@ -853,6 +860,54 @@ std::vector<double> time_layer_candidates(const LayerCandidates& candidates) {
     }
   }
   return best;
+}
+
+LayerTimer remembering(LayerTimer timer, const std::string& cache) {
+  struct Memory {
+    std::mutex mutex;
+    std::map<std::string, std::vector<double>> answers;
+  };
+  const std::string machine =
+      runtime::cpu_model_name() + " | oneDNN " + std::to_string(dnnl_version()->major) + "." +
+      std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch);
+  return [timer = std::move(timer), cache, machine,
+          memory = std::make_shared<Memory>()](const LayerCandidates& c) {
+    std::string key =
+        machine + " | " + std::to_string(omp_get_max_threads()) + " threads | " + c.key + " |";
+    for (const ConvMethod m : c.methods) key += " " + method_name(m);
+    // Held while timing: two threads building at once then time in turn, not against each other.
+    const std::lock_guard<std::mutex> lock(memory->mutex);
+    if (auto it = memory->answers.find(key); it != memory->answers.end()) return it->second;
+    std::vector<double> ms;
+    if (const auto entry = runtime::cached_entry(cache, key)) {
+      try {
+        ms = entry->get<std::vector<double>>();
+      } catch (const nlohmann::json::exception&) {
+        ms.clear();  // an entry of another version: time again and replace it
+      }
+    }
+    if (ms.size() != c.methods.size()) {
+      ms = timer(c);
+      runtime::store_entry(cache, key, ms, "engine choice",
+                           "the engine times its layers again in the next process");
+    }
+    memory->answers.emplace(key, ms);
+    return ms;
+  };
+}
+
+const LayerTimer& process_layer_timer(const std::string& cache) {
+  static std::mutex mutex;
+  static std::map<std::string, LayerTimer> timers;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto it = timers.find(cache);
+  if (it == timers.end())
+    it = timers.emplace(cache, remembering(time_layer_candidates, cache)).first;
+  return it->second;
+}
+
+std::string default_choice_cache() {
+  return runtime::default_cache_file("engine.json");
 }
 
 ConvMethod pick_method(const std::vector<ConvMethod>& methods, const std::vector<double>& ms,

@@ -1,16 +1,13 @@
 #include "hg/train/amp_probe.h"
 
+#include "hg/runtime/machine_cache.h"
+
 #include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iostream>
 
 namespace hg::train {
-namespace fs = std::filesystem;
 
 nlohmann::json AmpChoice::to_json() const {
   return {{"bf16", bf16}, {"f32_ms", f32_s * 1e3}, {"bf16_ms", bf16_s * 1e3}, {"source", source}};
@@ -49,73 +46,28 @@ AmpChoice probe_amp(const std::function<void(bool)>& step, int rounds, const Pro
   return c;
 }
 
-namespace {
-
-nlohmann::json read_cache(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return j.is_object() ? j : nlohmann::json::object();
-}
-
-}  // namespace
-
 std::optional<AmpChoice> cached_amp(const std::string& path, const std::string& key) {
-  if (path.empty()) return std::nullopt;
-  const auto j = read_cache(path);
-  if (!j.contains(key)) return std::nullopt;
+  const auto entry = runtime::cached_entry(path, key);
+  if (!entry) return std::nullopt;
   try {
-    return AmpChoice::from_json(j.at(key));
+    return AmpChoice::from_json(*entry);
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;  // an entry of another version: probe again and replace it
   }
 }
 
 void store_amp(const std::string& path, const std::string& key, const AmpChoice& choice) {
-  if (path.empty()) return;
-  auto j = read_cache(path);
-  j[key] = choice.to_json();
-  j[key].erase("source");
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out.good()) {
-      std::cerr << "hourglass: warning: cannot write the amp cache " << path
-                << " (set amp_cache=off to skip it)\n";
-      return;
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) std::cerr << "hourglass: warning: cannot write the amp cache " << path << "\n";
+  auto j = choice.to_json();
+  j.erase("source");
+  runtime::store_entry(path, key, j, "amp", "set amp_cache=off to skip it");
 }
 
 std::string default_amp_cache() {
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
-    return (fs::path(x) / "hourglass" / "amp.json").string();
-  if (const char* h = std::getenv("HOME"); h && *h)
-    return (fs::path(h) / ".cache" / "hourglass" / "amp.json").string();
-  return "";
-}
-
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) break;
-    auto name = line.substr(colon + 1);
-    name.erase(0, name.find_first_not_of(' '));
-    return name;
-  }
-  return "unknown cpu";
+  return runtime::default_cache_file("amp.json");
 }
 
 std::string amp_cache_key(const std::string& shape) {
-  return cpu_model_name() + " | libtorch " + TORCH_VERSION + " | " + shape;
+  return runtime::cpu_model_name() + " | libtorch " + TORCH_VERSION + " | " + shape;
 }
 
 }  // namespace hg::train

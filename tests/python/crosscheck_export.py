@@ -42,7 +42,7 @@ def relative_error(got, ref):
 
 def ours(weights, io_path, stem):
     out = os.path.join(work, stem + ".ours.pt")
-    run("forward", "--weights", weights, "--input", io_path, "--output", out)
+    run("forward", "--precision", "f32", "--weights", weights, "--input", io_path, "--output", out)
     return load(out)["output"]
 
 

@@ -32,12 +32,14 @@ namespace hg::engine {
 /// Arithmetic of the convolutions. Activations between residual blocks (the trunk), heatmaps and
 /// the output are always float32.
 enum class Precision {
-  kF32,   ///< float32 everywhere (default)
+  kF32,   ///< float32 everywhere: the reference, the same output on every machine
   kBf16,  ///< bfloat16 inside residuals and heads, f32 accumulation; needs avx512_core_bf16
   /// Per layer, the fastest of f32 direct, f32 Winograd (as the Algorithm allows) and, on a CPU
   /// with avx512_core_bf16, bf16 direct, timed at build: another method than f32
-  /// direct must be timed kAutoGain faster. Being timed, the choice may differ between builds on
-  /// a busy machine; its output stays within bf16's rounding of f32's (the bf16 mode's bounds).
+  /// direct must be timed kAutoGain faster. The default. The first build on a machine times the
+  /// layers and keeps the answers (EngineOptions::choice_cache), so that later builds choose
+  /// alike; another machine may choose otherwise, within bf16's rounding of f32 (the bf16 mode's
+  /// bounds). Use kF32 for outputs that must be the same on every machine.
   kAuto,
 };
 
@@ -58,7 +60,9 @@ std::string method_name(ConvMethod method);
 
 /// The methods an auto choice weighs for one layer, with a pass of each (on zeroed data).
 struct LayerCandidates {
-  std::string layer;                        ///< e.g. "128->128 3x3/1 @64x64"
+  std::string layer;  ///< e.g. "128->128 3x3/1 @64x64"
+  /// The layer with its batch and source kind, e.g. "128->128 3x3/1 @64x64 n1 internal"
+  std::string key;
   std::vector<ConvMethod> methods;          ///< the reference first
   std::vector<std::function<void()>> runs;  ///< one pass of each method, same order
 };
@@ -70,6 +74,22 @@ using LayerTimer = std::function<std::vector<double>(const LayerCandidates&)>;
 /// Runs the candidates in turns, six rounds, and returns each one's best time of rounds 2–6
 /// (round 1 warms up): in turns so that a busy machine slows all of them alike.
 std::vector<double> time_layer_candidates(const LayerCandidates& candidates);
+
+/// `timer`, asked once per distinct layer key, methods and OpenMP thread count: later questions
+/// get the first answer, kept in memory and, unless `cache` is "", in that JSON file under the
+/// CPU model and oneDNN version (read before timing, written after). Engines built with one
+/// such timer, or one such file, choose alike for alike layers, so their outputs agree bit for
+/// bit.
+LayerTimer remembering(LayerTimer timer, const std::string& cache = "");
+
+/// The timer of builds that set none: one remembering(time_layer_candidates, cache) per cache
+/// file for the whole process, so that every engine built on this machine (a server's and a
+/// predictor's, one per batch size, or another process's) makes the same timed choices and
+/// later builds skip the timing.
+const LayerTimer& process_layer_timer(const std::string& cache);
+
+/// $XDG_CACHE_HOME/hourglass/engine.json, else ~/.cache/hourglass/engine.json ("" without either).
+std::string default_choice_cache();
 
 /// methods[0] (the reference) unless another is at least `gain` times faster than it; then the
 /// fastest. `ms` holds one time per method.
@@ -105,13 +125,14 @@ struct EngineOptions {
   /// oneDNN (OpenMP) threads; 0 = as many as the machine has cores. Applies process-wide, so it
   /// also sets LibTorch's OpenMP thread count.
   int threads = 0;
-  // Not yet kAuto: its timed per-layer choice makes two builds' outputs differ within bf16's
-  // rounding, which the f32-exact comparisons (import, convert, serve against the predictor)
-  // do not allow.
-  Precision precision = Precision::kF32;
+  /// Timed per layer at build (see Precision::kAuto): the fastest on the CPU at hand, since how
+  /// fast bf16 is depends on the core and oneDNN's kernels for it, not on a CPU flag.
+  Precision precision = Precision::kAuto;
   Algorithm algorithm = Algorithm::kAuto;
-  /// Times the auto choices' candidates (empty = time_layer_candidates).
+  /// Times the auto choices' candidates (empty = process_layer_timer(choice_cache)).
   LayerTimer timer;
+  /// The file the timed choices are kept in between processes ("" = only in this process).
+  std::string choice_cache = default_choice_cache();
   /// The only input shape the plan accepts: batch×3×height×width.
   int64_t batch = 1;
   int64_t height = 256;

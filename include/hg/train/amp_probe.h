@@ -47,8 +47,6 @@ void store_amp(const std::string& path, const std::string& key, const AmpChoice&
 
 /// $XDG_CACHE_HOME/hourglass/amp.json, else $HOME/.cache/hourglass/amp.json ("" without either).
 std::string default_amp_cache();
-/// "model name" of /proc/cpuinfo ("unknown cpu" where there is none).
-std::string cpu_model_name();
 /// The cache key: CPU model, LibTorch version, and `shape` (what else decides the speed: the
 /// model, input size, batch, threads, memory layout).
 std::string amp_cache_key(const std::string& shape);

@@ -1,0 +1,30 @@
+#pragma once
+/// A small JSON file of answers measured on this machine (which precision trains faster, which
+/// method computes a layer fastest), so that a later process reuses them instead of timing again
+/// and so that every process on the machine makes the same choice.
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+namespace hg::runtime {
+
+/// "model name" of /proc/cpuinfo ("unknown cpu" where there is none).
+std::string cpu_model_name();
+
+/// $XDG_CACHE_HOME/hourglass/`file`, else $HOME/.cache/hourglass/`file` ("" without either).
+std::string default_cache_file(const std::string& file);
+
+/// The entry `key` of the JSON object in the file `path`, if any ("" path, a missing or
+/// unreadable file: none).
+std::optional<nlohmann::json> cached_entry(const std::string& path, const std::string& key);
+
+/// Adds (or replaces) `key` in the JSON object of the file `path`, creating its folder; written
+/// to a temporary beside it and renamed over it. A file that cannot be written is left alone
+/// with a warning on stderr naming it, `what` it holds and the `hint` (what to do about it); a ""
+/// path is no file.
+void store_entry(const std::string& path, const std::string& key, const nlohmann::json& value,
+                 const std::string& what, const std::string& hint);
+
+}  // namespace hg::runtime

@@ -1,0 +1,80 @@
+#include "hg/runtime/machine_cache.h"
+
+#include <unistd.h>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+namespace hg::runtime {
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_object(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return nlohmann::json::object();
+  // A cache holds flat objects; a file too deep or broken is no cache (it is rewritten).
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+}  // namespace
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) break;
+    auto name = line.substr(colon + 1);
+    name.erase(0, name.find_first_not_of(' '));
+    return name;
+  }
+  return "unknown cpu";
+}
+
+std::string default_cache_file(const std::string& file) {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return (fs::path(x) / "hourglass" / file).string();
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return (fs::path(h) / ".cache" / "hourglass" / file).string();
+  return "";
+}
+
+std::optional<nlohmann::json> cached_entry(const std::string& path, const std::string& key) {
+  if (path.empty()) return std::nullopt;
+  const auto j = read_object(path);
+  if (!j.contains(key)) return std::nullopt;
+  return j.at(key);
+}
+
+void store_entry(const std::string& path, const std::string& key, const nlohmann::json& value,
+                 const std::string& what, const std::string& hint) {
+  if (path.empty()) return;
+  auto j = read_object(path);
+  j[key] = value;
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  // One temporary per process: two processes storing at once each rename a whole file.
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out.good()) {
+      std::cerr << "hourglass: warning: cannot write the " << what << " cache " << path << " ("
+                << hint << ")\n";
+      fs::remove(tmp, ec);
+      return;
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::cerr << "hourglass: warning: cannot write the " << what << " cache " << path << " ("
+              << ec.message() << "; " << hint << ")\n";
+    fs::remove(tmp, ec);
+  }
+}
+
+}  // namespace hg::runtime
