@@ -134,3 +134,21 @@ TEST(AmpProbe, ARunRecordsItsChoiceAndTheNextOneReadsTheCache) {
     EXPECT_EQ(line["chosen_bf16"], line["bf16"]);
   }
 }
+
+TEST(MachineCache, EntriesRoundTripAndAnUnwritableFileWarnsOnceNamingIt) {
+  const auto path = (hg::test::scratch_dir() / "sub" / "cache.json").string();
+  EXPECT_FALSE(hg::runtime::cached_entry(path, "k"));
+  hg::runtime::store_entry(path, "k", {1.5, 2.5}, "test", "no hint");
+  hg::runtime::store_entry(path, "j", "x", "test", "no hint");
+  ASSERT_TRUE(hg::runtime::cached_entry(path, "k"));
+  EXPECT_EQ(*hg::runtime::cached_entry(path, "k"), nlohmann::json({1.5, 2.5}));
+  EXPECT_EQ(*hg::runtime::cached_entry(path, "j"), "x");
+  EXPECT_FALSE(hg::runtime::cached_entry("", "k"));
+
+  const std::string bad = "/proc/hg_no_such_folder/cache.json";
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 3; ++i) hg::runtime::store_entry(bad, "k", i, "test", "do this");
+  const auto err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err, "hourglass: warning: cannot write the test cache " + bad + " (do this)\n");
+  EXPECT_FALSE(hg::runtime::cached_entry(bad, "k"));
+}

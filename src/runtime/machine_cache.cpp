@@ -5,11 +5,22 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <set>
 
 namespace hg::runtime {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Once per file and process: an engine build stores an answer per layer, and a read-only cache
+// folder would otherwise print the same warning for each.
+void warn_once(const std::string& path, const std::string& message) {
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (warned.insert(path).second) std::cerr << message;
+}
 
 nlohmann::json read_object(const std::string& path) {
   std::ifstream in(path);
@@ -63,16 +74,16 @@ void store_entry(const std::string& path, const std::string& key, const nlohmann
     std::ofstream out(tmp);
     out << j.dump(2) << "\n";
     if (!out.good()) {
-      std::cerr << "hourglass: warning: cannot write the " << what << " cache " << path << " ("
-                << hint << ")\n";
+      warn_once(path, "hourglass: warning: cannot write the " + what + " cache " + path + " (" +
+                          hint + ")\n");
       fs::remove(tmp, ec);
       return;
     }
   }
   fs::rename(tmp, path, ec);
   if (ec) {
-    std::cerr << "hourglass: warning: cannot write the " << what << " cache " << path << " ("
-              << ec.message() << "; " << hint << ")\n";
+    warn_once(path, "hourglass: warning: cannot write the " + what + " cache " + path + " (" +
+                        ec.message() + "; " + hint + ")\n");
     fs::remove(tmp, ec);
   }
 }

@@ -22,8 +22,8 @@ std::optional<nlohmann::json> cached_entry(const std::string& path, const std::s
 
 /// Adds (or replaces) `key` in the JSON object of the file `path`, creating its folder; written
 /// to a temporary beside it and renamed over it. A file that cannot be written is left alone
-/// with a warning on stderr naming it, `what` it holds and the `hint` (what to do about it); a ""
-/// path is no file.
+/// with a warning on stderr (once per file and process) naming it, `what` it holds and the
+/// `hint` (what to do about it); a "" path is no file.
 void store_entry(const std::string& path, const std::string& key, const nlohmann::json& value,
                  const std::string& what, const std::string& hint);
 
