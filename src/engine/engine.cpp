@@ -45,6 +45,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -866,6 +867,7 @@ LayerTimer remembering(LayerTimer timer, const std::string& cache) {
   struct Memory {
     std::mutex mutex;
     std::map<std::string, std::vector<double>> answers;
+    std::optional<nlohmann::json> file;  // the cache file's entries, read at the first question
   };
   const std::string machine =
       runtime::cpu_model_name() + " | oneDNN " + std::to_string(dnnl_version()->major) + "." +
@@ -878,10 +880,11 @@ LayerTimer remembering(LayerTimer timer, const std::string& cache) {
     // Held while timing: two threads building at once then time in turn, not against each other.
     const std::lock_guard<std::mutex> lock(memory->mutex);
     if (auto it = memory->answers.find(key); it != memory->answers.end()) return it->second;
+    if (!memory->file) memory->file = runtime::cached_entries(cache);
     std::vector<double> ms;
-    if (const auto entry = runtime::cached_entry(cache, key)) {
+    if (memory->file->contains(key)) {
       try {
-        ms = entry->get<std::vector<double>>();
+        ms = memory->file->at(key).get<std::vector<double>>();
       } catch (const nlohmann::json::exception&) {
         ms.clear();  // an entry of another version: time again and replace it
       }

@@ -54,9 +54,12 @@ std::string default_cache_file(const std::string& file) {
   return "";
 }
 
+nlohmann::json cached_entries(const std::string& path) {
+  return path.empty() ? nlohmann::json::object() : read_object(path);
+}
+
 std::optional<nlohmann::json> cached_entry(const std::string& path, const std::string& key) {
-  if (path.empty()) return std::nullopt;
-  const auto j = read_object(path);
+  const auto j = cached_entries(path);
   if (!j.contains(key)) return std::nullopt;
   return j.at(key);
 }

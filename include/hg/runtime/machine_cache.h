@@ -16,6 +16,9 @@ std::string cpu_model_name();
 /// $XDG_CACHE_HOME/hourglass/`file`, else $HOME/.cache/hourglass/`file` ("" without either).
 std::string default_cache_file(const std::string& file);
 
+/// The JSON object in the file `path` (empty for a "" path, a missing or unreadable file).
+nlohmann::json cached_entries(const std::string& path);
+
 /// The entry `key` of the JSON object in the file `path`, if any ("" path, a missing or
 /// unreadable file: none).
 std::optional<nlohmann::json> cached_entry(const std::string& path, const std::string& key);
