@@ -647,10 +647,15 @@ TEST(EngineAuto, ARememberingTimerIsAskedOncePerLayerAndBuildsChooseAlike) {
   EXPECT_EQ(asked, first_asked);
   EXPECT_EQ(first.summary().layers, second.summary().layers);
   EXPECT_TRUE(torch::equal(first.forward(x), second.forward(x)));
-  // Another batch is another layer key: timed anew.
+  // Another batch has the same layer keys: not timed again, the same choices, and each image's
+  // output is the batch-1 engine's.
   o.batch = 2;
-  Engine::build(*net, o);
-  EXPECT_GT(asked, first_asked);
+  auto pair = Engine::build(*net, o);
+  EXPECT_EQ(asked, first_asked);
+  EXPECT_EQ(pair.summary().layers, first.summary().layers);
+  const auto both = pair.forward(torch::cat({x, x.flip({3})}));
+  EXPECT_TRUE(torch::allclose(both[0], first.forward(x)[0], 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(both[1], first.forward(x.flip({3}))[0], 1e-5, 1e-6));
 }
 
 // The choices kept in a cache file serve another process's builds: a second remembering timer

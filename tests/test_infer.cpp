@@ -116,6 +116,23 @@ TEST(Predictor, FixtureModelOnARealImageGivesEveryStackInImagePixels) {
   EXPECT_LE(offset.max().item<double>(), 100 * a.scale + 1);
 }
 
+// The engine backend with a plan batch of 3 runs 7 crops as 3 + 3 + 1 + 1 + 1 and gives what the
+// batch-1 backend gives (f32 direct: the same arithmetic per crop).
+TEST(Predictor, EngineBackendWithABatchPlanMatchesOneCropAtATime) {
+  hg::engine::EngineOptions o;
+  o.precision = hg::engine::Precision::kF32;
+  o.algorithm = hg::engine::Algorithm::kDirect;
+  const auto backend = [&](int64_t batch) {
+    auto engine = o;
+    engine.batch = batch;
+    return hg::infer::engine_backend(hg::io::load_model(kFixture).model, engine, 64);
+  };
+  const auto input = torch::rand({7, 3, 64, 64});
+  const auto one = backend(1)(input), three = backend(3)(input);
+  ASSERT_EQ(three.sizes(), one.sizes());
+  EXPECT_LE((three - one).abs().max().item<double>(), 1e-4 * one.abs().max().item<double>());
+}
+
 // ---- eval ---------------------------------------------------------------------------------------
 
 // Predictions = the annotations of valid.h5 moved by known fractions of each person's PCKh unit;

@@ -4,6 +4,7 @@
 #include "hg/data/image_header.h"
 #include "hg/infer/predictor.h"
 #include "hg/runtime/runtime.h"
+#include "hg/serve/batcher.h"
 #include "hg/serve/server.h"
 #include "test_util.h"
 
@@ -21,6 +22,9 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -369,8 +373,8 @@ TEST_F(Serve, ModelHealthMetricsAndTheToken) {
   EXPECT_NE(metrics->body.find("hg_requests_total{path=\"/v1/pose\",status=\"200\"}"),
             std::string::npos)
       << metrics->body;
-  for (const char* name :
-       {"hg_pose_latency_seconds_bucket{le=\"+Inf\"}", "hg_batch_crops_count", "hg_queue_depth 0"})
+  for (const char* name : {"hg_pose_latency_seconds_bucket{le=\"+Inf\"}", "hg_batch_crops_count",
+                           "hg_network_seconds_count", "hg_queue_depth 0"})
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name;
 
   httplib::Client anonymous("127.0.0.1", port_);
@@ -395,6 +399,43 @@ TEST_F(Serve, ConcurrentClientsAreAllAnswered) {
     });
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok, 16);
+}
+
+// The batcher: a batch that is not full waits for a request announced by arriving() (one network
+// call of two crops), and a lone request with none announced runs alone.
+TEST(ServeBatcher, ABatchWaitsForAnnouncedRequestsOnly) {
+  std::mutex mutex;
+  std::vector<int64_t> calls;  // crops per network call
+  const auto network = [&](const at::Tensor& input) {
+    std::lock_guard<std::mutex> lock(mutex);
+    calls.push_back(input.size(0));
+    return torch::zeros({input.size(0), 1, 16, 16, 16});
+  };
+  hg::infer::PredictorOptions p;
+  p.input_size = 64;
+  p.flip = false;
+  hg::serve::BatcherOptions o;
+  o.max_batch = 2;
+  o.max_wait_ms = 0;
+  o.max_arrival_wait_ms = 600'000;  // only the announced request's submit ends the wait
+  hg::serve::Batcher batcher(hg::infer::Predictor(network, hg::data::mpii_joints(), p), o, nullptr);
+  std::thread worker([&] { batcher.work(); });
+  const auto crop = std::vector<hg::data::CropParams>{hg::infer::crop_of_image(cv::Size(64, 64))};
+  const auto input = torch::zeros({1, 3, 64, 64});
+  std::optional<hg::serve::Batcher::Arrival> second(batcher.arriving());
+  auto first = batcher.submit(input, crop, false);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  auto other = batcher.submit(input, crop, false);
+  second.reset();
+  EXPECT_EQ(first->get().size(0), 1);
+  EXPECT_EQ(other->get().size(0), 1);
+  auto alone = batcher.submit(input, crop, false);
+  EXPECT_EQ(alone->wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  batcher.stop();
+  worker.join();
+  EXPECT_EQ(calls, (std::vector<int64_t>{2, 1}));
+  EXPECT_FALSE(batcher.submit(input, crop, false)) << "stopped: submits are refused";
 }
 
 // A full queue answers 503 with Retry-After; stop() lets the request in flight finish.

@@ -7,7 +7,8 @@ and number of requests, optionally mixed with malformed requests, against 127.0.
 
 Prints one JSON line: good requests/s, p50/p99 latency (ms), errors among the good requests,
 the malformed requests' statuses (each must be 4xx), the server's RSS (MiB, from /proc/PID when
---pid is given: at start, peak while running, at the end) and whether /healthz still answers.
+--pid is given: at start, peak while running, at the end), whether /healthz still answers, and
+from /metrics before and after: the mean crops per network call and the network's ms per crop.
 
   tools/serve_load.py --make-model OUT.pt [--stacks 8]
 writes a random-weight 8-stack, 256-feature model in the official PyTorch re-implementation's
@@ -30,6 +31,16 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def network_totals(port, token):
+    """(crops, network calls, network seconds) so far, from the server's /metrics."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token} if token else {})
+    values = dict(line.split() for line in conn.getresponse().read().decode().splitlines()
+                  if line.startswith(("hg_batch_crops_", "hg_network_seconds_")))
+    return (float(values["hg_batch_crops_sum"]), float(values["hg_batch_crops_count"]),
+            float(values["hg_network_seconds_sum"]))
 
 
 def malformed_requests(jpeg, max_body):
@@ -157,6 +168,7 @@ def main():
     sampler = threading.Thread(target=sample) if a.pid else None
     if sampler:
         sampler.start()
+    totals_start = network_totals(a.port, a.token)
     t0 = time.monotonic()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(a.clients)]
     threads += [threading.Thread(target=bad_sender, args=(k,)) for k in range(senders if a.malformed else 0)]
@@ -168,6 +180,7 @@ def main():
     done.set()
     if sampler:
         sampler.join()
+    crops, calls, seconds = (e - s for e, s in zip(network_totals(a.port, a.token), totals_start))
     conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
     conn.request("GET", "/healthz")
     alive = conn.getresponse().status == 200
@@ -183,6 +196,8 @@ def main():
         "malformed_all_4xx": all_4xx, "malformed_status": bad_status,
         "rss_mib": rss_start and {"start": round(rss_start), "peak": round(peak[0]),
                                   "end": round(rss_mib(a.pid))},
+        "mean_batch": calls and round(crops / calls, 2),
+        "network_ms_per_crop": crops and round(1e3 * seconds / crops, 1),
         "alive": alive}))
 
 

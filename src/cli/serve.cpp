@@ -74,6 +74,10 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--max-wait-ms", s.max_wait_ms, "how long a request waits for a batch to fill")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-arrival-wait-ms", s.max_arrival_wait_ms,
+                  "...and at most how long while received requests are still being decoded")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-queue", s.max_queue, "requests waiting for the network; more get 503")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -627,10 +627,7 @@ class Builder {
   /// most layers have; each pass owns its primitive and buffers.
   LayerCandidates candidate_runs(const ConvShape& s, const std::vector<ConvMethod>& methods) const {
     LayerCandidates c{
-        shape_name(s),
-        shape_name(s) + " n" + std::to_string(s.batch) + (s.internal ? " internal" : " trunk"),
-        methods,
-        {}};
+        shape_name(s), shape_name(s) + (s.internal ? " internal" : " trunk"), methods, {}};
     for (const ConvMethod m : methods) {
       if (m == ConvMethod::kF32Winograd) {
         c.runs.push_back(winograd_run(s));

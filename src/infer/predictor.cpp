@@ -45,13 +45,24 @@ Backend torch_backend(model::StackedHourglass model, const BackendOptions& optio
 
 Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
                        int input_size) {
-  options.batch = 1;
+  TORCH_CHECK(options.batch >= 1, "the engine's batch must be >= 1, got ", options.batch);
+  const int64_t batch = options.batch;
   options.height = options.width = input_size;
-  auto plan = std::make_shared<engine::Engine>(engine::Engine::build_consuming(*model, options));
-  return [plan](const at::Tensor& input) {
+  // The batch-1 plan first, so that its timed choices (which the batch-B plan follows, see
+  // engine::LayerCandidates::key) are those of a predictor without a batch plan.
+  const auto plan = [&](int64_t size, bool last) {
+    options.batch = size;
+    return std::make_shared<engine::Engine>(last ? engine::Engine::build_consuming(*model, options)
+                                                 : engine::Engine::build(*model, options));
+  };
+  const auto one = plan(1, batch == 1);
+  const auto many = batch > 1 ? plan(batch, true) : nullptr;
+  return [one, many, batch](const at::Tensor& input) {
     std::vector<at::Tensor> out;
-    for (int64_t i = 0; i < input.size(0); ++i)
-      out.push_back(plan->forward(input.slice(0, i, i + 1)));
+    int64_t i = 0;
+    for (; many && i + batch <= input.size(0); i += batch)
+      out.push_back(many->forward(input.slice(0, i, i + batch)));
+    for (; i < input.size(0); ++i) out.push_back(one->forward(input.slice(0, i, i + 1)));
     return torch::cat(out, 0);
   };
 }

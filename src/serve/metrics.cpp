@@ -30,7 +30,8 @@ std::string Histogram::text(const std::string& name) const {
 
 Metrics::Metrics()
     : latency_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
-      batch_({1, 2, 4, 8, 16, 32, 64}) {}
+      batch_({1, 2, 4, 8, 16, 32, 64}),
+      network_({0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}) {}
 
 void Metrics::count_request(const std::string& path, int status) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -42,9 +43,10 @@ void Metrics::observe_latency(double seconds) {
   latency_.observe(seconds);
 }
 
-void Metrics::observe_batch(int crops) {
+void Metrics::observe_batch(int crops, double seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   batch_.observe(crops);
+  network_.observe(seconds);
 }
 
 void Metrics::set_queue_depth(int depth) {
@@ -66,6 +68,9 @@ std::string Metrics::prometheus() const {
       << "# HELP hg_batch_crops Crops per network call.\n"
       << "# TYPE hg_batch_crops histogram\n"
       << batch_.text("hg_batch_crops")
+      << "# HELP hg_network_seconds Seconds per network call (its crops in, their joints out).\n"
+      << "# TYPE hg_network_seconds histogram\n"
+      << network_.text("hg_network_seconds")
       << "# HELP hg_queue_depth Requests waiting for the network.\n"
       << "# TYPE hg_queue_depth gauge\n"
       << "hg_queue_depth " << queue_depth_ << "\n";

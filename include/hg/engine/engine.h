@@ -61,7 +61,9 @@ std::string method_name(ConvMethod method);
 /// The methods an auto choice weighs for one layer, with a pass of each (on zeroed data).
 struct LayerCandidates {
   std::string layer;  ///< e.g. "128->128 3x3/1 @64x64"
-  /// The layer with its batch and source kind, e.g. "128->128 3x3/1 @64x64 n1 internal"
+  /// The layer with its source kind, e.g. "128->128 3x3/1 @64x64 internal". Not its batch: plans
+  /// for other batch sizes make the same choices (so a crop's output does not depend on the
+  /// batch it ran in), timed at the batch of the first plan built.
   std::string key;
   std::vector<ConvMethod> methods;          ///< the reference first
   std::vector<std::function<void()>> runs;  ///< one pass of each method, same order

@@ -47,8 +47,8 @@ std::string backend_name(BackendKind kind);
 struct BackendOptions {
   BackendKind kind = BackendKind::kAuto;
   c10::Device device = c10::Device(c10::kCPU);  ///< LibTorch's device (the engine: CPU only)
-  /// The engine's precision, algorithm and threads; its batch and input shape are set by the
-  /// predictor (one crop of R×R per call).
+  /// The engine's precision, algorithm, threads and plan batch (see engine_backend); its input
+  /// shape is set by the predictor (R×R crops).
   engine::EngineOptions engine;
   /// LibTorch: the model's weights and input in channels-last order (as the trainer keeps them).
   bool channels_last = false;
@@ -62,10 +62,13 @@ bool uses_engine(const BackendOptions& options);
 /// moved to the device and set to eval mode).
 Backend torch_backend(model::StackedHourglass model, const BackendOptions& options = {});
 
-/// A backend running `model` on the oneDNN CPU engine, built for one 1×3×`input_size`² crop and
-/// run once per crop: batch 1 is the engine's fastest per-image mode here (its activations stay
-/// in the cache; see README), and one plan keeps memory low. The model's weights are handed over
-/// to the engine (the model must not be used afterwards).
+/// A backend running `model` on the oneDNN CPU engine for 3×`input_size`² crops. With
+/// `options.batch` 1 (the default) it builds one plan for one crop and runs it once per crop: one
+/// plan keeps memory and build time low. With `options.batch` B > 1 it also builds a plan for B
+/// crops (a second copy of the weights), runs every B crops of a call through it and the rest one
+/// by one: for callers that often have B crops at once (the server's batches), since a batch-B
+/// pass can cost less per crop than B batch-1 passes (see README, Serving). The model's weights
+/// are handed over to the engine (the model must not be used afterwards).
 Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
                        int input_size);
 

@@ -33,8 +33,8 @@ class Metrics {
   void count_request(const std::string& path, int status);
   /// Seconds a POST /v1/pose took, from its body's arrival to its answer.
   void observe_latency(double seconds);
-  /// Crops in one network call.
-  void observe_batch(int crops);
+  /// One network call: its crops, and the seconds it took (crops in, joints out).
+  void observe_batch(int crops, double seconds);
   /// Requests waiting for the network now.
   void set_queue_depth(int depth);
   /// The Prometheus text exposition of all of it.
@@ -43,7 +43,7 @@ class Metrics {
  private:
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  Histogram latency_, batch_;
+  Histogram latency_, batch_, network_;
   int queue_depth_ = 0;
 };
 

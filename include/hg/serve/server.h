@@ -8,7 +8,7 @@
 /// Endpoints: `POST /v1/pose` (an image body, or multipart/form-data with `image` and optional
 /// `boxes`; query `flip`, `size`, `whole_image`) answers the JSON of `hourglass predict` for one
 /// image plus "time_ms"; `GET /v1/model`, `/healthz`, `/metrics` (Prometheus text) and `/` (the
-/// page). Every request's crops go through one queue into one worker thread that owns the
+/// page). Every request's crops go through one queue into the thread in run(), which owns the
 /// predictor and batches crops across requests.
 
 #include "hg/infer/predictor.h"
@@ -28,8 +28,11 @@ struct ServerOptions {
   int port = 8080;                 ///< 0: any free port (see Server::bind)
   /// When set, /v1/* and /metrics need `Authorization: Bearer <token>` (401 otherwise).
   std::string token;
-  int max_batch = 8;      ///< crops per network call, gathered across requests
-  int max_wait_ms = 5;    ///< how long the first queued crop waits for others to fill a batch
+  int max_batch = 8;    ///< crops per network call, gathered across requests
+  int max_wait_ms = 5;  ///< how long the first queued crop waits for others to fill a batch
+  /// ...and how long at most while requests received are still being decoded (so that batches
+  /// stay full under load; see BatcherOptions)
+  int max_arrival_wait_ms = 50;
   int max_queue = 64;     ///< requests waiting for the network; more are answered 503
   int http_threads = 32;  ///< connections served at once (each keep-alive client holds one)
   int timeout_s = 10;     ///< read and write timeout per connection (slow clients are dropped)
@@ -42,7 +45,8 @@ struct ServerOptions {
 class Server {
  public:
   /// Loads `weights` (any checkpoint Predictor::load reads; `predictor.batch` is replaced by
-  /// `options.max_batch`) and checks the options; throws naming the file or the option at fault.
+  /// `options.max_batch`, and so is the engine's plan batch) and checks the options; throws naming
+  /// the file or the option at fault.
   Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
@@ -51,6 +55,8 @@ class Server {
   /// Binds host:port (port 0: a free one) and returns the port. Throws when it cannot.
   int bind();
   /// Serves on the bound socket until stop(); returns once the requests in flight are answered.
+  /// The network runs on the calling thread (best the one that constructed the server); the HTTP
+  /// threads are others.
   void run();
   /// Stops accepting; run() returns after finishing what is in flight. Safe from any thread.
   void stop();
