@@ -4,10 +4,10 @@
 # requests mixed in, all to 127.0.0.1; and `hourglass bench`'s engine throughput for the same model
 # between every two loads (the server idle), since this machine's speed drifts by up to a third
 # over minutes: each load's ratio is to the mean of the benches just before and just after it,
-# both to the engine in the server's configuration (auto-auto at batch 8, its --max-batch) and to
-# the fastest it measured (modes bf16-auto and auto-auto, at batch 1 and at batch 8). The server
-# first gets 10 s of unrecorded load
-# (its first forward passes run slower). Run it on a quiet machine:
+# to the engine in the server's configuration (auto-auto at batch 8, its --max-batch), to auto-auto
+# at batch 1 (bench's default) and to the fastest it measured (modes bf16-auto and auto-auto, at
+# batch 1 and at batch 8). The server first gets 10 s of unrecorded load (its first forward passes
+# run slower). Run it on a quiet machine:
 #   bench/serve_figures.sh [BUILD_DIR]      (figures in BUILD_DIR/serve_figures/, summary printed)
 set -euo pipefail
 build=${1:-build}
@@ -72,23 +72,27 @@ def engine_ms(k):
     results = [r for r in json.load(open(f"{out}/bench_{k}.json"))["results"]
                if r["backend"] == "engine"]
     same = next(r["ms_per_image"] for r in results if r["mode"] == "auto-auto" and r["batch"] == 8)
+    one = next(r["ms_per_image"] for r in results if r["mode"] == "auto-auto" and r["batch"] == 1)
     best = min((r for r in results if r["mode"] == "fastest"), key=lambda r: r["ms_per_image"])
-    return same, best["ms_per_image"], f"{best['fastest_of']} batch {best['batch']}"
+    return same, one, best["ms_per_image"], f"{best['fastest_of']} batch {best['batch']}"
 
 
 print(f"server precision {model['precision']}")
-ratios16, ratios16_fastest = [], []
+ratios16, ratios16_one, ratios16_fastest = [], [], []
 for k, line in enumerate(open(f"{out}/load.jsonl")):
     r = json.loads(line)
-    (same0, best0, what0), (same1, best1, what1) = engine_ms(k), engine_ms(k + 1)
+    (same0, one0, best0, what0), (same1, one1, best1, what1) = engine_ms(k), engine_ms(k + 1)
     ratio = r["requests_per_s"] * (same0 + same1) / 2000
+    ratio_one = r["requests_per_s"] * (one0 + one1) / 2000
     ratio_fastest = r["requests_per_s"] * (best0 + best1) / 2000
     if r["clients"] == 16 and r["malformed"] == 0:
         ratios16.append(ratio)
+        ratios16_one.append(ratio_one)
         ratios16_fastest.append(ratio_fastest)
     print(f"clients {r['clients']:2d} malformed {r['malformed']:4d}: "
           f"{r['requests_per_s']:.2f} req/s = {ratio:.2f}x the engine in the server's configuration "
           f"(bench auto-auto batch 8: {same0:.1f} / {same1:.1f} ms/image before/after), "
+          f"{ratio_one:.2f}x at batch 1, bench's default ({one0:.1f} / {one1:.1f}), "
           f"{ratio_fastest:.2f}x its fastest ({best0:.1f} [{what0}] / {best1:.1f} [{what1}]); "
           f"network {r['network_ms_per_crop']} ms/crop in batches of {r['mean_batch']}; "
           f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms; errors {r['good_errors']}; "
@@ -96,6 +100,8 @@ for k, line in enumerate(open(f"{out}/load.jsonl")):
           f"RSS MiB {r['rss_mib']}; alive {r['alive']}")
 print(f"16 clients: median {statistics.median(ratios16):.2f}x the engine in the server's "
       f"configuration ({', '.join(f'{x:.2f}' for x in ratios16)}), median "
+      f"{statistics.median(ratios16_one):.2f}x at batch 1 "
+      f"({', '.join(f'{x:.2f}' for x in ratios16_one)}), median "
       f"{statistics.median(ratios16_fastest):.2f}x its fastest "
       f"({', '.join(f'{x:.2f}' for x in ratios16_fastest)})")
 PY
