@@ -186,7 +186,7 @@ class Serve : public ::testing::Test {
     o.token = kToken;
     o.max_body_bytes = 4 << 20;  // a lossless PNG of the test photo is ~1.5 MB
     o.max_pixels = 4'000'000;
-    o.max_batch = 4;
+    o.batching.max_batch = 4;
     server_ = new hg::serve::Server(kModel, p, o);
     port_ = server_->bind();
     thread_ = new std::thread([] { server_->run(); });
@@ -444,9 +444,9 @@ TEST(ServeQueue, FullQueueGets503AndStopFinishesWhatIsInFlight) {
   p.input_size = kSize;
   hg::serve::ServerOptions o;
   o.port = 0;
-  o.max_queue = 1;
-  o.max_batch = 64;
-  o.max_wait_ms = 3000;  // the first request waits in the queue for a batch to fill
+  o.batching.max_queue = 1;
+  o.batching.max_batch = 64;
+  o.batching.max_wait_ms = 3000;  // the first request waits in the queue for a batch to fill
   hg::serve::Server server(kModel, p, o);
   const int port = server.bind();
   std::thread running([&] { server.run(); });

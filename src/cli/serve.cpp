@@ -68,17 +68,19 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--token", s.token, "require the header 'Authorization: Bearer TOKEN' on /v1/*");
-  cmd->add_option("--max-batch", s.max_batch, "crops per network call, across requests")
+  cmd->add_option("--max-batch", s.batching.max_batch, "crops per network call, across requests")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-wait-ms", s.max_wait_ms, "how long a request waits for a batch to fill")
+  cmd->add_option("--max-wait-ms", s.batching.max_wait_ms,
+                  "how long a request waits for a batch to fill")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-arrival-wait-ms", s.max_arrival_wait_ms,
+  cmd->add_option("--max-arrival-wait-ms", s.batching.max_arrival_wait_ms,
                   "...and at most how long while received requests are still being decoded")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-queue", s.max_queue, "requests waiting for the network; more get 503")
+  cmd->add_option("--max-queue", s.batching.max_queue,
+                  "requests waiting for the network; more get 503")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-body-mb", args->max_body_mb, "larger request bodies get 413")

@@ -186,9 +186,10 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor, Se
   impl_->model_name = std::filesystem::path(weights).filename().string();
   auto loaded = io::load_model(weights);
   const auto architecture = loaded.model->options;
-  predictor.batch = options.max_batch;
+  const auto& batching = options.batching;
+  predictor.batch = batching.max_batch;
   // The batcher's full batches run as one engine pass (see infer::engine_backend).
-  predictor.backend.engine.batch = options.max_batch;
+  predictor.backend.engine.batch = batching.max_batch;
   const bool on_engine = infer::uses_engine(predictor.backend);
   auto p = infer::Predictor::from_model(std::move(loaded), predictor);
   const auto set = data::joint_set_to_json(p.joints());
@@ -206,21 +207,18 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor, Se
       {"backend", on_engine ? "engine" : "torch"},
       {"device", predictor.backend.device.str()},
       {"precision", on_engine ? engine::precision_name(predictor.backend.engine.precision) : "f32"},
-      {"max_batch", options.max_batch},
-      {"max_wait_ms", options.max_wait_ms},
-      {"max_arrival_wait_ms", options.max_arrival_wait_ms},
+      {"max_batch", batching.max_batch},
+      {"max_wait_ms", batching.max_wait_ms},
+      {"max_arrival_wait_ms", batching.max_arrival_wait_ms},
       {"max_body_bytes", options.max_body_bytes},
       {"max_pixels", options.max_pixels},
       {"auth", !options.token.empty()}};
   impl_->cropper = p;
-  impl_->batcher =
-      std::make_unique<Batcher>(std::move(p),
-                                BatcherOptions{options.max_batch, options.max_wait_ms,
-                                               options.max_arrival_wait_ms, options.max_queue},
-                                &impl_->metrics);
+  impl_->batcher = std::make_unique<Batcher>(std::move(p), batching, &impl_->metrics);
   impl_->routes();
-  // Loading and building ran parallel regions on this thread; its idle OpenMP workers would
-  // count against the network thread's (see runtime::release_thread_team).
+  // Loading and building ran parallel regions on this thread. If run() is called from another
+  // thread, this thread's idle OpenMP workers would count against the network's (see
+  // runtime::release_thread_team); if from this one, the team is made again at the first batch.
   runtime::release_thread_team();
 }
 

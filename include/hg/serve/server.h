@@ -12,6 +12,7 @@
 /// predictor and batches crops across requests.
 
 #include "hg/infer/predictor.h"
+#include "hg/serve/batcher.h"
 
 #include <nlohmann/json.hpp>
 
@@ -28,12 +29,9 @@ struct ServerOptions {
   int port = 8080;                 ///< 0: any free port (see Server::bind)
   /// When set, /v1/* and /metrics need `Authorization: Bearer <token>` (401 otherwise).
   std::string token;
-  int max_batch = 8;    ///< crops per network call, gathered across requests
-  int max_wait_ms = 5;  ///< how long the first queued crop waits for others to fill a batch
-  /// ...and how long at most while requests received are still being decoded (so that batches
-  /// stay full under load; see BatcherOptions)
-  int max_arrival_wait_ms = 50;
-  int max_queue = 64;     ///< requests waiting for the network; more are answered 503
+  /// Crops per network call gathered across requests, how long a batch waits to fill, and the
+  /// queue's bound (more waiting requests are answered 503).
+  BatcherOptions batching;
   int http_threads = 32;  ///< connections served at once (each keep-alive client holds one)
   int timeout_s = 10;     ///< read and write timeout per connection (slow clients are dropped)
   size_t max_body_bytes = size_t{16} << 20;  ///< larger bodies are answered 413
@@ -45,8 +43,8 @@ struct ServerOptions {
 class Server {
  public:
   /// Loads `weights` (any checkpoint Predictor::load reads; `predictor.batch` is replaced by
-  /// `options.max_batch`, and so is the engine's plan batch) and checks the options; throws naming
-  /// the file or the option at fault.
+  /// `options.batching.max_batch`, and so is the engine's plan batch) and checks the options;
+  /// throws naming the file or the option at fault.
   Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
