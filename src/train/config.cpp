@@ -207,9 +207,9 @@ TrainConfig preset(const std::string& name) {
       // of the peak at the end. The peak was chosen with 1944 steps (a slow machine's 9
       // minutes): 5e-3, 1e-2, 2e-2, 4e-2 reached 79.3, 85.1, 90.6, 92.2 % held out (README
       // "The demo").
-      // Batch 8, not the cpu recipe's 16: on a 2-core AMD EPYC (Zen 3, AVX2 only, 30 samples/s)
-      // the 9 minutes gave 970 steps of 16 and 72.7 % held out, 2025 steps of 8 and 86.5 %, and
-      // 3674 steps of 4 and 85.8 % (README "The demo"). An epoch stays 4000 samples.
+      // Batch 8, not the cpu recipe's 16: where the 9 minutes buy few samples, more and smaller
+      // steps learn more from them (measured on a slow machine: README "The demo"). An epoch
+      // stays 4000 samples.
       c.batch_size = 8;
       c.iters_per_epoch = 500;
       c.epochs = 40;
