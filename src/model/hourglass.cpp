@@ -51,7 +51,8 @@ ResidualImpl::ResidualImpl(const ResidualOptions& o)
 
 torch::Tensor ResidualImpl::forward(const torch::Tensor& x) {
   auto y = conv1(torch::relu(bn1(x)));
-  y = conv2(torch::relu(bn2(y)));
+  y = torch::relu(bn2(y));
+  y = conv3x3_ ? conv3x3_(y, conv2->weight, conv2->bias) : conv2(y);
   y = conv3(torch::relu(bn3(y)));
   return y + (skip ? skip(x) : x);
 }
@@ -187,6 +188,11 @@ torch::Tensor StackedHourglassImpl::forward(const torch::Tensor& input) {
     }
   }
   return torch::stack(heatmaps, 1);
+}
+
+void StackedHourglassImpl::set_conv3x3(const Conv3x3& conv) {
+  for (const auto& m : modules())
+    if (auto* residual = m->as<ResidualImpl>()) residual->set_conv3x3(conv);
 }
 
 int64_t StackedHourglassImpl::parameter_count() const {

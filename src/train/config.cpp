@@ -1,7 +1,7 @@
 #include "hg/train/config.h"
 
-#include "hg/data/sample.h"
 #include "hg/data/json.h"
+#include "hg/data/sample.h"
 #include "hg/io/checkpoint.h"
 
 #include <c10/util/Exception.h>
@@ -50,6 +50,7 @@ void for_each_key(TrainConfig& c, Fn&& fn) {
   fn("device", c.device);
   fn("channels_last", c.channels_last);
   fn("amp", c.amp);
+  fn("conv3x3", c.conv3x3);
   fn("amp_probe_steps", c.amp_probe_steps);
   fn("amp_cache", c.amp_cache);
   fn("accumulate", c.accumulate);
@@ -157,6 +158,8 @@ void TrainConfig::validate() const {
               "lr_final_factor must be in [0, 1], got ", lr_final_factor);
   TORCH_CHECK(amp == "off" || amp == "bf16" || amp == "auto",
               "amp must be off, bf16 or auto, got '", amp, "'");
+  TORCH_CHECK(conv3x3 == "auto" || conv3x3 == "direct" || conv3x3 == "winograd",
+              "conv3x3 must be auto, direct or winograd, got '", conv3x3, "'");
   TORCH_CHECK(amp_probe_steps > 0, "amp_probe_steps must be positive, got ", amp_probe_steps);
   TORCH_CHECK(accumulate > 0 && batch_size % accumulate == 0, "batch_size ", batch_size,
               " is not divisible by accumulate ", accumulate,

@@ -5,6 +5,7 @@
 #include "hg/data/loader.h"
 #include "hg/data/readers.h"
 #include "hg/engine/engine.h"
+#include "hg/engine/train_conv.h"
 #include "hg/eval/evaluate.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/atomic_file.h"
@@ -32,6 +33,7 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 namespace hg::train {
@@ -399,6 +401,10 @@ class Session {
     for (auto& p : net_->parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format_));
     keep_freed_memory();
+    if (device_.is_cpu() && engine::winograd_supported()) {
+      conv3x3_ = engine::TrainConv3x3(engine::parse_train_conv(c_.conv3x3));
+      net_->set_conv3x3(*conv3x3_);
+    }
     bf16_ = c_.amp == "bf16" || (c_.amp == "auto" && choose_amp());
   }
 
@@ -414,7 +420,7 @@ class Session {
     std::ostringstream shape;
     shape << c_.model.describe() << " | " << c_.input_size << " px | batch " << micro_batch()
           << " | " << runtime::resolve_threads(threads()) << " threads"
-          << (c_.channels_last ? " | channels_last" : "");
+          << (c_.channels_last ? " | channels_last" : "") << " | conv3x3 " << c_.conv3x3;
     const std::string key = amp_cache_key(shape.str());
     if (auto hit = cached_amp(cache, key)) {
       amp_ = *hit;
@@ -690,6 +696,26 @@ class Session {
     return all;
   }
 
+  // What the 3×3 convolutions compute, once each new layer shape has been decided (conv3x3=auto
+  // times them on their first batch): a log line, and a summary on the terminal the first time.
+  void log_conv3x3() {
+    if (!conv3x3_) return;
+    const auto choices = conv3x3_->choices();
+    if (choices.size() == conv3x3_logged_) return;
+    nlohmann::json line = {{"type", "conv3x3"}, {"conv3x3", c_.conv3x3}};
+    int64_t winograd = 0;
+    for (const auto& [layer, choice] : choices) {
+      line["layers"][layer] = {{"method", engine::method_name(choice.method)}};
+      if (!choice.ms.empty()) line["layers"][layer]["ms"] = choice.ms;
+      winograd += choice.method == engine::ConvMethod::kF32Winograd;
+    }
+    log_ << line.dump() << "\n";
+    if (conv3x3_logged_ == 0)
+      std::cerr << "3x3 convolutions (conv3x3=" << c_.conv3x3 << "): Winograd for " << winograd
+                << " of " << choices.size() << " layer shapes, direct for the others\n";
+    conv3x3_logged_ = choices.size();
+  }
+
   void log_step(double value, const at::Tensor& losses) {
     const auto hashes = c_.dist_check_sync ? weight_hashes() : std::vector<int64_t>{};
     if (!lead_) return;
@@ -708,6 +734,7 @@ class Session {
     line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
                                          per_stack.data_ptr<float>() + per_stack.numel());
     log_ << line.dump() << "\n";
+    log_conv3x3();
     log_.flush();  // a kill loses no logged step that a checkpoint covers
     const double per_step = elapsed / static_cast<double>(state_.batch + 1 - epoch_.first_batch);
     double eta = ((iters_ - state_.batch - 1) + (c_.epochs - state_.epoch - 1) * iters_) * per_step;
@@ -893,7 +920,9 @@ class Session {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   at::MemoryFormat memory_format_ = at::MemoryFormat::Contiguous;
   bool bf16_ = false;
-  AmpChoice amp_;  // amp=auto's decision
+  AmpChoice amp_;                                // amp=auto's decision
+  std::optional<engine::TrainConv3x3> conv3x3_;  // the residuals' 3×3 convolutions (AVX-512 CPUs)
+  size_t conv3x3_logged_ = 0;                    // layer shapes in log.jsonl so far
   std::shared_ptr<const data::Dataset> train_set_, val_set_;
   std::unique_ptr<data::Loader> loader_;
   int64_t iters_ = 0;

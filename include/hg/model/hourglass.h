@@ -11,10 +11,17 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace hg::model {
+
+/// Computes a residual's 3×3 convolution, y = conv3x3(x, weight) + bias with stride 1 and padding
+/// 1, in place of its Conv2d: x N×C×H×W, weight O×C×3×3, bias O → N×O×H×W. Differentiable where
+/// training uses it (e.g. engine::TrainConv3x3). Empty: the Conv2d.
+using Conv3x3 = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& weight,
+                                            const torch::Tensor& bias)>;
 
 /// Options of a pre-activation bottleneck residual:
 /// BN-ReLU-1x1(out/2)-BN-ReLU-3x3(out/2)-BN-ReLU-1x1(out), plus a 1x1 conv skip when in != out.
@@ -33,11 +40,16 @@ class ResidualImpl : public torch::nn::Module {
   /// Multiply-accumulates of one forward pass on an h×w input (batch 1).
   int64_t macs(int64_t h, int64_t w) const;
   bool has_skip() const { return !skip.is_empty(); }
+  /// Computes conv2 by `conv` from now on (empty: by conv2 itself).
+  void set_conv3x3(Conv3x3 conv) { conv3x3_ = std::move(conv); }
 
   ResidualOptions options;
   torch::nn::BatchNorm2d bn1, bn2, bn3;
   torch::nn::Conv2d conv1, conv2, conv3;
   torch::nn::Conv2d skip{nullptr};
+
+ private:
+  Conv3x3 conv3x3_;
 };
 TORCH_MODULE(Residual);
 
@@ -109,6 +121,8 @@ class StackedHourglassImpl : public torch::nn::Module {
   int64_t parameter_count() const;
   /// Multiply-accumulates of one forward pass at h×w input for one image (convolutions only).
   int64_t macs(int64_t h, int64_t w) const;
+  /// Computes every residual's 3×3 convolution by `conv` from now on (empty: by its Conv2d).
+  void set_conv3x3(const Conv3x3& conv);
 
   StackedHourglassOptions options;
   torch::nn::Conv2d pre_conv;

@@ -79,6 +79,12 @@ struct TrainConfig {
   /// on a CPU with AVX512-BF16 where a short timed probe of both on this model finds bf16 at
   /// least kAmpGain faster (hg/train/amp_probe.h), else off).
   std::string amp = "auto";
+  /// The residuals' 3×3 convolutions in float32 on the CPU: "direct" (LibTorch's), "winograd"
+  /// (Winograd F(4×4, 3×3) for the forward pass and both gradients, where it applies: AVX-512,
+  /// channels in multiples of 16, sides in multiples of 4; hg/engine/train_conv.h) or "auto" (per
+  /// layer shape, Winograd where a timed forward pass of it is kAutoGain faster; timed once per
+  /// machine, kept in the engine's choice cache).
+  std::string conv3x3 = "auto";
   /// amp=auto: timed forward+backward steps of each precision (after one untimed each).
   int64_t amp_probe_steps = 3;
   /// amp=auto: the JSON file caching the probe's answer per CPU model, LibTorch version and run
