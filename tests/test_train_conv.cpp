@@ -86,7 +86,14 @@ TEST_P(TrainWinograd, ValuesAndGradientsEqualLibTorchs) {
 INSTANTIATE_TEST_SUITE_P(Shapes, TrainWinograd,
                          ::testing::Values(ConvCase{2, 32, 48, 8, 12, true},
                                            ConvCase{1, 16, 16, 4, 4, false},
-                                           ConvCase{3, 64, 32, 16, 8, true}));
+                                           ConvCase{3, 64, 32, 16, 8, true}),
+                         [](const ::testing::TestParamInfo<ConvCase>& info) {
+                           const auto& p = info.param;
+                           return "b" + std::to_string(p.batch) + "_" + std::to_string(p.in) +
+                                  "to" + std::to_string(p.out) + "_" + std::to_string(p.height) +
+                                  "x" + std::to_string(p.width) +
+                                  (p.channels_last ? "_nhwc" : "_nchw");
+                         });
 
 TEST(TrainWinograd, RefusesShapesItCannotCompute) {
   const auto x = torch::randn({1, 24, 8, 8});

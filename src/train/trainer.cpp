@@ -712,7 +712,9 @@ class Session {
     log_ << line.dump() << "\n";
     if (conv3x3_logged_ == 0)
       std::cerr << "3x3 convolutions (conv3x3=" << c_.conv3x3 << "): Winograd for " << winograd
-                << " of " << choices.size() << " layer shapes, direct for the others\n";
+                << " of " << choices.size() << " layer shapes, direct for the others"
+                << (bf16_ ? " (for float32 passes: the bf16 autocast steps use LibTorch's)" : "")
+                << "\n";
     conv3x3_logged_ = choices.size();
   }
 
