@@ -15,10 +15,10 @@
 
 namespace {
 
+using hg::engine::Algorithm;
 using hg::engine::ConvMethod;
 using hg::engine::LayerCandidates;
 using hg::engine::TrainConv3x3;
-using hg::engine::TrainConvAlgorithm;
 
 double max_abs(const at::Tensor& t) {
   return t.abs().max().item<double>();
@@ -109,7 +109,7 @@ TEST(TrainConvAuto, TheTimerDecidesPerShapeOnce) {
     GTEST_SKIP() << "the engine's Winograd kernel needs AVX-512";
   // The fake timer finds Winograd twice as fast at 8×8 and slower at 4×4.
   std::vector<std::string> asked;
-  TrainConv3x3 conv(TrainConvAlgorithm::kAuto, [&](const LayerCandidates& c) {
+  TrainConv3x3 conv(Algorithm::kAuto, [&](const LayerCandidates& c) {
     asked.push_back(c.layer);
     EXPECT_EQ(c.methods,
               (std::vector<ConvMethod>{ConvMethod::kF32Direct, ConvMethod::kF32Winograd}));
@@ -141,13 +141,13 @@ TEST(TrainConvAuto, ForcedModesAndAutocastNeedNoTimer) {
   };
   const auto x = torch::randn({1, 16, 8, 8}), w = torch::randn({16, 16, 3, 3}),
              b = torch::zeros({16});
-  TrainConv3x3 winograd(TrainConvAlgorithm::kWinograd, fail);
+  TrainConv3x3 winograd(Algorithm::kWinograd, fail);
   winograd(x, w, b);
   EXPECT_EQ(winograd.choices().at("16->16 3x3 @8x8 batch 1").method, ConvMethod::kF32Winograd);
-  TrainConv3x3 direct(TrainConvAlgorithm::kDirect, fail);
+  TrainConv3x3 direct(Algorithm::kDirect, fail);
   EXPECT_TRUE(torch::equal(direct(x, w, b), torch::conv2d(x, w, b, 1, 1)));
   EXPECT_TRUE(direct.choices().empty());
-  TrainConv3x3 under_autocast(TrainConvAlgorithm::kAuto, fail);
+  TrainConv3x3 under_autocast(Algorithm::kAuto, fail);
   set_cpu_autocast(true);
   const auto y = under_autocast(x, w, b);
   set_cpu_autocast(false);
@@ -156,10 +156,9 @@ TEST(TrainConvAuto, ForcedModesAndAutocastNeedNoTimer) {
 }
 
 TEST(TrainConvAuto, NamesRoundTripAndABadOneIsNamed) {
-  for (auto a :
-       {TrainConvAlgorithm::kAuto, TrainConvAlgorithm::kDirect, TrainConvAlgorithm::kWinograd})
-    EXPECT_EQ(hg::engine::parse_train_conv(hg::engine::train_conv_name(a)), a);
-  EXPECT_ERROR_HAS(hg::engine::parse_train_conv("fast"),
+  for (auto a : {Algorithm::kAuto, Algorithm::kDirect, Algorithm::kWinograd})
+    EXPECT_EQ(hg::engine::parse_algorithm(hg::engine::algorithm_name(a)), a);
+  EXPECT_ERROR_HAS(hg::engine::parse_algorithm("fast"),
                    "the 3x3 convolution algorithm must be auto, direct or winograd, got 'fast'");
 }
 

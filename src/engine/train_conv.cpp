@@ -188,7 +188,6 @@ std::string shape_key(const at::Tensor& x, int64_t out) {
 
 bool winograd_trainable(const at::Tensor& x, int64_t out) {
   return winograd_supported() && x.dim() == 4 && x.is_cpu() && x.scalar_type() == at::kFloat &&
-         x.size(1) % kBlock == 0 && out % kBlock == 0 &&
          winograd_applicable({x.size(0), x.size(1), out, x.size(2), x.size(3)});
 }
 
@@ -206,34 +205,21 @@ at::Tensor winograd_conv3x3_train(const at::Tensor& x, const at::Tensor& weight,
   return WinogradConv3x3::apply(x, weight, bias);
 }
 
-std::string train_conv_name(TrainConvAlgorithm algorithm) {
-  switch (algorithm) {
-    case TrainConvAlgorithm::kAuto:
-      return "auto";
-    case TrainConvAlgorithm::kDirect:
-      return "direct";
-    case TrainConvAlgorithm::kWinograd:
-      return "winograd";
-  }
-  return "?";
-}
-
-TrainConvAlgorithm parse_train_conv(const std::string& name) {
-  for (auto a :
-       {TrainConvAlgorithm::kAuto, TrainConvAlgorithm::kDirect, TrainConvAlgorithm::kWinograd})
-    if (train_conv_name(a) == name) return a;
+Algorithm parse_algorithm(const std::string& name) {
+  for (auto a : {Algorithm::kAuto, Algorithm::kDirect, Algorithm::kWinograd})
+    if (algorithm_name(a) == name) return a;
   TORCH_CHECK(false, "the 3x3 convolution algorithm must be auto, direct or winograd, got '", name,
               "'");
 }
 
 struct TrainConv3x3::State {
-  TrainConvAlgorithm algorithm;
+  Algorithm algorithm;
   LayerTimer timer;
   mutable std::mutex mutex;
   std::map<std::string, Choice> choices;
 };
 
-TrainConv3x3::TrainConv3x3(TrainConvAlgorithm algorithm, LayerTimer timer)
+TrainConv3x3::TrainConv3x3(Algorithm algorithm, LayerTimer timer)
     : state_(std::make_shared<State>()) {
   state_->algorithm = algorithm;
   state_->timer = timer ? std::move(timer) : process_layer_timer(default_choice_cache());
@@ -242,15 +228,14 @@ TrainConv3x3::TrainConv3x3(TrainConvAlgorithm algorithm, LayerTimer timer)
 at::Tensor TrainConv3x3::operator()(const at::Tensor& x, const at::Tensor& weight,
                                     const at::Tensor& bias) const {
   State& s = *state_;
-  if (s.algorithm == TrainConvAlgorithm::kDirect || cpu_autocast() ||
-      !winograd_trainable(x, weight.size(0)))
+  if (s.algorithm == Algorithm::kDirect || cpu_autocast() || !winograd_trainable(x, weight.size(0)))
     return direct(x, weight, bias);
   const std::string key = shape_key(x, weight.size(0));
   std::unique_lock<std::mutex> lock(s.mutex);
   auto it = s.choices.find(key);
   if (it == s.choices.end()) {
     Choice choice{ConvMethod::kF32Winograd, {}};
-    if (s.algorithm == TrainConvAlgorithm::kAuto) {
+    if (s.algorithm == Algorithm::kAuto) {
       torch::NoGradGuard no_grad;
       const std::vector<ConvMethod> methods{ConvMethod::kF32Direct, ConvMethod::kF32Winograd};
       const LayerCandidates candidates{key,

@@ -402,7 +402,7 @@ class Session {
       if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format_));
     keep_freed_memory();
     if (device_.is_cpu() && engine::winograd_supported()) {
-      conv3x3_ = engine::TrainConv3x3(engine::parse_train_conv(c_.conv3x3));
+      conv3x3_ = engine::TrainConv3x3(engine::parse_algorithm(c_.conv3x3));
       net_->set_conv3x3(*conv3x3_);
     }
     bf16_ = c_.amp == "bf16" || (c_.amp == "auto" && choose_amp());

@@ -30,29 +30,21 @@ bool winograd_trainable(const at::Tensor& x, int64_t out);
 at::Tensor winograd_conv3x3_train(const at::Tensor& x, const at::Tensor& weight,
                                   const at::Tensor& bias);
 
-/// How training computes the residuals' 3×3 convolutions.
-enum class TrainConvAlgorithm {
-  /// Per layer shape, winograd_conv3x3_train where a timed forward pass of it is kAutoGain
-  /// faster than LibTorch's, else LibTorch's. The default.
-  kAuto,
-  kDirect,    ///< LibTorch's convolution (oneDNN's direct kernels) everywhere
-  kWinograd,  ///< winograd_conv3x3_train wherever winograd_trainable
-};
-
-/// "auto", "direct", "winograd"; and back (throws on another name, naming it).
-std::string train_conv_name(TrainConvAlgorithm algorithm);
-TrainConvAlgorithm parse_train_conv(const std::string& name);
+/// The Algorithm named `name` (algorithm_name's inverse: "auto", "direct", "winograd"); throws on
+/// another name, naming it.
+Algorithm parse_algorithm(const std::string& name);
 
 /// A residual's 3×3 convolution during training, callable as (x, weight, bias) -> y. LibTorch's
 /// convolution under autocast, for input other than float32 on the CPU, where winograd_trainable
-/// is false and with kDirect; otherwise winograd_conv3x3_train, with kAuto only for shapes where
+/// is false and with Algorithm::kDirect; otherwise winograd_conv3x3_train, with kAuto (per layer
+/// shape, Winograd where a timed forward pass of it is kAutoGain faster) only for shapes where
 /// `timer`, asked once per shape on the first input of that shape, finds it faster (pick_method).
 /// The default timer is the engine's process_layer_timer(default_choice_cache()): the first run
 /// on a machine times each shape and keeps the answer, so that later runs (a resumed one among
 /// them) choose alike without timing. Copies share their choices. Thread-safe.
 class TrainConv3x3 {
  public:
-  explicit TrainConv3x3(TrainConvAlgorithm algorithm, LayerTimer timer = {});
+  explicit TrainConv3x3(Algorithm algorithm, LayerTimer timer = {});
 
   at::Tensor operator()(const at::Tensor& x, const at::Tensor& weight,
                         const at::Tensor& bias) const;
