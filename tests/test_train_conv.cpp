@@ -2,13 +2,12 @@
 // gradients of input, weights and bias; the per-shape choice with a fake timer; the model's hook.
 #include "hg/engine/train_conv.h"
 #include "hg/model/hourglass.h"
+#include "hg/runtime/autocast.h"
 
 #include "test_util.h"
 
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <string>
 #include <vector>
@@ -27,17 +26,6 @@ double max_abs(const at::Tensor& t) {
 /// |a - b| over the largest |b|.
 double relative_error(const at::Tensor& a, const at::Tensor& b) {
   return max_abs(a - b) / max_abs(b);
-}
-
-void set_cpu_autocast(bool on) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCPU, on);
-#else
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(on);
-#endif
-  if (!on) at::autocast::clear_cache();
 }
 
 struct Grads {
@@ -132,6 +120,21 @@ TEST(TrainConvAuto, TheTimerDecidesPerShapeOnce) {
   EXPECT_EQ(choices.at("16->16 3x3 @4x4 batch 2").ms, (std::vector<double>{1.0, 1.5}));
 }
 
+TEST(Bf16Autocast, IsOnInItsScopeOnlyAndOnlyWhenAsked) {
+  EXPECT_FALSE(hg::runtime::autocast_enabled(at::kCPU));
+  {
+    hg::runtime::Bf16Autocast off(false, at::kCPU);
+    EXPECT_FALSE(hg::runtime::autocast_enabled(at::kCPU));
+  }
+  {
+    hg::runtime::Bf16Autocast on(true, at::kCPU);
+    EXPECT_TRUE(hg::runtime::autocast_enabled(at::kCPU));
+    EXPECT_EQ(torch::mm(torch::ones({2, 2}), torch::ones({2, 2})).scalar_type(), at::kBFloat16);
+  }
+  EXPECT_FALSE(hg::runtime::autocast_enabled(at::kCPU));
+  EXPECT_EQ(torch::mm(torch::ones({2, 2}), torch::ones({2, 2})).scalar_type(), at::kFloat);
+}
+
 TEST(TrainConvAuto, ForcedModesAndAutocastNeedNoTimer) {
   if (!hg::engine::winograd_supported())
     GTEST_SKIP() << "the engine's Winograd kernel needs AVX-512";
@@ -148,9 +151,11 @@ TEST(TrainConvAuto, ForcedModesAndAutocastNeedNoTimer) {
   EXPECT_TRUE(torch::equal(direct(x, w, b), torch::conv2d(x, w, b, 1, 1)));
   EXPECT_TRUE(direct.choices().empty());
   TrainConv3x3 under_autocast(Algorithm::kAuto, fail);
-  set_cpu_autocast(true);
-  const auto y = under_autocast(x, w, b);
-  set_cpu_autocast(false);
+  at::Tensor y;
+  {
+    hg::runtime::Bf16Autocast autocast(true, at::kCPU);
+    y = under_autocast(x, w, b);
+  }
   EXPECT_EQ(y.scalar_type(), at::kBFloat16);  // LibTorch's convolution, cast by autocast
   EXPECT_TRUE(under_autocast.choices().empty());
 }

@@ -17,10 +17,9 @@
 #include "hg/engine/train_conv.h"
 
 #include "hg/engine/kernels.h"
+#include "hg/runtime/autocast.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <dnnl.hpp>
 
@@ -168,14 +167,6 @@ at::Tensor direct(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return at::conv2d(x, weight, bias, 1, 1);
 }
 
-bool cpu_autocast() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
-}
-
 std::string shape_key(const at::Tensor& x, int64_t out) {
   std::ostringstream s;
   s << x.size(1) << "->" << out << " 3x3 @" << x.size(2) << "x" << x.size(3) << " batch "
@@ -228,7 +219,8 @@ TrainConv3x3::TrainConv3x3(Algorithm algorithm, LayerTimer timer)
 at::Tensor TrainConv3x3::operator()(const at::Tensor& x, const at::Tensor& weight,
                                     const at::Tensor& bias) const {
   State& s = *state_;
-  if (s.algorithm == Algorithm::kDirect || cpu_autocast() || !winograd_trainable(x, weight.size(0)))
+  if (s.algorithm == Algorithm::kDirect || runtime::autocast_enabled(at::kCPU) ||
+      !winograd_trainable(x, weight.size(0)))
     return direct(x, weight, bias);
   const std::string key = shape_key(x, weight.size(0));
   std::unique_lock<std::mutex> lock(s.mutex);

@@ -12,15 +12,14 @@
 #include "hg/io/checkpoint.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
+#include "hg/runtime/autocast.h"
 #include "hg/runtime/runtime.h"
 #include "hg/train/amp_probe.h"
 #include "hg/train/distributed.h"
 #include "hg/train/schedule.h"
 
-#include <ATen/autocast_mode.h>
 #include <malloc.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <atomic>
 #include <cerrno>
@@ -45,40 +44,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-/// Runs its scope's operations under autocast to bfloat16 on `device`'s type, when `on`.
-class AutocastScope {
- public:
-  AutocastScope(bool on, const at::Device& device) : on_(on), type_(device.type()) {
-    if (on_) set(true);
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    set(false);
-    at::autocast::clear_cache();
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  void set(bool enabled) const {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(type_, enabled);
-#else
-    if (type_ == at::kCPU) {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(enabled);
-    } else {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(enabled);
-    }
-#endif
-  }
-
-  bool on_;
-  at::DeviceType type_;
-};
 
 /// Training allocates and frees the same large activation and gradient tensors every step. glibc
 /// serves blocks above 32 MB (its largest mmap threshold) with fresh mmaps, so every step paid
@@ -448,7 +413,7 @@ class Session {
     for (const auto& b : net_->buffers()) statistics.push_back(b.clone());
     at::Tensor output;
     {
-      AutocastScope autocast(bf16, device_);
+      runtime::Bf16Autocast autocast(bf16, device_.type());
       output = net_->forward(input);
     }
     stack_losses(output.to(at::kFloat), target, {}).sum().backward();
@@ -645,7 +610,7 @@ class Session {
     for (size_t k = 0; k < inputs.size(); ++k) {
       at::Tensor output;
       {
-        AutocastScope autocast(bf16_, device_);
+        runtime::Bf16Autocast autocast(bf16_, device_.type());
         output = net_->forward(inputs[k]);
       }
       if (k == 0 && inputs.size() > 1)
