@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using hg::train::AmpChoice;
@@ -95,9 +96,21 @@ TEST(AmpProbe, CacheRoundTripsPerKey) {
   EXPECT_TRUE(hg::train::cached_amp(path, "k1"));
 }
 
+TEST(MachineCache, TheCpuIsNamedWithItsFamilyModelAndStepping) {
+  // Two cores a virtual machine names alike ("AMD EPYC": a Zen 3 and a Zen 4) get apart keys.
+  std::istringstream zen4(
+      "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+      "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\nmodel name\t: other\n");
+  EXPECT_EQ(hg::runtime::cpu_identity(zen4), "AMD EPYC (family 25 model 17 stepping 1)");
+  std::istringstream partial("model name\t: Some CPU\ncpu family\t: 6\n");
+  EXPECT_EQ(hg::runtime::cpu_identity(partial), "Some CPU (family 6 model ? stepping ?)");
+  std::istringstream none("processor\t: 0\n");
+  EXPECT_EQ(hg::runtime::cpu_identity(none), "unknown cpu");
+}
+
 TEST(AmpProbe, CacheKeyNamesTheCpuAndLibTorch) {
   const auto key = hg::train::amp_cache_key("shape");
-  EXPECT_EQ(key.rfind(hg::runtime::cpu_model_name() + " | libtorch ", 0), 0u) << key;
+  EXPECT_EQ(key.rfind(hg::runtime::cpu_identity() + " | libtorch ", 0), 0u) << key;
   EXPECT_EQ(key.substr(key.size() - 8), " | shape");
   const std::string old = std::getenv("XDG_CACHE_HOME") ? std::getenv("XDG_CACHE_HOME") : "";
   setenv("XDG_CACHE_HOME", "/x/cache", 1);

@@ -613,6 +613,27 @@ TEST(EngineAuto, PickMethodKeepsTheReferenceUnlessAnotherIsClearlyFaster) {
   EXPECT_ERROR_HAS(pick_method(all, {1, 2}), "pick_method: 2 times for 3 methods");
 }
 
+TEST(EngineAuto, TheTimerRotatesWhichCandidateRunsFirstAndKeepsEachOnesBest) {
+  std::vector<int> order;
+  LayerCandidates c{"layer",
+                    "layer",
+                    {ConvMethod::kF32Direct, ConvMethod::kF32Winograd, ConvMethod::kBf16Direct},
+                    {}};
+  for (int k = 0; k < 3; ++k) c.runs.push_back([&order, k] { order.push_back(k); });
+  const auto ms = time_layer_candidates(c);
+  ASSERT_EQ(ms.size(), 3u);
+  for (const double t : ms) EXPECT_GE(t, 0);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 1, 2, 0, 2, 0, 1, 0, 1, 2, 1, 2, 0, 2, 0, 1}));
+  // So each candidate runs after each other one in the timed rounds (1–5).
+  for (int k = 0; k < 3; ++k)
+    for (int before = 0; before < 3; ++before) {
+      if (before == k) continue;
+      bool seen = false;
+      for (size_t i = 4; i < order.size(); ++i) seen |= order[i] == k && order[i - 1] == before;
+      EXPECT_TRUE(seen) << k << " after " << before;
+    }
+}
+
 // The default is what is fastest on the CPU at hand, measured (issue 19).
 TEST(EngineAuto, IsTheDefaultAndOffersBf16OnlyWhereTheCpuHasIt) {
   EXPECT_EQ(EngineOptions().precision, Precision::kAuto);

@@ -849,9 +849,14 @@ std::string method_name(ConvMethod m) {
 }
 
 std::vector<double> time_layer_candidates(const LayerCandidates& candidates) {
-  std::vector<double> best(candidates.runs.size(), 1e30);
-  for (int round = 0; round < 6; ++round) {
-    for (size_t k = 0; k < candidates.runs.size(); ++k) {
+  const size_t n = candidates.runs.size();
+  std::vector<double> best(n, 1e30);
+  // Each round starts one candidate later: a pass runs slower after one that filled the caches
+  // with its own buffers (an f32 pass before the Winograd kernel's: up to 1.5× measured), so no
+  // candidate may always follow the same one.
+  for (size_t round = 0; round < 6; ++round) {
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = (round + i) % n;
       const double start = now_ms();
       candidates.runs[k]();
       if (round > 0) best[k] = std::min(best[k], now_ms() - start);  // round 0 warms up
@@ -867,7 +872,7 @@ LayerTimer remembering(LayerTimer timer, const std::string& cache) {
     std::optional<nlohmann::json> file;  // the cache file's entries, read at the first question
   };
   const std::string machine =
-      runtime::cpu_model_name() + " | oneDNN " + std::to_string(dnnl_version()->major) + "." +
+      runtime::cpu_identity() + " | oneDNN " + std::to_string(dnnl_version()->major) + "." +
       std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch);
   return [timer = std::move(timer), cache, machine,
           memory = std::make_shared<Memory>()](const LayerCandidates& c) {

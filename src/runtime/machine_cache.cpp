@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -32,18 +33,31 @@ nlohmann::json read_object(const std::string& path) {
 
 }  // namespace
 
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
+std::string cpu_identity(std::istream& cpuinfo) {
+  // The first processor's block: every core of these machines is the same.
+  std::map<std::string, std::string> fields;
   std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
+  while (std::getline(cpuinfo, line) && !line.empty()) {
     const auto colon = line.find(':');
-    if (colon == std::string::npos) break;
-    auto name = line.substr(colon + 1);
-    name.erase(0, name.find_first_not_of(' '));
-    return name;
+    if (colon == std::string::npos) continue;
+    auto key = line.substr(0, colon);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    auto value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    fields[key] = value;
   }
-  return "unknown cpu";
+  const auto field = [&](const std::string& k) {
+    const auto it = fields.find(k);
+    return it == fields.end() ? std::string("?") : it->second;
+  };
+  if (!fields.count("model name")) return "unknown cpu";
+  return field("model name") + " (family " + field("cpu family") + " model " + field("model") +
+         " stepping " + field("stepping") + ")";
+}
+
+std::string cpu_identity() {
+  std::ifstream in("/proc/cpuinfo");
+  return cpu_identity(in);
 }
 
 std::string default_cache_file(const std::string& file) {

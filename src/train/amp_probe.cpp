@@ -67,7 +67,7 @@ std::string default_amp_cache() {
 }
 
 std::string amp_cache_key(const std::string& shape) {
-  return runtime::cpu_model_name() + " | libtorch " + TORCH_VERSION + " | " + shape;
+  return runtime::cpu_identity() + " | libtorch " + TORCH_VERSION + " | " + shape;
 }
 
 }  // namespace hg::train

@@ -73,8 +73,9 @@ struct LayerCandidates {
 /// (time_layer_candidates) runs them; tests pass a fake that decides.
 using LayerTimer = std::function<std::vector<double>(const LayerCandidates&)>;
 
-/// Runs the candidates in turns, six rounds, and returns each one's best time of rounds 2–6
-/// (round 1 warms up): in turns so that a busy machine slows all of them alike.
+/// Runs the candidates in turns, six rounds, each round starting one candidate later, and returns
+/// each one's best time of rounds 2–6 (round 1 warms up): in turns so that a busy machine slows
+/// all of them alike, rotated so that none always runs after the same one.
 std::vector<double> time_layer_candidates(const LayerCandidates& candidates);
 
 /// `timer`, asked once per distinct layer key, methods and OpenMP thread count: later questions

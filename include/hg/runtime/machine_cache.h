@@ -5,13 +5,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <istream>
 #include <optional>
 #include <string>
 
 namespace hg::runtime {
 
-/// "model name" of /proc/cpuinfo ("unknown cpu" where there is none).
-std::string cpu_model_name();
+/// The CPU as the caches key it: /proc/cpuinfo's "model name" with its family, model and stepping
+/// ("AMD EPYC (family 25 model 17 stepping 1)"): a virtual machine often names only the vendor's
+/// line, which covers cores of different speeds. "unknown cpu" where there is no model name.
+std::string cpu_identity();
+/// The same from the text of a /proc/cpuinfo (its first processor's block).
+std::string cpu_identity(std::istream& cpuinfo);
 
 /// $XDG_CACHE_HOME/hourglass/`file`, else $HOME/.cache/hourglass/`file` ("" without either).
 std::string default_cache_file(const std::string& file);
