@@ -89,14 +89,16 @@ def main():
 
     results = {"reference": [], "off": [], "bf16": [], "auto": []}
     chosen = None
+    bf16_refused = False
     for r in range(args.rounds):
         results["reference"].append(reference_ms_per_sample(args))
         for amp in ("off", "bf16", "auto"):
-            if amp == "bf16" and r > 0 and not results["bf16"]:
+            if amp == "bf16" and bf16_refused:
                 continue
             ms, c = ours_ms_per_sample(args, amp)
             if ms is None:
                 print(f"amp=bf16 left out: {c}", flush=True)
+                bf16_refused = True
                 continue
             results[amp].append(ms)
             chosen = c if amp == "auto" else chosen

@@ -3,11 +3,15 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+// LibTorch 2.4 renamed the calls (one per device type before, one taking the type since).
+#define HG_AUTOCAST_BY_TYPE \
+  (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+
 namespace hg::runtime {
 namespace {
 
 void set_bf16_autocast(c10::DeviceType type, bool enabled) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if HG_AUTOCAST_BY_TYPE
   at::autocast::set_autocast_dtype(type, at::kBFloat16);
   at::autocast::set_autocast_enabled(type, enabled);
 #else
@@ -34,7 +38,7 @@ Bf16Autocast::~Bf16Autocast() {
 }
 
 bool autocast_enabled(c10::DeviceType type) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if HG_AUTOCAST_BY_TYPE
   return at::autocast::is_autocast_enabled(type);
 #else
   return type == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
