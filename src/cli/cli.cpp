@@ -39,15 +39,6 @@ void apply_threads(const GlobalOptions& global) {
   runtime::apply_threads(global.threads);
 }
 
-std::string with_commas(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 int run(int argc, char** argv) {
   // A write past a file-size limit (ulimit -f) then fails like a full disk, with a message naming
   // the file, instead of killing the process.
@@ -71,6 +62,7 @@ int run(int argc, char** argv) {
   add_bench_command(app, global);
   add_export_command(app, global);
   add_serve_command(app, global);
+  add_ablation_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

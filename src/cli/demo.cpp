@@ -28,10 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string percent(double v) {
-  if (std::isnan(v)) return "–";
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << v;
-  return s.str();
+  return runtime::fixed(v, 1);
 }
 
 // The grouped table, one row per stack (the paper's comparison of intermediate predictions).

@@ -39,17 +39,26 @@ void plot_curves(const std::string& png_path, const std::vector<double>& thresho
       pls.env(0, xmax, panel.y_min, panel.y_max, 0, 2);  // axis = 2: with a grid
       pls.lab(x_label.c_str(), panel.y_label.c_str(), panel.title.c_str());
       const auto n = static_cast<PLINT>(panel.curves.size());
-      std::vector<PLINT> opts(n, PL_LEGEND_LINE), text_colours(n, 1), colours(n), styles(n, 1);
+      std::vector<PLINT> opts(n, PL_LEGEND_LINE), text_colours(n, 1), colours(n), styles(n);
       std::vector<PLFLT> widths(n, 2);
       std::vector<const char*> labels(n);
       for (PLINT k = 0; k < n; ++k) {
         const auto& c = panel.curves[k];
         colours[k] = 2 + k % static_cast<PLINT>(palette.size());
         labels[k] = c.label.c_str();
+        styles[k] = c.dashed ? 2 : 1;
+        const auto& x = c.x.empty() ? thresholds : c.x;
+        const auto count = static_cast<PLINT>(std::min(c.values.size(), x.size()));
         pls.col0(colours[k]);
         pls.width(2);
-        pls.line(static_cast<PLINT>(std::min(c.values.size(), thresholds.size())),
-                 thresholds.data(), c.values.data());
+        pls.lsty(styles[k]);
+        pls.line(count, x.data(), c.values.data());
+        pls.lsty(1);
+        if (c.markers) {
+          pls.ssym(0, 1.5);
+          pls.poin(count, x.data(), c.values.data(), 17);  // a filled circle
+          pls.ssym(0, 1);
+        }
       }
       pls.width(1);
       PLFLT lw = 0, lh = 0;

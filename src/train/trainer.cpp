@@ -259,6 +259,10 @@ class Session {
     open_data();
     announce();
     SignalGuard signals;
+    if (out_of_steps()) {  // a run resumed at its max_steps takes no further step
+      if (lead_) std::cerr << "reached max_steps (" << c_.max_steps << ") already\n";
+      return finish(Outcome::kStopped);
+    }
     try {
       while (state_.epoch < c_.epochs) {
         if (!train_epoch())

@@ -6,6 +6,7 @@
 
 #include "hg/infer/predictor.h"
 #include "hg/model/hourglass.h"
+#include "hg/runtime/text.h"
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -42,6 +43,7 @@ void add_show_command(CLI::App& app, const GlobalOptions& global);
 void add_bench_command(CLI::App& app, const GlobalOptions& global);
 void add_export_command(CLI::App& app, const GlobalOptions& global);
 void add_serve_command(CLI::App& app, const GlobalOptions& global);
+void add_ablation_command(CLI::App& app, const GlobalOptions& global);
 
 /// Registers the runtime flags, one definition for every command that runs the network:
 /// --backend (auto, torch, engine; default auto), --device, --precision (f32, bf16) and
@@ -55,7 +57,8 @@ struct PredictorArgs {
   infer::PredictorOptions options;
 };
 /// Registers --weights (required unless `weights_optional`), the backend flags, --size,
-/// --no-flip, --flip-shift, --dark and, for commands that predict many people (`batched`), --batch; returns the
+/// --no-flip, --flip-shift, --dark and, for commands that predict many people (`batched`), --batch;
+/// returns the
 /// --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
                                    bool weights_optional = false, bool batched = true);
@@ -97,7 +100,6 @@ class PersonFinder {
 /// runtime::apply_threads with the tool's --threads.
 void apply_threads(const GlobalOptions& global);
 
-/// 1234567 -> "1,234,567".
-std::string with_commas(int64_t n);
+using runtime::with_commas;
 
 }  // namespace hg::cli

@@ -10,6 +10,10 @@ namespace hg::eval {
 struct Curve {
   std::string label;
   std::vector<double> values;
+  /// Its own x positions, one per value (empty: the plot's shared `thresholds`).
+  std::vector<double> x = {};
+  bool markers = false;  ///< also draw a point at each value
+  bool dashed = false;   ///< a dashed line (e.g. published figures beside measured ones)
 };
 
 /// One panel of curves sharing the x axis `thresholds`.
@@ -21,7 +25,8 @@ struct Panel {
 };
 
 /// Draws the panels side by side (x: `x_label`, 0…the last of `thresholds`; y: each panel's
-/// label and range, by default percent 0…100), each with a legend, into a PNG of `width`×`height` pixels. Throws naming `png_path` when it cannot write.
+/// label and range, by default percent 0…100), each with a legend, into a PNG of
+/// `width`×`height` pixels. Throws naming `png_path` when it cannot write.
 void plot_curves(const std::string& png_path, const std::vector<double>& thresholds,
                  const std::vector<Panel>& panels, const std::string& x_label, int width = 1400,
                  int height = 600);
