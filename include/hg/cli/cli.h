@@ -57,9 +57,8 @@ struct PredictorArgs {
   infer::PredictorOptions options;
 };
 /// Registers --weights (required unless `weights_optional`), the backend flags, --size,
-/// --no-flip, --flip-shift, --dark and, for commands that predict many people (`batched`), --batch;
-/// returns the
-/// --weights option.
+/// --no-flip, --flip-shift, --dark and, for commands that predict many people (`batched`),
+/// --batch; returns the --weights option.
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& args,
                                    bool weights_optional = false, bool batched = true);
 /// `--max-pixels N`: the pixel budget of every image read (data::set_max_image_pixels; default
