@@ -44,15 +44,20 @@ TEST(Ablation, StackCountsThatCannotMatchAreRefusedWithTheClosestMatch) {
   EXPECT_ERROR_HAS(hg::train::run_ablation(o), "needs one budget", "not both or neither");
 }
 
+// The flags of a tiny experiment (1 and 2 stacks of 16 features at 32², batch 4, no validation)
+// into `out`, scored on `test_people` held-out synthetic people.
+std::string tiny_flags(const fs::path& out, int test_people) {
+  return " --stacks 1,2 --features 16 --size 32 --set model.depth=2 --set model.stem1=16"
+         " --set model.stem2=16 --set batch_size=4 --set val_dataset= --set threads=2"
+         " --set loader_threads=1 --test synthetic:" +
+         std::to_string(test_people) + ":3 --threads 2 --out " + out.string();
+}
+
 // The command as a user runs it, on tiny models: training, per-stack scores, the report and the
 // plot; run again, it resumes the finished runs and gives the same scores.
 TEST(Ablation, TheCommandTrainsScoresAndReportsEveryStackAndRerunsToTheSameScores) {
   const auto dir = hg::test::scratch_dir();
-  const std::string tiny =
-      " --stacks 1,2 --features 16 --size 32 --set model.depth=2 --set model.stem1=16"
-      " --set model.stem2=16 --set batch_size=4 --set val_dataset= --set threads=2"
-      " --set loader_threads=1 --test synthetic:16:3 --threads 2 --out " +
-      (dir / "a").string();
+  const std::string tiny = tiny_flags(dir / "a", 16);
   const auto first = hg::test::run_tool("ablation --steps 6" + tiny);
   ASSERT_EQ(first.code, 0) << first.out;
   EXPECT_NE(first.out.find("1 stack x 2 residuals"), std::string::npos) << first.out;
@@ -100,11 +105,7 @@ TEST(Ablation, TheCommandTrainsScoresAndReportsEveryStackAndRerunsToTheSameScore
 // A time budget becomes one step count, measured and recorded, before any model trains.
 TEST(Ablation, MinutesAreTurnedIntoOneRecordedStepCount) {
   const auto dir = hg::test::scratch_dir();
-  const std::string command =
-      "ablation --minutes 0.02 --stacks 1,2 --features 16 --size 32 --set model.depth=2"
-      " --set model.stem1=16 --set model.stem2=16 --set batch_size=4 --set val_dataset="
-      " --set threads=2 --set loader_threads=1 --test synthetic:8:3 --threads 2 --out " +
-      (dir / "b").string();
+  const std::string command = "ablation --minutes 0.02" + tiny_flags(dir / "b", 8);
   const auto r = hg::test::run_tool(command);
   ASSERT_EQ(r.code, 0) << r.out;
   const auto json = hg::test::read_json(dir / "b" / "ablation.json");

@@ -344,9 +344,7 @@ AblationResult run_ablation(const AblationOptions& o) {
     std::cerr << "\n" << model_name(m) << ": training in " << dir.string() << "\n";
     const auto trained = train_or_resume(config, dir);
     TORCH_CHECK(trained.outcome != Outcome::kInterrupted,
-                "interrupted: run the same command "
-                "again to continue from ",
-                dir.string());
+                "interrupted: run the same command again to continue from ", dir.string());
     AblationEntry entry{m, trained.step, trained.seconds, {}, {}};
     evaluate(config, dir, o, test, entry);
     std::cerr << model_name(m) << ": final " << percent(entry.at_05.back().mean) << " %\n";
