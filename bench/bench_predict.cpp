@@ -25,7 +25,7 @@ void BM_Predict(benchmark::State& state) {
       hg::infer::crop_of_image(image.size()), hg::infer::PersonSource::kWholeImage, {}, 0};
   predictor.predict(image, {person});  // warm-up: first-call allocations stay out of the timing
   for (auto _ : state) benchmark::DoNotOptimize(predictor.predict(image, {person}));
-  state.SetLabel(std::to_string(state.range(0)) + " stacks, flip " + (o.flip ? "on" : "off") +
+  state.SetLabel(std::to_string(state.range(0)) + " stacks, flip " + (*o.flip ? "on" : "off") +
                  ", " + std::to_string(threads) + " thread(s)");
 }
 BENCHMARK(BM_Predict)

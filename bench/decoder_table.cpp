@@ -1,4 +1,4 @@
-// The decoder table of the README: every decoding and test-time option of the predictor on
+// The decoder table of docs/prediction.md and docs/benchmarks.md: every decoding and test-time option of the predictor on
 // held-out synthetic people, scored by PCKh@0.5 and @0.1 per stack and by COCO keypoint AP (OKS),
 // with what each costs per person, all measured in one run.
 //

@@ -21,14 +21,15 @@ int main(int argc, char** argv) {
     std::cout << "trained " << result.step << " steps in " << result.seconds << " s: " << model
               << "\n";
 
-    hg::infer::PredictorOptions options;
-    options.flip = false;
-    const auto predictor = hg::infer::Predictor::load(model, options);
+    // The checkpoint's own inference defaults (flip test, decoder), as `hourglass eval` uses.
+    const auto predictor = hg::infer::Predictor::load(model);
     const auto dataset = hg::data::open_dataset(config.dataset, config.images);
     const auto errors = hg::eval::stack_errors(hg::eval::predict_dataset(predictor, dataset));
+    const auto metric = hg::eval::metric_for(dataset->joints());  // PCKh@0.5 for MPII
+    const double threshold = metric.thresholds[0];
     for (size_t s = 0; s < errors.size(); ++s)
-      std::cout << "stack " << s + 1 << ": PCK@0.5 "
-                << hg::eval::pck_table(errors[s], dataset->joints(), 0.5).mean << "%\n";
+      std::cout << "stack " << s + 1 << ": " << hg::eval::metric_label(metric, threshold) << " "
+                << hg::eval::pck_table(errors[s], dataset->joints(), threshold).mean << "%\n";
   } catch (const c10::Error& e) {
     std::cerr << "train_dataset: " << e.what_without_backtrace() << "\n";
     return 1;

@@ -7,8 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopencv-dev libhdf5-dev libdnnl-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libplplot-dev zlib1g-dev libonnx-dev libprotobuf-dev libgloo-dev
-  libcpp-httplib-dev chromium chromium-driver python3-numpy python3-torch clang-14 libfuzzer-14-dev
+  libplplot-dev plplot-driver-cairo zlib1g-dev libonnx-dev libprotobuf-dev libgloo-dev
+  libcpp-httplib-dev curl chromium chromium-driver python3-numpy python3-torch clang-14 libfuzzer-14-dev
 )
 
 missing=()

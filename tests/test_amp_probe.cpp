@@ -126,10 +126,10 @@ TEST(AmpProbe, ARunRecordsItsChoiceAndTheNextOneReadsTheCache) {
   c.dataset = "synthetic:16:1";
   c.batch_size = 8;
   c.epochs = 1;
-  c.optimizer = "adam";
+  c.optimizer = hg::train::Optimizer::kAdam;
   c.threads = 2;
   c.loader_threads = 1;
-  c.amp = "auto";
+  c.amp = hg::train::Amp::kAuto;
   const auto dir = hg::test::scratch_dir();
   c.amp_cache = (dir / "amp.json").string();
   const bool has_bf16 = hg::engine::bf16_supported();

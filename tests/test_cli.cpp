@@ -155,9 +155,9 @@ TEST(Cli, ATrainingCheckpointWorksInPredictAndEval) {
   nlohmann::json epoch;
   for (std::string line; std::getline(log, line);)
     if (nlohmann::json::parse(line)["type"] == "epoch") epoch = nlohmann::json::parse(line);
-  ASSERT_EQ(epoch["val_pck@0.5"].size(), 2u) << epoch.dump();
+  ASSERT_EQ(epoch["val_pckh@0.5"].size(), 2u) << epoch.dump();
   for (int s = 0; s < 2; ++s)
-    EXPECT_DOUBLE_EQ(epoch["val_pck@0.5"][s]["mean"].get<double>(),
+    EXPECT_DOUBLE_EQ(epoch["val_pckh@0.5"][s]["mean"].get<double>(),
                      torch_eval["per_stack"][s]["pckh@0.5"]["mean"].get<double>())
         << "stack " << s + 1;
 

@@ -570,7 +570,9 @@ TEST(Augment, OriginalPresetFollowsItsLaws) {
     ASSERT_TRUE(p.scale >= 0.75 && p.scale <= 1.25);
     ASSERT_LE(std::abs(p.rotation_deg), 30);
   }
-  EXPECT_ERROR_HAS(AugmentOptions::preset("strong"), "strong", "none, paper, original or coco");
+  EXPECT_ERROR_HAS(
+      hg::runtime::parse_in(name_table(hg::data::AugmentPreset{}), "strong", "augment"),
+      "augment must be none, paper, original or coco, got 'strong'");
 }
 
 TEST(Augment, ColourGainsAreClampedToOne) {
@@ -797,9 +799,9 @@ TEST(DataCommand, StatsAndShowRunOnRealAndSyntheticData) {
   EXPECT_NE(text.find("samples:   2,958"), std::string::npos) << text;
   EXPECT_NE(text.find("5 read"), std::string::npos) << text;
   EXPECT_NE(text.find("head-top"), std::string::npos) << text;
-  for (const std::string& args :
-       {"data show " + kMpii + " -i 3 -a original --seed 4",
-        std::string("data show synthetic:10:3 -i 2"), "data show " + kCoco + " -i 1 -a paper"}) {
+  for (const std::string& args : {"data show " + kMpii + " --index 3 -a original --seed 4",
+                                  std::string("data show synthetic:10:3 --index 2"),
+                                  "data show " + kCoco + " --index 1 -a paper"}) {
     const std::string png = (dir / "show.png").string();
     fs::remove(png);
     ASSERT_EQ(std::system((bin + " " + args + " -o " + png + " > /dev/null").c_str()), 0) << args;
@@ -807,6 +809,7 @@ TEST(DataCommand, StatsAndShowRunOnRealAndSyntheticData) {
     EXPECT_EQ(img.rows, args.find("coco") == std::string::npos ? 512 : 640) << args;  // 17 maps
     EXPECT_EQ(img.cols, 3 * 512) << args;
   }
-  EXPECT_NE(std::system((bin + " data show " + kMpii + " -i 99999 -o x.png 2>/dev/null").c_str()),
-            0);
+  EXPECT_NE(
+      std::system((bin + " data show " + kMpii + " --index 99999 -o x.png 2>/dev/null").c_str()),
+      0);
 }

@@ -164,14 +164,14 @@ TEST(Sample, RoundedTargetsPeakOnTheNearestPixelUnbiasedOnTheJoint) {
 
 TEST(Config, TargetEncodingIsAKeyDefaultingToUnbiased) {
   hg::train::TrainConfig c;
-  EXPECT_EQ(c.target_encoding, "unbiased");
-  EXPECT_EQ(hg::train::preset("demo").target_encoding, "unbiased");
+  EXPECT_EQ(c.target_encoding, hg::data::TargetEncoding::kUnbiased);
+  EXPECT_EQ(hg::train::preset("demo").target_encoding, hg::data::TargetEncoding::kUnbiased);
   c.set("target_encoding=rounded");
   EXPECT_EQ(c.to_json()["target_encoding"], "rounded");
   c.validate();
-  c.set("target_encoding=dark");
-  EXPECT_EQ(hg::test::error_of([&] { c.validate(); }),
-            "target_encoding must be unbiased or rounded, got 'dark'");
+  EXPECT_EQ(hg::test::error_of([&] { c.set("target_encoding=dark"); }),
+            "config key 'target_encoding': \"dark\" is invalid (target_encoding must be unbiased "
+            "or rounded, got 'dark')");
 }
 
 // ---- the tool -----------------------------------------------------------------------------------

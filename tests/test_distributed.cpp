@@ -36,7 +36,7 @@ TrainConfig tiny() {
   auto c = hg::test::tiny_train_config();
   c.epochs = 1;
   c.iters_per_epoch = 6;
-  c.amp = "off";
+  c.amp = hg::train::Amp::kOff;
   c.threads = 1;
   c.dist_check_sync = true;
   c.dist_timeout_s = 30;
@@ -139,9 +139,9 @@ TEST(Distributed, TwoGlooRanksStayIdenticalAndMatchOneProcessWithAccumulate) {
   ASSERT_EQ(eval.code, 0) << eval.out;
   const auto scored = hg::test::read_json(eval_path);
   EXPECT_EQ(scored["evaluated"], 15);
-  ASSERT_EQ(epochs[0]["val_pck@0.5"].size(), 2u) << epochs[0].dump();
+  ASSERT_EQ(epochs[0]["val_pckh@0.5"].size(), 2u) << epochs[0].dump();
   for (int s = 0; s < 2; ++s)
-    EXPECT_DOUBLE_EQ(epochs[0]["val_pck@0.5"][s]["mean"].get<double>(),
+    EXPECT_DOUBLE_EQ(epochs[0]["val_pckh@0.5"][s]["mean"].get<double>(),
                      scored["per_stack"][s]["pckh@0.5"]["mean"].get<double>())
         << "stack " << s + 1;
 

@@ -428,14 +428,14 @@ TEST(PyTorchExport, RefusesWhatTheImplementationCannotBuild) {
   const auto o = StackedHourglassOptions();
   EXPECT_EQ(message(StackedHourglassOptions(o).residuals(2), CheckpointFormat::kPoseNet),
             "cannot export to posenet: PoseNet has one residual per hourglass block; this model "
-            "has --residuals 2");
+            "has residuals = 2");
   EXPECT_EQ(message(StackedHourglassOptions(o).depth(3), CheckpointFormat::kBearpaw),
             "cannot export to bearpaw: HourglassNet builds depth-4 hourglasses; this model has "
-            "--depth 3");
+            "depth = 3");
   EXPECT_EQ(message(StackedHourglassOptions(o).stem1(64), CheckpointFormat::kPoseNet),
-            "cannot export to posenet: PoseNet's stem is 64-128-128-F; this model has --stem1 64");
+            "cannot export to posenet: PoseNet's stem is 64-128-128-F; this model has stem1 = 64");
   EXPECT_EQ(message(StackedHourglassOptions(o).stem2(128), CheckpointFormat::kBearpaw),
-            "cannot export to bearpaw: HourglassNet's stem is 64-128-256-F; this model has --stem2 "
+            "cannot export to bearpaw: HourglassNet's stem is 64-128-256-F; this model has stem2 = "
             "128");
   EXPECT_EQ(message(StackedHourglassOptions(o).residuals(2).stem2(256), CheckpointFormat::kBearpaw),
             "");
@@ -474,7 +474,7 @@ TEST(ExportCli, WritesEveryFormatAndRefusesClearly) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out,
             "hourglass: error: cannot export to posenet: PoseNet builds depth-4 hourglasses; this "
-            "model has --depth 3\n");
+            "model has depth = 3\n");
 }
 
 }  // namespace

@@ -4,13 +4,13 @@
 #include "hg/data/dataset.h"
 #include "hg/data/image_header.h"
 #include "hg/data/json.h"
-#include "hg/data/limits.h"
 #include "hg/data/readers.h"
 #include "hg/eval/pck.h"
 #include "hg/infer/predictor.h"
 #include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/torch_file.h"
+#include "hg/runtime/limits.h"
 #include "hg/train/config.h"
 #include "test_util.h"
 
@@ -150,7 +150,7 @@ TEST(Hardening, DeeplyNestedJsonIsRefusedEverywhere) {
   EXPECT_NE(r.out.find("config.json: arrays and objects nested deeper than 64"), std::string::npos)
       << r.out;
   auto config = hg::train::preset("paper");
-  EXPECT_ERROR_HAS(config.set("model.features=" + deep), "--set model.features",
+  EXPECT_ERROR_HAS(config.set("model.features=" + deep), "config key model.features",
                    "nested deeper than 64");
   auto coco = hg::test::read_json(kData + "/coco/person_keypoints_test.json");
   std::string text = coco.dump();
@@ -239,7 +239,7 @@ TEST(Hardening, ImagesAreCheckedFromTheirHeaderAgainstThePixelBudget) {
   const auto dir = hg::test::scratch_dir();
   write_text(dir / "bomb.png", png_header_only(32000, 32000));
   EXPECT_ERROR_HAS(hg::data::read_image_rgb((dir / "bomb.png").string()), "bomb.png",
-                   "declares 32000×32000 pixels, more than the limit of 100000000 (--max-pixels)");
+                   "declares 32000×32000 pixels, more than the limit of 100000000 (max_pixels)");
   // Found by fuzz_image: sides of 2^32 - 1 overflowed the product (undefined behaviour).
   EXPECT_ERROR_HAS(hg::data::check_image_header(png_header_only(0xFFFFFFFF, 0xFFFFFFFF), 1000),
                    "declares 4294967295×4294967295 pixels, more than the limit of 1000");
@@ -414,7 +414,7 @@ TEST(Hardening, PredictReportsEachBadImageAndProcessesTheOthers) {
   for (const std::string& line :
        {"bomb.png: cannot read image " + (dir / "bomb.png").string() +
             ": the PNG image declares 60000×60000 pixels, more than the limit of 100000000 "
-            "(--max-pixels)",
+            "(max_pixels)",
         "cut.jpg: cannot read image " + (dir / "cut.jpg").string() +
             ": the JPEG image is cut short (no end-of-image marker)",
         "garbage.png: cannot read image " + (dir / "garbage.png").string() + ": ",
@@ -431,6 +431,6 @@ TEST(Hardening, PredictReportsEachBadImageAndProcessesTheOthers) {
   const auto small =
       run_tool("predict --weights " + model + " --whole-image --max-pixels 1000 " + good);
   EXPECT_EQ(small.code, 1);
-  EXPECT_NE(small.out.find("more than the limit of 1000 (--max-pixels)"), std::string::npos)
+  EXPECT_NE(small.out.find("more than the limit of 1000 (max_pixels)"), std::string::npos)
       << small.out;
 }

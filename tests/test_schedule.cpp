@@ -36,13 +36,14 @@ TEST(Schedule, CosineWarmsUpThenDecaysToTheFinalFactor) {
 
 TEST(Schedule, CosineRefusesStepDropsAndBadFractions) {
   TrainConfig c;
-  c.lr_schedule = "cosine";
+  c.lr_schedule = hg::train::LrSchedule::kCosine;
   c.lr_drops = {3};
   EXPECT_ERROR_HAS(c.validate(), "lr_schedule cosine sets the rate of every step: unset lr_drops");
   c.lr_drops.clear();
   c.warmup_fraction = 1;
   EXPECT_ERROR_HAS(c.validate(), "warmup_fraction must be in [0, 1), got 1");
   c.warmup_fraction = 0;
-  c.lr_schedule = "linear";
-  EXPECT_ERROR_HAS(c.validate(), "lr_schedule must be step or cosine, got 'linear'");
+  EXPECT_ERROR_HAS(c.set("lr_schedule=linear"),
+                   "config key 'lr_schedule': \"linear\" is invalid (lr_schedule must be step or "
+                   "cosine, got 'linear')");
 }

@@ -313,13 +313,16 @@ TEST_F(Serve, BadRequestsGet4xxAndTheServerKeepsServing) {
       {"truncated JPEG", jpeg.substr(0, jpeg.size() / 2), "image/jpeg", "", 400, "cut short"},
       {"truncated PNG", png.substr(0, png.size() / 3), "image/png", "", 400, "cannot be decoded"},
       {"text", "hello", "text/plain", "", 415, "Content-Type 'text/plain' is not an image"},
+      // curl --data-binary @photo.jpg: refused from the headers, whatever the body's size.
+      {"curl's default type", jpeg + std::string(100000, '\0'), "application/x-www-form-urlencoded",
+       "", 415, "is not an image: send image/jpeg, image/png or image/webp (curl --data-binary"},
       {"PNG bomb", png_declaring(100000, 100000), "image/png", "", 413, "declares 100000×100000"},
-      {"JPEG bomb", jpeg_declaring(60000, 60000), "image/jpeg", "", 413, "--max-pixels"},
+      {"JPEG bomb", jpeg_declaring(60000, 60000), "image/jpeg", "", 413, "max_pixels"},
       {"WebP bomb", riff_bomb, "image/webp", "", 413, "16000×16000"},
       // Found by fuzz_http: within the pixel budget, but too tall for OpenCV's warping (500).
       {"thin JPEG", jpeg_declaring(16, 43020), "image/jpeg", "", 413,
        "16×43020 pixels: sides over 32766 pixels are not supported"},
-      {"oversized", std::string((4 << 20) + 1000, 'x'), "image/jpeg", "", 413, "--max-body-mb"},
+      {"oversized", std::string((4 << 20) + 1000, 'x'), "image/jpeg", "", 413, "max_body_bytes"},
       {"size", jpeg, "image/jpeg", "?size=256", 400, "runs the network at 128"},
       {"flip", jpeg, "image/jpeg", "?flip=maybe", 400, "flip=maybe"},
       {"stacks 0", jpeg, "image/jpeg", "?stacks=0", 400,

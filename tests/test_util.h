@@ -33,9 +33,9 @@ inline hg::train::TrainConfig tiny_train_config() {
   c.val_dataset = "";
   c.batch_size = 8;
   c.epochs = 3;
-  c.optimizer = "adam";
+  c.optimizer = hg::train::Optimizer::kAdam;
   c.lr = 2e-3;
-  c.augment = "paper";
+  c.augment = hg::data::AugmentPreset::kPaper;
   c.threads = 2;
   c.loader_threads = 1;
   return c;

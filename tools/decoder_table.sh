@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's decoder table: trains two demo models for the same number of steps (the default
+# The decoder table of docs/benchmarks.md: trains two demo models for the same number of steps (the default
 # unbiased targets, and target_encoding=rounded), then measures every decoding and test-time
 # option on both with bench/decoder_table.cpp (PCKh per stack, OKS AP, ms per person, one run).
 #

@@ -1,3 +1,5 @@
-#include "hg/cli/cli.h"
+#include "cli/run.h"
 
-int main(int argc, char** argv) { return hg::cli::run(argc, argv); }
+int main(int argc, char** argv) {
+  return hg::cli::run(argc, argv);
+}

@@ -8,8 +8,11 @@
 
 #include "hg/data/dataset.h"
 #include "hg/data/readers.h"
+#include "hg/eval/coco_report.h"
 #include "hg/eval/evaluate.h"
 #include "hg/eval/pck.h"
+#include "hg/eval/pck_report.h"
+#include "hg/infer/bench.h"
 #include "hg/infer/predictor.h"
 #include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"

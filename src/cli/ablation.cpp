@@ -1,5 +1,5 @@
 #include "hg/train/ablation.h"
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 
 #include <iostream>
 #include <memory>
@@ -46,12 +46,12 @@ void add_ablation_command(CLI::App& app, const GlobalOptions& global) {
   cmd->callback([args, &global] {
     train::AblationOptions o;
     o.stacks = args->stacks;
-    o.recipe = train::preset(args->recipe);
+    o.recipe = as_usage([&] { return train::preset(args->recipe); });
     if (args->features > 0) o.recipe.model.features(args->features);
     if (args->size > 0) o.recipe.input_size = args->size;
     if (!args->dataset.empty()) o.recipe.dataset = args->dataset;
     if (global.threads > 0) o.recipe.threads = global.threads;
-    for (const auto& s : args->sets) o.recipe.set(s);
+    for (const auto& s : args->sets) as_usage([&] { o.recipe.set(s); });
     TORCH_CHECK(args->steps > 0 || args->minutes > 0, "give the budget: --steps K or --minutes M");
     o.steps = args->steps;
     o.minutes = args->minutes;

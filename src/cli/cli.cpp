@@ -1,10 +1,11 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 
 #include "hg/runtime/runtime.h"
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 
@@ -39,6 +40,44 @@ void apply_threads(const GlobalOptions& global) {
   runtime::apply_threads(global.threads);
 }
 
+namespace {
+
+// The first argument that is not an option or the value of the global --threads: the command.
+std::string command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" || a == "-t") {
+      ++i;
+      continue;
+    }
+    if (!a.empty() && a[0] != '-') return a;
+  }
+  return "";
+}
+
+// A usage error (CLI11's parse errors): one line naming the command and what to run for help,
+// exit code 2. An unknown command gets the nearest one suggested.
+int usage_error(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  const auto parsed = app.get_subcommands();
+  std::string message = e.what();
+  if (parsed.empty()) {
+    const std::string word = command_word(argc, argv);
+    std::vector<std::string> names;
+    for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+      names.push_back(sub->get_name());
+    if (!word.empty() && std::find(names.begin(), names.end(), word) == names.end())
+      message = "unknown command '" + word + "'" + runtime::did_you_mean(word, names);
+    std::cerr << "hourglass: error: " << message << " (hourglass --help lists the commands)\n";
+    return 2;
+  }
+  const std::string name = parsed.back()->get_name();
+  std::cerr << "hourglass: error: " << name << ": " << message << " (hourglass " << name
+            << " --help)\n";
+  return 2;
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
   // A write past a file-size limit (ulimit -f) then fails like a full disk, with a message naming
   // the file, instead of killing the process.
@@ -66,7 +105,11 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return usage_error(app, e, argc, argv);
+  } catch (const UsageError& e) {
+    std::cerr << "hourglass: error: " << e.what() << "\n";
+    return 2;
   } catch (const c10::Error& e) {
     std::cerr << "hourglass: error: " << e.what_without_backtrace() << "\n";
     return 1;

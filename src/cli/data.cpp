@@ -1,6 +1,6 @@
-#include "hg/cli/cli.h"
-#include "hg/cli/data_coco.h"
-#include "hg/cli/eval_coco.h"
+#include "cli/cli.h"
+#include "cli/data_coco.h"
+#include "cli/eval_coco.h"
 #include "hg/data/augment.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
@@ -80,13 +80,38 @@ cv::Mat render_sample(const data::Sample& s, const data::JointSet& joints, int z
   return canvas;
 }
 
+// What training on `d` will do or refuse, said before a run finds it.
+void print_training_notes(const data::Dataset& d, int64_t without_unit, int64_t without_joints,
+                          int64_t unreadable) {
+  const auto& js = d.joints();
+  const auto n = static_cast<int64_t>(d.size());
+  std::printf("training:  a %d-joint model (model.joints follows the dataset)\n", js.size());
+  if (without_unit > 0)
+    std::printf(
+        "note:      %s of %s no 'normalize': PCK measures them against the longer side "
+        "of their box (PCK@0.2), in eval and in training's validation alike\n",
+        runtime::count(without_unit, "person has", "people have").c_str(), with_commas(n).c_str());
+  if (without_joints > 0)
+    std::printf("warning:   %s no joint annotated: they teach the model nothing\n",
+                runtime::count(without_joints, "person has", "people have").c_str());
+  if (js.flip_pairs.empty() && js.size() > 1)
+    std::printf(
+        "warning:   the joint set '%s' has no flip pairs: a recipe that mirrors people "
+        "(augment paper, original, coco) would keep left and right labels on the wrong "
+        "side; give flip_pairs or train with --set augment=none\n",
+        js.name.c_str());
+  if (unreadable > 0)
+    std::printf("warning:   %s cannot be read: training skips them, each reported once\n",
+                runtime::count(unreadable, "image").c_str());
+}
+
 void print_stats(const data::Dataset& d, bool read_images) {
   const auto& js = d.joints();
   const size_t n = d.size(), nj = static_cast<size_t>(js.size());
   std::vector<int64_t> present(nj), visible(nj);
   double smin = 1e300, smax = 0, nmin = 1e300, nmax = 0;
   int wmin = 1 << 30, wmax = 0, hmin = 1 << 30, hmax = 0;
-  int64_t bad = 0, read = 0;
+  int64_t bad = 0, read = 0, without_unit = 0, without_joints = 0;
   for (size_t i = 0; i < n; ++i) {
     cv::Mat img;
     data::Annotation a;
@@ -105,10 +130,14 @@ void print_stats(const data::Dataset& d, bool read_images) {
     }
     smin = std::min(smin, a.scale), smax = std::max(smax, a.scale);
     nmin = std::min(nmin, a.normalize), nmax = std::max(nmax, a.normalize);
+    without_unit += !(a.normalize > 0);
+    bool any = false;
     for (size_t j = 0; j < nj; ++j) {
       present[j] += a.joints[j].present;
       visible[j] += a.joints[j].visible;
+      any = any || a.joints[j].present;
     }
+    without_joints += !any;
   }
   std::printf("dataset:   %s\n", d.describe().c_str());
   std::printf("samples:   %s\n", with_commas(static_cast<int64_t>(n)).c_str());
@@ -126,13 +155,15 @@ void print_stats(const data::Dataset& d, bool read_images) {
     std::printf("%-3zu %-14s %9ld %6.1f%% %9ld %6.1f%%\n", j, js.names[j].c_str(), long(present[j]),
                 100.0 * present[j] / std::max<size_t>(n, 1), long(visible[j]),
                 100.0 * visible[j] / std::max<size_t>(n, 1));
+  print_training_notes(d, without_unit, without_joints, bad);
 }
 
 }  // namespace
 
 void add_data_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
-    std::string dataset, images, output = "sample.png", augment = "none";
+    std::string dataset, images, output = "sample.png";
+    data::AugmentPreset augment = data::AugmentPreset::kNone;
     bool no_images = false;
     int64_t index = 0, res = 256, zoom = 2, count = 1;
     uint64_t seed = 0;
@@ -158,13 +189,13 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
   auto* show = cmd->add_subcommand("show", "render a sample's crop, skeleton and heatmaps to PNG");
   show->add_option("dataset", args->dataset, spec_help)->required();
   show->add_option("--images", args->images, "image directory (default: next to the file)");
-  show->add_option("--index,-i", args->index, "sample number")->capture_default_str();
+  show->add_option("--index", args->index, "sample number")->capture_default_str();
   show->add_option("--output,-o", args->output, "PNG to write")->capture_default_str();
-  show->add_option("--augment,-a", args->augment,
-                   "none, paper, original or coco (with half-body crops)")
-      ->capture_default_str();
+  add_choice(*show, "--augment,-a", args->augment,
+             "none, paper, original or coco (with half-body crops)");
   show->add_option("--seed", args->seed, "augmentation seed")->capture_default_str();
-  show->add_option("--res", args->res, "input side (heatmaps res/4)")->capture_default_str();
+  show->add_option("--size,--res", args->res, "input side (heatmaps size/4)")
+      ->capture_default_str();
   show->add_option("--sigma", args->sigma, "heatmap σ in heatmap px (paper 1, original 1.75)")
       ->capture_default_str();
   show->add_option("--zoom", args->zoom, "magnification of the crop panels")->capture_default_str();
@@ -178,7 +209,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& global) {
     auto d = data::open_dataset(args->dataset, args->images);
     TORCH_CHECK(args->index >= 0 && static_cast<size_t>(args->index) < d->size(), "--index ",
                 args->index, " is out of range: ", d->describe());
-    TORCH_CHECK(args->res >= 4 && args->zoom >= 1, "--res must be >= 4 and --zoom >= 1");
+    TORCH_CHECK(args->res >= 4 && args->zoom >= 1, "--size must be >= 4 and --zoom >= 1");
     data::SampleOptions o;
     o.res = static_cast<int>(args->res);
     o.sigma = args->sigma;

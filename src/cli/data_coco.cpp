@@ -1,6 +1,6 @@
-#include "hg/cli/data_coco.h"
+#include "cli/data_coco.h"
 
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/eval/coco_eval.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/data/loader.h"
 #include "hg/data/readers.h"
 #include "hg/eval/evaluate.h"
@@ -7,6 +7,7 @@
 #include "hg/infer/predictor.h"
 #include "hg/io/atomic_file.h"
 #include "hg/io/checkpoint.h"
+#include "hg/train/plots.h"
 #include "hg/train/trainer.h"
 #include "hg/viz/draw.h"
 
@@ -60,56 +61,6 @@ std::string joint_table(const std::vector<eval::PckTable>& stacks, const data::J
     md << "\n";
   }
   return md.str();
-}
-
-// Loss of every stack (log10, mean over each epoch's steps... per 25 steps) and validation PCK of
-// every stack per epoch, from the run's log.jsonl.
-void plot_training(const fs::path& run, const fs::path& out) {
-  std::ifstream in(run / "log.jsonl");
-  std::vector<std::vector<double>> loss;  // per stack
-  std::vector<std::vector<double>> val;   // per stack
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["type"] == "step") {
-      const auto& stacks = j["stacks"];
-      loss.resize(stacks.size());
-      for (size_t s = 0; s < stacks.size(); ++s) loss[s].push_back(stacks[s].get<double>());
-    } else if (j.contains("val_pck@0.5")) {
-      const auto& v = j["val_pck@0.5"];
-      val.resize(v.size());
-      for (size_t s = 0; s < v.size(); ++s) val[s].push_back(v[s]["mean"].get<double>());
-    }
-  }
-  if (loss.empty()) return;
-  const size_t window = 25, points = loss[0].size() / window;
-  if (points >= 2) {
-    eval::Panel panel{"training loss per stack (mean of 25 steps)", {}, "log10 MSE", 0, 0};
-    std::vector<double> x;
-    panel.y_min = 1e9;
-    panel.y_max = -1e9;
-    for (size_t s = 0; s < loss.size(); ++s) {
-      eval::Curve c{"stack " + std::to_string(s + 1), {}};
-      for (size_t p = 0; p < points; ++p) {
-        double sum = 0;
-        for (size_t k = 0; k < window; ++k) sum += loss[s][p * window + k];
-        c.values.push_back(std::log10(sum / window));
-        panel.y_min = std::min(panel.y_min, std::floor(c.values.back() * 2) / 2);
-        panel.y_max = std::max(panel.y_max, std::ceil(c.values.back() * 2) / 2);
-      }
-      panel.curves.push_back(std::move(c));
-    }
-    for (size_t p = 0; p < points; ++p) x.push_back(static_cast<double>((p + 1) * window));
-    eval::plot_curves((out / "loss.png").string(), x, {panel}, "step", 900, 500);
-  }
-  if (!val.empty() && val[0].size() >= 2) {
-    eval::Panel panel{"validation PCKh@0.5 (mean) per stack", {}};
-    std::vector<double> x;
-    for (size_t e = 0; e < val[0].size(); ++e) x.push_back(static_cast<double>(e + 1));
-    for (size_t s = 0; s < val.size(); ++s)
-      panel.curves.push_back({"stack " + std::to_string(s + 1), val[s]});
-    eval::plot_curves((out / "validation.png").string(), x, {panel}, "epoch", 900, 500);
-  }
 }
 
 // Held-out crops with the last stack's skeleton, beside the max of its heatmaps.
@@ -182,26 +133,24 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     auto config = train::preset("demo");
     config.max_minutes = args->minutes;
     if (global.threads > 0) config.threads = global.threads;
-    for (const auto& s : args->sets) config.set(s);
+    for (const auto& s : args->sets) as_usage([&] { config.set(s); });
     std::cerr << "hourglass demo: training for at most " << args->minutes << " minutes, report in "
               << out.string() << "/\n";
     const auto result = train::Trainer(config, run.string()).run();
 
-    // Held-out evaluation of every stack, with flip test, on images neither trained nor validated
-    // on.
+    // Held-out evaluation of every stack on images neither trained nor validated on, as the
+    // checkpoint says the model is used (its flip test and decoder).
     auto loaded = io::load_model((run / "last.hg").string());
     const int64_t parameters = loaded.model->parameter_count();
     const double gmac = loaded.model->macs(config.input_size, config.input_size) / 1e9;
     const std::string test_spec = "synthetic:" + std::to_string(args->test_samples) + ":3";
     auto test_set = data::open_dataset(test_spec);
-    // Flip test only helps a model that has seen mirrored people: the synthetic figures shade
-    // their right limbs darker, which a mirror turns into the opposite cue.
-    const bool flip = data::AugmentOptions::preset(config.augment).flip_prob > 0;
     infer::PredictorOptions po;
-    po.flip = flip;
     po.batch = 16;
     po.backend.engine.threads = global.threads;
     const auto predictor = infer::Predictor::from_model(std::move(loaded), po);
+    const bool flip = *predictor.options().flip;
+    const std::string decoder = infer::decoder_name(*predictor.options().decoder);
     const auto predictions = eval::predict_dataset(predictor, test_set);
     std::vector<eval::PckTable> tables;
     for (const auto& e : eval::stack_errors(predictions))
@@ -217,10 +166,14 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
        << "built-in synthetic people (`" << config.dataset << "`) with intermediate supervision, "
        << "then evaluated on " << predictions.samples.size() << " held-out synthetic people (`"
        << test_spec << "`)"
-       << (flip ? " with flip test" : " (no flip test: the model never saw mirrored people)")
-       << ".\n\n"
-       << "Training: " << result.step << " steps of batch " << config.batch_size << " ("
-       << result.epoch << " epochs completed"
+       << (flip ? " with flip test" : " without flip test (the model never saw mirrored people)")
+       << " and the " << decoder << " decoder: what the checkpoint records for predict, eval, "
+       << "show and serve (`hourglass info --weights " << (run / "last.hg").string()
+       << "`; --flip, --no-flip and --decoder override it).\n\n"
+       << "The model knows only the built-in synthetic people: on photographs of real people it "
+       << "is poor. For those, convert published weights (README, \"Published weights\").\n\n"
+       << "Training: " << runtime::count(result.step, "step") << " of batch " << config.batch_size
+       << " (" << runtime::count(result.epoch, "epoch") << " completed"
        << (result.outcome == train::Outcome::kFinished ? "" : ", stopped by the time budget")
        << ") in " << std::setprecision(0) << result.seconds << " s; whole demo " << total_s
        << " s.\n\n## PCKh@0.5 per stack\n\n"
@@ -238,7 +191,7 @@ void add_demo_command(CLI::App& app, const GlobalOptions& global) {
     for (const auto& s : args->sets) md << " --set " << s;
     md << "\n```\n";
     fs::create_directories(out);
-    plot_training(run, out);
+    train::plot_training(run.string(), out.string());
     draw_montage(predictor, *test_set, out / "predictions.png");
     io::write_file_atomic((out / "report.md").string(), md.str());
 

@@ -1,4 +1,4 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/deployment.h"
@@ -41,10 +41,12 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "export", "export a model to ONNX, safetensors or a PyTorch implementation's state_dict");
-  cmd->add_option("WEIGHTS", args->weights, "checkpoint to export (any supported format)")
+  cmd->add_option("WEIGHTS,--weights,-w", args->weights,
+                  "checkpoint to export (any supported format; positional or --weights)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("OUT", args->out, "file to write")->required();
+  cmd->add_option("OUT,--output,-o", args->out, "file to write (positional or --output)")
+      ->required();
   const std::map<std::string, ExportFormat> formats = {{"onnx", ExportFormat::kOnnx},
                                                        {"safetensors", ExportFormat::kSafetensors},
                                                        {"posenet", ExportFormat::kPoseNet},

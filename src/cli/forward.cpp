@@ -1,4 +1,4 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/engine/engine.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"

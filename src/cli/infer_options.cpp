@@ -1,9 +1,9 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 
 #include "hg/data/boxes.h"
 #include "hg/data/dataset.h"
 #include "hg/data/json.h"
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 #include "hg/runtime/runtime.h"
 
 #include <malloc.h>
@@ -16,57 +16,21 @@
 
 namespace hg::cli {
 
-namespace {
-
-// A flag taking one of `choices` by name, stored as its typed value in `target`; CLI11 refuses
-// any other name, listing the accepted ones.
-template <typename T>
-void add_choice(CLI::App& cmd, const std::string& flag, T& target,
-                const std::vector<std::pair<std::string, T>>& choices, const std::string& help) {
-  std::vector<std::string> names;
-  std::string current;
-  for (const auto& [name, value] : choices) {
-    names.push_back(name);
-    if (value == target) current = name;
-  }
-  cmd.add_option_function<std::string>(
-         flag,
-         [&target, choices](const std::string& name) {
-           for (const auto& [n, value] : choices)
-             if (n == name) target = value;
-         },
-         help)
-      ->check(CLI::IsMember(names))
-      ->default_str(current);
-}
-
-}  // namespace
-
 void add_backend_options(CLI::App& cmd, infer::BackendOptions& o) {
   using infer::BackendKind;
-  add_choice<BackendKind>(cmd, "--backend", o.kind,
-                          {{"auto", BackendKind::kAuto},
-                           {"torch", BackendKind::kTorch},
-                           {"engine", BackendKind::kEngine}},
-                          "network runtime: auto (the oneDNN engine on CPU, LibTorch on CUDA), "
-                          "torch or engine");
+  add_choice(cmd, "--backend", o.kind,
+             "network runtime: auto (the oneDNN engine on CPU, LibTorch on CUDA), torch or "
+             "engine");
   cmd.add_option_function<std::string>(
          "--device", [&o](const std::string& name) { o.device = runtime::parse_device(name); },
          "cpu, cuda or cuda:N")
       ->default_str("cpu");
-  add_choice<engine::Precision>(
+  add_choice(
       cmd, "--precision", o.engine.precision,
-      {{"auto", engine::Precision::kAuto},
-       {"f32", engine::Precision::kF32},
-       {"bf16", engine::Precision::kBf16}},
       "engine arithmetic: auto (per layer the fastest of f32 and, on AVX512-BF16 CPUs, bf16, "
       "timed at build), f32 or bf16");
-  add_choice<engine::Algorithm>(cmd, "--algorithm", o.engine.algorithm,
-                                {{"auto", engine::Algorithm::kAuto},
-                                 {"direct", engine::Algorithm::kDirect},
-                                 {"winograd", engine::Algorithm::kWinograd}},
-                                "engine 3×3 convolutions: auto (fastest per layer), direct or "
-                                "winograd");
+  add_choice(cmd, "--algorithm", o.engine.algorithm,
+             "engine 3×3 convolutions: auto (fastest per layer), direct or winograd");
 }
 
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights_optional,
@@ -79,17 +43,24 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
   cmd.add_option("--size", a.options.input_size,
                  "network input side (default: the checkpoint's, else 256)")
       ->check(CLI::NonNegativeNumber);
+  auto* flip = cmd.add_flag_callback(
+      "--flip", [&a] { a.options.flip = true; },
+      "flip test: average the heatmaps of the crop and of its mirror (default: the checkpoint's "
+      "choice, which `hourglass info --weights` shows; on for imported weights)");
   cmd.add_flag_callback(
-      "--no-flip", [&a] { a.options.flip = false; },
-      "no flip test (faster; by default the heatmaps of the crop and of its mirror are averaged)");
+         "--no-flip", [&a] { a.options.flip = false; }, "no flip test (faster)")
+      ->excludes(flip);
   cmd.add_flag_callback(
       "--flip-shift", [&a] { a.options.flip_shift = true; },
       "flip test: shift the mirror's heatmaps one pixel right before averaging (for weights "
       "trained on the original code's pixel grid, as HRNet/MMPose's shift_heatmap)");
+  auto* decoder = add_choice(cmd, "--decoder", a.options.decoder,
+                             "heatmaps to coordinates: quarter-offset (the original quarter-pixel "
+                             "step toward the higher neighbour) or dark (smoothed log-heatmap, "
+                             "Newton step at the peak); default: the checkpoint's choice");
   cmd.add_flag_callback(
-      "--dark", [&a] { a.options.decoder = infer::PeakDecoder::kDark; },
-      "DARK decoding (smoothed log-heatmap, Newton step at the peak) instead of the original "
-      "quarter-pixel step toward the higher neighbour");
+         "--dark", [&a] { a.options.decoder = infer::PeakDecoder::kDark; }, "--decoder dark")
+      ->excludes(decoder);
   if (batched)
     cmd.add_option("--batch", a.options.batch, "people per network call")
         ->capture_default_str()

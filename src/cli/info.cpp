@@ -1,4 +1,4 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/io/checkpoint.h"
 
 #include <torch/torch.h>
@@ -8,51 +8,100 @@
 #include <memory>
 
 namespace hg::cli {
+namespace {
+
+// What a checkpoint says of itself beyond its architecture: the joint set, the input size and
+// inference defaults the predictor takes from it, and how far it was trained.
+nlohmann::json checkpoint_facts(const io::LoadedModel& loaded) {
+  const auto joints = infer::model_joints(loaded, loaded.source);
+  const auto defaults = infer::model_defaults(loaded);
+  nlohmann::json j = {{"format", io::format_name(loaded.format)},
+                      {"joint_set", joints.name},
+                      {"joints", joints.names},
+                      {"trained_size", infer::model_input_size(loaded)},
+                      {"pixel_grid", data::pixel_grid_name(infer::model_grid(loaded))},
+                      {"inference", infer::inference_defaults_to_json(defaults)}};
+  if (loaded.meta.contains("dataset")) j["dataset"] = loaded.meta["dataset"];
+  if (loaded.meta.contains("train")) j["training"] = loaded.meta["train"];
+  return j;
+}
+
+void print_facts(const nlohmann::json& f) {
+  std::printf("joint set:   %s (%s)\n", f["joint_set"].get<std::string>().c_str(),
+              runtime::count(int64_t(f["joints"].size()), "joint").c_str());
+  std::printf("trained at:  %ld×%ld (pixel grid %s)\n", long(f["trained_size"].get<int64_t>()),
+              long(f["trained_size"].get<int64_t>()), f["pixel_grid"].get<std::string>().c_str());
+  std::printf(
+      "inference:   flip test %s, %s decoder (the defaults of predict, eval, show, serve)\n",
+      f["inference"]["flip"].get<bool>() ? "on" : "off",
+      f["inference"]["decoder"].get<std::string>().c_str());
+  if (f.contains("dataset"))
+    std::printf("dataset:     %s\n",
+                f["dataset"].is_string() ? f["dataset"].get<std::string>().c_str() : "?");
+  if (!f.contains("training")) return;
+  const auto& t = f["training"];
+  const double best = t.value("best", -1.0);
+  std::printf("training:    %s, %s%s%s\n", runtime::count(t.value("epoch", 0), "epoch").c_str(),
+              runtime::count(t.value("step", 0), "step").c_str(),
+              t.value("finished", false) ? " (finished)" : " (unfinished: train --resume)",
+              best >= 0 ? (", best validation " + runtime::fixed(best) + " %").c_str() : "");
+}
+
+}  // namespace
 
 void add_info_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string weights;
-    int64_t size = 256;
+    int64_t size = 0;
     model::StackedHourglassOptions options;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("info", "architecture, parameter count and GMACs of a model");
+  auto* cmd = app.add_subcommand(
+      "info", "architecture, parameter count and GMACs of a model; what a checkpoint records");
   cmd->add_option("--weights,-w", args->weights, "a checkpoint (native, posenet or bearpaw)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--size", args->size, "input side in pixels")->capture_default_str();
+  cmd->add_option("--size", args->size,
+                  "input side in pixels (default: the checkpoint's training size, else 256)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "print JSON instead of text");
   add_architecture_options(*cmd, args->options);
   cmd->callback([args, &global] {
     apply_threads(global);
     model::StackedHourglass net{nullptr};
     std::string source = "(random weights)";
+    nlohmann::json facts;
+    int64_t size = args->size > 0 ? args->size : 256;
     if (!args->weights.empty()) {
       auto loaded = io::load_model(args->weights);
       net = loaded.model;
       source = args->weights + " (" + io::format_name(loaded.format) + ")";
+      facts = checkpoint_facts(loaded);
+      if (args->size == 0) size = facts["trained_size"].get<int64_t>();
     } else {
       net = model::StackedHourglass(args->options);
     }
-    net->options.check_input_size(args->size, args->size, "--size");
+    net->options.check_input_size(size, size, "--size");
     const int64_t params = net->parameter_count();
-    const double gmac = net->macs(args->size, args->size) / 1e9;
+    const double gmac = net->macs(size, size) / 1e9;
     if (args->json) {
       nlohmann::json j = io::options_to_json(net->options);
       j["parameters"] = params;
       j["gmac"] = gmac;
-      j["input"] = args->size;
-      j["heatmap"] = args->size / 4;
+      j["input"] = size;
+      j["heatmap"] = size / 4;
+      if (!facts.is_null()) j["checkpoint"] = facts;
       std::cout << j.dump(2) << "\n";
       return;
     }
     std::printf("model:       %s\n", source.c_str());
     std::printf("architecture: %s\n", net->options.describe().c_str());
-    std::printf("input:       3×%ld×%ld → %ld stacks × %ld heatmaps of %ld×%ld\n", long(args->size),
-                long(args->size), long(net->options.stacks()), long(net->options.joints()),
-                long(args->size / 4), long(args->size / 4));
+    std::printf("input:       3×%ld×%ld → %ld stacks × %ld heatmaps of %ld×%ld\n", long(size),
+                long(size), long(net->options.stacks()), long(net->options.joints()),
+                long(size / 4), long(size / 4));
     std::printf("parameters:  %s\n", with_commas(params).c_str());
     std::printf("GMAC:        %.2f per image (%.2f GFLOP)\n", gmac, 2 * gmac);
+    if (!facts.is_null()) print_facts(facts);
   });
 }
 

@@ -1,4 +1,4 @@
-#include "hg/cli/launch.h"
+#include "cli/launch.h"
 
 #include <c10/util/Exception.h>
 

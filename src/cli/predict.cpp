@@ -1,4 +1,4 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/data/dataset.h"
 #include "hg/eval/coco_predict.h"
 #include "hg/infer/results.h"
@@ -96,6 +96,31 @@ std::pair<std::map<std::string, int64_t>, int64_t> read_image_ids(const std::str
           c["id"].is_number_integer())
         person = c["id"].get<int64_t>();
   return {ids, person};
+}
+
+// Without -o: a line per image or video (people found, how, their mean joint score) instead of
+// the JSON, which runs to hundreds of lines for one image.
+void print_summary(const nlohmann::json& results) {
+  std::map<std::string, std::pair<int64_t, int64_t>> per_input;  // frames, people
+  std::vector<std::string> order;
+  int64_t people = 0;
+  for (const auto& r : results) {
+    const std::string input = r.value("input", "?");
+    if (!per_input.count(input)) order.push_back(input);
+    auto& [frames, found] = per_input[input];
+    ++frames;
+    if (!r.contains("people")) continue;
+    found += static_cast<int64_t>(r["people"].size());
+    people += static_cast<int64_t>(r["people"].size());
+  }
+  for (const auto& input : order) {
+    const auto& [frames, found] = per_input[input];
+    std::cout << input << ": " << runtime::count(found, "person", "people")
+              << (frames > 1 ? " in " + runtime::count(frames, "frame") : std::string()) << "\n";
+  }
+  std::cout << runtime::count(int64_t(order.size()), "input") << ", "
+            << runtime::count(people, "person", "people")
+            << "; the joints as JSON with -o FILE (or -o - for standard output)\n";
 }
 
 class Run {
@@ -311,7 +336,8 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
   add_predictor_options(*cmd, args->model);
   add_max_pixels_option(*cmd);
   add_person_options(*cmd, args->people);
-  cmd->add_option("--output,-o", args->output, "JSON file to write (default: standard output)");
+  cmd->add_option("--output,-o", args->output,
+                  "JSON file to write ('-': standard output; default: a summary only)");
   cmd->add_option("--draw", args->draw,
                   "folder for the images (NAME.jpg) or videos (NAME.mp4) with skeletons drawn");
   cmd->add_option("--min-score", args->min_score, "draw only joints scoring at least this")
@@ -338,17 +364,21 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
                                      run.predictor().options());
     doc["results"] = std::move(results);
     if (args->output.empty()) {
+      print_summary(doc["results"]);
+    } else if (args->output == "-") {
       std::cout << doc.dump(1) << "\n";
     } else {
       io::write_file_atomic(args->output, doc.dump(1) + "\n");
-      std::cerr << "wrote " << args->output << " (" << run.done() << " inputs)\n";
+      std::cerr << "wrote " << args->output << " (" << runtime::count(run.done(), "input") << ")\n";
     }
     if (!args->save_results.empty()) {
       eval::write_coco_detections(args->save_results, run.coco());
-      std::cerr << "wrote " << args->save_results << " (" << run.coco().size() << " people)\n";
+      std::cerr << "wrote " << args->save_results << " ("
+                << runtime::count(int64_t(run.coco().size()), "person", "people") << ")\n";
     }
-    TORCH_CHECK(run.failed() == 0, run.failed(), " of ", run.failed() + run.done(),
-                " inputs failed (see the messages above; the others were processed)");
+    TORCH_CHECK(run.failed() == 0, run.failed(), " of ",
+                runtime::count(run.failed() + run.done(), "input"),
+                " failed (see the messages above; the others were processed)");
   });
 }
 

@@ -1,4 +1,4 @@
-#include "hg/cli/cli.h"
+#include "cli/cli.h"
 #include "hg/data/dataset.h"
 #include "hg/infer/results.h"
 #include "hg/io/atomic_file.h"
@@ -94,7 +94,8 @@ void add_show_command(CLI::App& app, const GlobalOptions& global) {
     const auto people = PersonFinder(args->people)
                             .find(std::filesystem::path(args->image).filename().string(), rgb);
     TORCH_CHECK(args->person < static_cast<int>(people.size()), "--person ", args->person,
-                " asked for, but ", people.size(), " people were found in ", args->image);
+                " asked for, but ", args->image, " has ",
+                runtime::count(int64_t(people.size()), "person", "people"), " (from 0)");
     const auto& who = people[static_cast<size_t>(args->person)];
     const auto p = predictor.predict(rgb, {who}, true).at(0);
     const auto& o = predictor.options();

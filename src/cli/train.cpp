@@ -1,20 +1,42 @@
-#include "hg/cli/cli.h"
-#include "hg/cli/launch.h"
+#include "cli/cli.h"
+#include "cli/launch.h"
 #include "hg/data/json.h"
 #include "hg/train/trainer.h"
 
 #include <cstdlib>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 
 namespace hg::cli {
+namespace {
+
+// `train --list-keys`: the config's one table of keys (train::config_keys), as a table.
+void print_config_keys() {
+  const auto keys = train::config_keys();
+  size_t name_w = 0, type_w = 0, value_w = 0;
+  for (const auto& k : keys) {
+    name_w = std::max(name_w, k.name.size());
+    type_w = std::max(type_w, k.type.size());
+    value_w = std::max(value_w, std::min<size_t>(k.default_value.size(), 20));
+  }
+  std::cout << "config keys (--set KEY=VALUE; a recipe changes some defaults: "
+               "hourglass train --recipe R writes them to RUN/config.json)\n";
+  for (const auto& k : keys)
+    std::cout << "  " << std::left << std::setw(int(name_w)) << k.name << "  "
+              << std::setw(int(type_w)) << k.type << "  " << std::setw(int(value_w))
+              << k.default_value << "  " << k.meaning << "\n";
+}
+
+}  // namespace
 
 void add_train_command(CLI::App& app, const GlobalOptions& global) {
   struct Args {
     std::string recipe = "cpu", config_file, run_dir = "runs/train", resume;
     std::vector<std::string> sets;
     int nproc = 1;
+    bool list_keys = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("train", "train a stacked hourglass network");
@@ -24,7 +46,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", args->sets,
                   "override a config key, e.g. --set epochs=20 --set model.stacks=4 "
-                  "--set dataset=data/mpii/annot/train.h5");
+                  "--set dataset=data/mpii/annot/train.h5 (--list-keys lists every key)");
+  cmd->add_flag("--list-keys", args->list_keys,
+                "list every config key with its type, default and meaning, then exit");
   cmd->add_option("--run-dir", args->run_dir, "where checkpoints and logs go")
       ->capture_default_str();
   cmd->add_option("--resume", args->resume,
@@ -34,6 +58,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
                   "batch_size stays the global batch. Under torchrun or srun leave it out")
       ->check(CLI::PositiveNumber);
   cmd->callback([args, &global] {
+    if (args->list_keys) return print_config_keys();
     if (args->nproc > 1) {
       TORCH_CHECK(std::getenv("RANK") == nullptr,
                   "--nproc starts its own workers, but RANK is set (a torchrun or PyTorchJob "
@@ -43,19 +68,21 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
     }
     auto trainer = [&] {
       if (!args->resume.empty()) return train::Trainer::resume(args->resume, args->sets);
-      auto config = train::preset(args->recipe);
+      auto config = as_usage([&] { return train::preset(args->recipe); });
       if (!args->config_file.empty()) {
         config.merge(data::read_json_file(args->config_file));
       }
-      for (const auto& s : args->sets) config.set(s);
+      for (const auto& s : args->sets) as_usage([&] { config.set(s); });
       if (global.threads > 0) config.threads = global.threads;
       return train::Trainer(config, args->run_dir);
     }();
     const auto result = trainer.run();
     std::cout << (result.outcome == train::Outcome::kFinished ? "finished" : "stopped") << " after "
-              << result.epoch << " epochs, " << result.step << " steps in " << result.seconds
+              << runtime::count(result.epoch, "epoch") << ", "
+              << runtime::count(result.step, "step") << " in " << runtime::fixed(result.seconds)
               << " s; "
-              << (result.best >= 0 ? "best validation PCK@0.5 " + std::to_string(result.best)
+              << (result.best >= 0 ? "best validation " + result.metric + " " +
+                                         runtime::fixed(result.best) + " %"
                                    : std::string("no validation yet"))
               << "; checkpoints in " << trainer.run_dir() << "\n";
   });

@@ -53,13 +53,25 @@ AugmentOptions AugmentOptions::coco() {
   return o;
 }
 
-AugmentOptions AugmentOptions::preset(const std::string& name) {
-  if (name == "none") return none();
-  if (name == "paper") return paper();
-  if (name == "original") return original();
-  if (name == "coco") return coco();
-  throw std::invalid_argument("unknown augmentation preset '" + name +
-                              "' (expected none, paper, original or coco)");
+const runtime::NameTable<AugmentPreset>& name_table(AugmentPreset) {
+  static const runtime::NameTable<AugmentPreset> table = {{"none", AugmentPreset::kNone},
+                                                          {"paper", AugmentPreset::kPaper},
+                                                          {"original", AugmentPreset::kOriginal},
+                                                          {"coco", AugmentPreset::kCoco}};
+  return table;
+}
+
+AugmentOptions AugmentOptions::preset(AugmentPreset preset) {
+  switch (preset) {
+    case AugmentPreset::kPaper:
+      return paper();
+    case AugmentPreset::kOriginal:
+      return original();
+    case AugmentPreset::kCoco:
+      return coco();
+    default:
+      return none();
+  }
 }
 
 AugmentParams sample_augment(const AugmentOptions& o, std::mt19937_64& rng) {

@@ -1,6 +1,6 @@
 #include "hg/data/boxes.h"
 
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -1,7 +1,8 @@
 #include "hg/data/dataset.h"
 
 #include "hg/data/image_header.h"
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
+#include "hg/runtime/text.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -127,7 +128,8 @@ std::atomic<int64_t> max_pixels{limits::kDefaultMaxImagePixels};
 
 void set_max_image_pixels(int64_t pixels) {
   if (pixels <= 0)
-    throw std::invalid_argument("--max-pixels must be > 0, got " + std::to_string(pixels));
+    throw std::invalid_argument("the pixel limit max_pixels must be > 0, got " +
+                                std::to_string(pixels));
   max_pixels = pixels;
 }
 
@@ -165,7 +167,7 @@ cv::Mat decode_image_rgb(std::string_view bytes, int64_t max_pixels, int reduce,
   if (!known && int64_t(bgr.cols) * bgr.rows * reduce * reduce > max_pixels)
     throw ImageTooLarge(what + " has " + std::to_string(bgr.cols * reduce) + "×" +
                         std::to_string(bgr.rows * reduce) + " pixels, more than the limit of " +
-                        std::to_string(max_pixels) + " (--max-pixels)");
+                        std::to_string(max_pixels) + " (max_pixels)");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return rgb;
@@ -242,13 +244,18 @@ std::shared_ptr<const Dataset> sample_range(std::shared_ptr<const Dataset> datas
   return std::make_shared<Range>(std::move(dataset), begin, end);
 }
 
+double pck_unit(const Annotation& a) {
+  return a.normalize > 0 ? a.normalize : 200 * a.scale / kBoxMargin;
+}
+
 std::shared_ptr<const Dataset> first_n(std::shared_ptr<const Dataset> dataset, size_t n) {
   return sample_range(std::move(dataset), 0, n);
 }
 
 std::string FileDataset::describe() const {
-  return joints_.name + ": " + source_ + ", " + std::to_string(samples_.size()) + " samples, " +
-         std::to_string(joints_.size()) + " joints";
+  return joints_.name + ": " + source_ + ", " +
+         runtime::count(static_cast<int64_t>(samples_.size()), "sample") + ", " +
+         runtime::count(joints_.size(), "joint");
 }
 
 }  // namespace hg::data

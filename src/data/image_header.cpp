@@ -1,6 +1,6 @@
 #include "hg/data/image_header.h"
 
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 
 #include <algorithm>
 #include <string>

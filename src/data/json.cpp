@@ -1,6 +1,6 @@
 #include "hg/data/json.h"
 
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 
 #include <fstream>
 

@@ -1,8 +1,8 @@
 #include "hg/data/readers.h"
 
 #include "hg/data/json.h"
-#include "hg/data/limits.h"
 #include "hg/data/synthetic.h"
+#include "hg/runtime/limits.h"
 
 #include <H5Cpp.h>
 #include <nlohmann/json.hpp>
@@ -270,7 +270,7 @@ void set_box(Annotation& a, const std::vector<double>& box, const std::string& f
   if (!(box[2] > 0 && box[3] > 0))
     fail(file, "field '" + where + "' must have positive width and height");
   a.center = {box[0] + box[2] / 2, box[1] + box[3] / 2};
-  a.scale = 1.25 * std::max(box[2], box[3]) / 200.0;
+  a.scale = kBoxMargin * std::max(box[2], box[3]) / 200.0;
 }
 
 void set_joints(Annotation& a, const std::vector<double>& flat, size_t joints,

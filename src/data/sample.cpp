@@ -48,10 +48,10 @@ bool draw_gaussian_reference(cv::Mat& map, const cv::Point2d& p, double sigma) {
   return true;
 }
 
-TargetEncoding parse_target_encoding(const std::string& name, const std::string& where) {
-  if (name == "unbiased") return TargetEncoding::kUnbiased;
-  if (name == "rounded") return TargetEncoding::kRounded;
-  throw std::invalid_argument(where + " must be unbiased or rounded, got '" + name + "'");
+const runtime::NameTable<TargetEncoding>& name_table(TargetEncoding) {
+  static const runtime::NameTable<TargetEncoding> table = {{"unbiased", TargetEncoding::kUnbiased},
+                                                           {"rounded", TargetEncoding::kRounded}};
+  return table;
 }
 
 cv::Mat crop_input(const cv::Mat& image, const CropParams& crop, int res) {
@@ -123,7 +123,7 @@ Sample make_sample(const Annotation& a, const cv::Mat& image, const JointSet& jo
   s.meta.index = a.index;
   s.meta.center = a.center;
   s.meta.scale = a.scale;
-  s.meta.normalize = a.normalize;
+  s.meta.normalize = pck_unit(a);
   s.meta.joints = a.joints;
   s.meta.augment = aug;
   const auto [center, scale] = crop_base(a, joints, aug, options.augment);

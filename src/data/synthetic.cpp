@@ -1,6 +1,7 @@
 #include "hg/data/synthetic.h"
 
 #include "hg/data/augment.h"
+#include "hg/runtime/text.h"
 
 #include <opencv2/imgproc.hpp>
 
@@ -484,8 +485,9 @@ Annotation SyntheticDataset::load(size_t i, cv::Mat& img, int, int* applied) con
 }
 
 std::string SyntheticDataset::describe() const {
-  return "synthetic: seed " + std::to_string(seed_) + ", " + std::to_string(num_samples_) +
-         " samples of " + std::to_string(options_.image_size) + "², 16 MPII joints";
+  return "synthetic: seed " + std::to_string(seed_) + ", " +
+         runtime::count(static_cast<int64_t>(num_samples_), "sample") + " of " +
+         std::to_string(options_.image_size) + "², 16 MPII joints";
 }
 
 }  // namespace hg::data

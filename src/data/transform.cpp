@@ -8,8 +8,14 @@
 
 namespace hg::data {
 
+const runtime::NameTable<PixelGrid>& name_table(PixelGrid) {
+  static const runtime::NameTable<PixelGrid> table = {{"exact", PixelGrid::kExact},
+                                                      {"original", PixelGrid::kOriginal}};
+  return table;
+}
+
 std::string pixel_grid_name(PixelGrid grid) {
-  return grid == PixelGrid::kExact ? "exact" : "original";
+  return runtime::name_in(name_table(grid), grid);
 }
 
 // u = k·R(-rot)·(x - c) + o, k = res / (200·scale), o = (res-1)/2 (kExact) or res/2 (kOriginal);

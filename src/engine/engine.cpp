@@ -582,8 +582,7 @@ class Builder {
     } catch (const dnnl::error& e) {
       TORCH_CHECK(false, "oneDNN has no ", type_name(c.type), " direct convolution ", s.in, "->",
                   s.out, " ", s.kernel, "x", s.kernel, "/", s.stride, " on ", s.batch, "x",
-                  s.height, "x", s.width, " (", e.what(),
-                  "); try another --precision or --algorithm");
+                  s.height, "x", s.width, " (", e.what(), "); try another precision or algorithm");
     }
   }
 
@@ -838,10 +837,6 @@ class NetworkEmitter {
 
 }  // namespace
 
-std::string precision_name(Precision p) {
-  return p == Precision::kBf16 ? "bf16" : p == Precision::kAuto ? "auto" : "f32";
-}
-
 std::string method_name(ConvMethod m) {
   return m == ConvMethod::kF32Winograd  ? "f32 winograd"
          : m == ConvMethod::kBf16Direct ? "bf16 direct"
@@ -925,17 +920,6 @@ ConvMethod pick_method(const std::vector<ConvMethod>& methods, const std::vector
   return methods[best];
 }
 
-std::string algorithm_name(Algorithm a) {
-  switch (a) {
-    case Algorithm::kDirect:
-      return "direct";
-    case Algorithm::kWinograd:
-      return "winograd";
-    default:
-      return "auto";
-  }
-}
-
 bool bf16_supported() {
   return isa_at_least(dnnl::cpu_isa::avx512_core_bf16);
 }
@@ -968,7 +952,7 @@ std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassIm
               options.threads);
   TORCH_CHECK(options.precision != Precision::kBf16 || bf16_supported(),
               "bf16 precision needs a CPU with AVX512-BF16 (avx512_core_bf16), which this one "
-              "lacks (or ONEDNN_MAX_CPU_ISA forbids); use --precision f32");
+              "lacks (or ONEDNN_MAX_CPU_ISA forbids); use precision f32");
   auto plan = std::make_unique<Plan>();
   plan->options = options;
   plan->options.threads = runtime::resolve_threads(options.threads);

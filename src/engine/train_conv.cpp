@@ -197,10 +197,7 @@ at::Tensor winograd_conv3x3_train(const at::Tensor& x, const at::Tensor& weight,
 }
 
 Algorithm parse_algorithm(const std::string& name) {
-  for (auto a : {Algorithm::kAuto, Algorithm::kDirect, Algorithm::kWinograd})
-    if (algorithm_name(a) == name) return a;
-  TORCH_CHECK(false, "the 3x3 convolution algorithm must be auto, direct or winograd, got '", name,
-              "'");
+  return runtime::parse_in(name_table(Algorithm{}), name, "the 3x3 convolution algorithm");
 }
 
 struct TrainConv3x3::State {

@@ -2,6 +2,7 @@
 
 #include "hg/data/dataset.h"
 #include "hg/data/json.h"
+#include "hg/runtime/text.h"
 
 #include <nlohmann/json.hpp>
 
@@ -127,8 +128,8 @@ std::vector<CocoDetection> predict_coco(const infer::Predictor& predictor, const
   }
   if (progress) progress(truth.image_ids.size(), truth.image_ids.size());
   if (unreadable > 0)
-    std::cerr << "hourglass: warning: " << unreadable << " images with people boxes cannot be read "
-              << "and are left out\n";
+    std::cerr << "hourglass: warning: " << runtime::count(unreadable, "image")
+              << " with people boxes cannot be read and are left out\n";
   return out;
 }
 

@@ -4,13 +4,12 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 namespace hg::eval {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-// The margin of the readers' box → crop (scale = 1.25 · max(w, h) / 200).
-constexpr double kBoxMargin = 1.25;
 
 // Joints outside the mean, as in the official MPII evaluation.
 bool excluded_from_mean(const std::string& name) {
@@ -56,7 +55,7 @@ Truth truth_of(const data::Dataset& dataset) {
   auto normalize = t.normalize.accessor<double, 1>();
   for (int64_t i = 0; i < n; ++i) {
     const auto a = dataset.annotation(static_cast<size_t>(i));
-    normalize[i] = a.normalize > 0 ? a.normalize : 200 * a.scale / kBoxMargin;
+    normalize[i] = data::pck_unit(a);
     for (int64_t k = 0; k < j; ++k) {
       joints[i][k][0] = a.joints[k].pos.x;
       joints[i][k][1] = a.joints[k].pos.y;
@@ -143,6 +142,18 @@ nlohmann::json table_to_json(const PckTable& table) {
 Metric metric_for(const data::JointSet& joints) {
   if (joints.name == "mpii" || joints.name == "synthetic") return {"pckh", {0.5, 0.1}};
   return {"pck", {0.2}};
+}
+
+std::string metric_key(const Metric& metric, double threshold) {
+  std::ostringstream s;
+  s << metric.name << "@" << threshold;
+  return s.str();
+}
+
+std::string metric_label(const Metric& metric, double threshold) {
+  std::ostringstream s;
+  s << (metric.name == "pckh" ? "PCKh" : "PCK") << "@" << threshold;
+  return s.str();
 }
 
 }  // namespace hg::eval

@@ -1,7 +1,7 @@
 #include "hg/eval/predictions.h"
 
 #include "hg/io/atomic_file.h"
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 
 #include <H5Cpp.h>
 #include <torch/torch.h>

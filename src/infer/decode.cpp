@@ -83,6 +83,16 @@ at::Tensor decode_dark(const at::Tensor& heatmaps, int kernel) {
   return out.reshape(shape);
 }
 
+const runtime::NameTable<PeakDecoder>& name_table(PeakDecoder) {
+  static const runtime::NameTable<PeakDecoder> table = {
+      {"quarter-offset", PeakDecoder::kQuarterOffset}, {"dark", PeakDecoder::kDark}};
+  return table;
+}
+
+std::string decoder_name(PeakDecoder decoder) {
+  return runtime::name_in(name_table(decoder), decoder);
+}
+
 at::Tensor decode(const at::Tensor& heatmaps, PeakDecoder decoder) {
   return decoder == PeakDecoder::kDark ? decode_dark(heatmaps) : decode_peaks(heatmaps);
 }

@@ -1,9 +1,9 @@
 #include "hg/infer/predictor.h"
 
-#include "hg/data/limits.h"
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
 #include "hg/infer/decode.h"
+#include "hg/runtime/limits.h"
 #include "hg/runtime/runtime.h"
 
 #include <torch/torch.h>
@@ -13,21 +13,21 @@
 
 namespace hg::infer {
 
+const runtime::NameTable<BackendKind>& name_table(BackendKind) {
+  static const runtime::NameTable<BackendKind> table = {{"auto", BackendKind::kAuto},
+                                                        {"torch", BackendKind::kTorch},
+                                                        {"engine", BackendKind::kEngine}};
+  return table;
+}
+
 std::string backend_name(BackendKind kind) {
-  switch (kind) {
-    case BackendKind::kTorch:
-      return "torch";
-    case BackendKind::kEngine:
-      return "engine";
-    default:
-      return "auto";
-  }
+  return runtime::name_in(name_table(kind), kind);
 }
 
 bool uses_engine(const BackendOptions& o) {
   TORCH_CHECK(o.kind != BackendKind::kEngine || o.device.is_cpu(),
               "the engine backend runs on the CPU, not on ", o.device.str(),
-              ": use the torch backend (--backend torch)");
+              ": use the torch backend (BackendKind::kTorch)");
   return o.kind == BackendKind::kEngine || (o.kind == BackendKind::kAuto && o.device.is_cpu());
 }
 
@@ -80,6 +80,8 @@ Predictor::Predictor(Backend backend, data::JointSet joints, PredictorOptions op
   TORCH_CHECK(backend_, "the predictor needs a backend");
   if (options_.input_size == 0) options_.input_size = 256;
   if (!options_.grid) options_.grid = data::PixelGrid::kExact;
+  if (!options_.flip) options_.flip = InferenceDefaults{}.flip;
+  if (!options_.decoder) options_.decoder = InferenceDefaults{}.decoder;
   TORCH_CHECK(options_.input_size >= 16 && options_.input_size % 4 == 0,
               "input size must be a multiple of 4 and >= 16, got ", options_.input_size);
   TORCH_CHECK(options_.batch >= 1, "batch must be >= 1, got ", options_.batch);
@@ -95,6 +97,9 @@ Predictor Predictor::from_model(io::LoadedModel model, PredictorOptions options)
   model.model->options.check_input_size(options.input_size, options.input_size,
                                         "the input size of " + source);
   if (!options.grid) options.grid = model_grid(model);
+  const auto defaults = model_defaults(model);
+  if (!options.flip) options.flip = defaults.flip;
+  if (!options.decoder) options.decoder = defaults.decoder;
   auto joints = model_joints(model, source);
   auto backend = make_backend(model.model, options.backend, options.input_size);
   return Predictor(std::move(backend), std::move(joints), std::move(options));
@@ -123,12 +128,12 @@ at::Tensor Predictor::crops(const cv::Mat& rgb, const std::vector<PersonCrop>& p
 at::Tensor Predictor::heatmaps(const at::Tensor& input) const {
   const int64_t n = input.size(0);
   // One call on the crops and their mirrors together: one batch for the backend to fill.
-  const auto x = options_.flip ? torch::cat({input, input.flip({3})}) : input;
+  const auto x = *options_.flip ? torch::cat({input, input.flip({3})}) : input;
   auto out = backend_(x).to(torch::kCPU, torch::kFloat);
   TORCH_CHECK(out.dim() == 5 && out.size(0) == x.size(0) && out.size(2) == joints_.size(),
               "the backend returned heatmaps of shape ", out.sizes(), " for ", x.size(0),
               " crops; expected N×S×", joints_.size(), "×h×w");
-  if (!options_.flip) return out;
+  if (!*options_.flip) return out;
   return average_with_mirror(out.slice(0, 0, n), out.slice(0, n), flip_perm_, options_.flip_shift);
 }
 
@@ -141,7 +146,7 @@ at::Tensor Predictor::predict_crops(const at::Tensor& input,
   for (int64_t first = 0; first < input.size(0); first += options_.batch) {
     const int64_t last = std::min<int64_t>(input.size(0), first + options_.batch);
     const auto maps = heatmaps(input.slice(0, first, last));
-    const auto peaks = decode(maps, options_.decoder);  // N×S×J×3, heatmap pixels
+    const auto peaks = decode(maps, *options_.decoder);  // N×S×J×3, heatmap pixels
     const int side = static_cast<int>(maps.size(-1));
     for (int64_t i = first; i < last; ++i) {
       auto crop = crops[static_cast<size_t>(i)];
@@ -160,7 +165,7 @@ std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
     const size_t last = std::min(people.size(), first + static_cast<size_t>(options_.batch));
     const std::vector<PersonCrop> chunk(people.begin() + first, people.begin() + last);
     const auto maps = heatmaps(crops(rgb, chunk));
-    const auto peaks = decode(maps, options_.decoder);  // N×S×J×3, heatmap pixels
+    const auto peaks = decode(maps, *options_.decoder);  // N×S×J×3, heatmap pixels
     const int side = static_cast<int>(maps.size(-1));
     for (size_t i = 0; i < chunk.size(); ++i) {
       auto crop = chunk[i].crop;
@@ -203,10 +208,43 @@ data::JointSet model_joints(const io::LoadedModel& model, const std::string& sou
 data::PixelGrid model_grid(const io::LoadedModel& model) {
   if (model.format != io::CheckpointFormat::kNative) return data::PixelGrid::kOriginal;
   if (!model.meta.contains("pixel_grid")) return data::PixelGrid::kExact;
-  const auto g = model.meta["pixel_grid"];
-  TORCH_CHECK(g == "exact" || g == "original", "checkpoint meta 'pixel_grid' = ", g.dump(),
-              " is not 'exact' or 'original'");
-  return g == "exact" ? data::PixelGrid::kExact : data::PixelGrid::kOriginal;
+  const auto& g = model.meta["pixel_grid"];
+  const auto& table = name_table(data::PixelGrid{});
+  TORCH_CHECK(g.is_string(), model.source, ": checkpoint meta 'pixel_grid' = ", g.dump(),
+              " is not ", runtime::names_listed(table));
+  try {
+    return runtime::parse_in(table, g.get<std::string>(), "checkpoint meta 'pixel_grid'");
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, model.source, ": ", e.what());
+  }
+}
+
+nlohmann::json inference_defaults_to_json(const InferenceDefaults& defaults) {
+  return {{"flip", defaults.flip}, {"decoder", decoder_name(defaults.decoder)}};
+}
+
+InferenceDefaults model_defaults(const io::LoadedModel& model) {
+  InferenceDefaults d;
+  if (!model.meta.contains("inference")) return d;
+  const auto& j = model.meta["inference"];
+  const std::string where = model.source + ": checkpoint meta 'inference'";
+  TORCH_CHECK(j.is_object(), where, " = ", j.dump(), " is not an object");
+  if (j.contains("flip")) {
+    TORCH_CHECK(j["flip"].is_boolean(), where, ".flip = ", j["flip"].dump(),
+                " is not true or false");
+    d.flip = j["flip"].get<bool>();
+  }
+  if (j.contains("decoder")) {
+    TORCH_CHECK(j["decoder"].is_string(), where, ".decoder = ", j["decoder"].dump(),
+                " is not a name");
+    try {
+      d.decoder =
+          runtime::parse_in(name_table(PeakDecoder{}), j["decoder"].get<std::string>(), "decoder");
+    } catch (const std::invalid_argument& e) {
+      TORCH_CHECK(false, where, ": ", e.what());
+    }
+  }
+  return d;
 }
 
 int model_input_size(const io::LoadedModel& model) {
@@ -217,7 +255,7 @@ int model_input_size(const io::LoadedModel& model) {
   // Read as 64 bits and bounded: a narrowing read would take 2^32 + 256 for 256.
   const auto side = size.get<int64_t>();
   TORCH_CHECK(side > 0 && side <= limits::kMaxInputSize, "checkpoint meta 'input_size' = ", side,
-              " is outside 1..", limits::kMaxInputSize, " (the limit); pass --size");
+              " is outside 1..", limits::kMaxInputSize, " (the limit); give the input size");
   return static_cast<int>(side);
 }
 

@@ -24,7 +24,8 @@ json results_header(const data::JointSet& joints, const std::string& model,
           {"skeleton", set["skeleton"]},
           {"model", model},
           {"input_size", options.input_size},
-          {"flip_test", options.flip}};
+          {"flip_test", options.flip.value_or(InferenceDefaults{}.flip)},
+          {"decoder", decoder_name(options.decoder.value_or(InferenceDefaults{}.decoder))}};
 }
 
 json person_to_json(const PosePrediction& p, const data::JointSet& joints) {

@@ -94,7 +94,7 @@ std::string bearpaw_key(const std::string& key, int64_t depth) {
 void require(bool ok, CheckpointFormat format, const std::string& what, const char* option,
              int64_t value) {
   TORCH_CHECK(ok, "cannot export to ", format_name(format), ": ", what, "; this model has ", option,
-              " ", value);
+              " = ", value);
 }
 
 }  // namespace
@@ -103,15 +103,15 @@ void check_exportable(const model::StackedHourglassOptions& o, CheckpointFormat 
   TORCH_CHECK(format == CheckpointFormat::kPoseNet || format == CheckpointFormat::kBearpaw,
               "cannot export to ", format_name(format), ": not a PyTorch implementation's format");
   const std::string impl = format == CheckpointFormat::kPoseNet ? "PoseNet" : "HourglassNet";
-  require(o.depth() == 4, format, impl + " builds depth-4 hourglasses", "--depth", o.depth());
+  require(o.depth() == 4, format, impl + " builds depth-4 hourglasses", "depth", o.depth());
   // posenet: Residual(64, 128), Residual(128, 128); bearpaw: layer1 64→128, layer2 128→256.
   const int64_t stem2 = format == CheckpointFormat::kPoseNet ? 128 : 256;
   const std::string stem = impl + "'s stem is 64-128-" + std::to_string(stem2) + "-F";
-  require(o.stem1() == 128, format, stem, "--stem1", o.stem1());
-  require(o.stem2() == stem2, format, stem, "--stem2", o.stem2());
+  require(o.stem1() == 128, format, stem, "stem1", o.stem1());
+  require(o.stem2() == stem2, format, stem, "stem2", o.stem2());
   if (format == CheckpointFormat::kPoseNet)
-    require(o.residuals() == 1, format, "PoseNet has one residual per hourglass block",
-            "--residuals", o.residuals());
+    require(o.residuals() == 1, format, "PoseNet has one residual per hourglass block", "residuals",
+            o.residuals());
 }
 
 std::map<std::string, at::Tensor> foreign_state_dict(model::StackedHourglassImpl& model,

@@ -1,7 +1,7 @@
 #include "hg/io/torch_file.h"
 
 #include "hg/io/atomic_file.h"
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 #include "zip_index.h"
 
 #include <caffe2/serialize/inline_container.h>

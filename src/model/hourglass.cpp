@@ -1,6 +1,6 @@
 #include "hg/model/hourglass.h"
 
-#include "hg/data/limits.h"
+#include "hg/runtime/limits.h"
 
 #include <torch/torch.h>
 

@@ -51,9 +51,9 @@ c10::Device parse_device(const std::string& name) {
   } catch (const c10::Error&) {
     TORCH_CHECK(false, "unknown device '", name, "': use cpu, cuda or cuda:N");
   }
-  TORCH_CHECK(
-      !device.is_cuda() || torch::cuda::is_available(), "device '", name,
-      "' asked for, but this LibTorch has no CUDA support or sees no GPU; use --device cpu");
+  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "device '", name,
+              "' asked for, but this LibTorch has no CUDA support or sees no GPU; run on the CPU "
+              "(device cpu)");
   return device;
 }
 

@@ -11,10 +11,10 @@ Batcher::Batcher(infer::Predictor predictor, BatcherOptions options, Metrics* me
       without_flip_(predictor.with_flip(false)),
       options_(options),
       metrics_(metrics) {
-  TORCH_CHECK(options_.max_batch >= 1, "--max-batch must be >= 1, got ", options_.max_batch);
-  TORCH_CHECK(options_.max_wait_ms >= 0, "--max-wait-ms must be >= 0, got ", options_.max_wait_ms);
-  TORCH_CHECK(options_.max_queue >= 1, "--max-queue must be >= 1, got ", options_.max_queue);
-  TORCH_CHECK(options_.max_arrival_wait_ms >= 0, "--max-arrival-wait-ms must be >= 0, got ",
+  TORCH_CHECK(options_.max_batch >= 1, "max_batch must be >= 1, got ", options_.max_batch);
+  TORCH_CHECK(options_.max_wait_ms >= 0, "max_wait_ms must be >= 0, got ", options_.max_wait_ms);
+  TORCH_CHECK(options_.max_queue >= 1, "max_queue must be >= 1, got ", options_.max_queue);
+  TORCH_CHECK(options_.max_arrival_wait_ms >= 0, "max_arrival_wait_ms must be >= 0, got ",
               options_.max_arrival_wait_ms);
 }
 

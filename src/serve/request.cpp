@@ -62,6 +62,15 @@ std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
 
 }  // namespace
 
+void check_pose_content_type(const std::string& type) {
+  for (const char* taken : {"image/", "application/octet-stream", "multipart/form-data"})
+    if (type.empty() || type.rfind(taken, 0) == 0) return;
+  throw HttpError(415, "Content-Type '" + type +
+                           "' is not an image: send image/jpeg, image/png or image/webp (curl "
+                           "--data-binary @photo.jpg -H 'Content-Type: image/jpeg'), or "
+                           "multipart/form-data with an 'image' part (curl -F image=@photo.jpg)");
+}
+
 PoseRequest read_pose_request(const httplib::Request& req, const RequestRules& rules) {
   PoseRequest r;
   r.image = &req.body;
@@ -73,20 +82,16 @@ PoseRequest read_pose_request(const httplib::Request& req, const RequestRules& r
       r.has_boxes = true;
     }
   } else {
-    const auto type = req.get_header_value("Content-Type");
-    if (!type.empty() && type.rfind("image/", 0) != 0 &&
-        type.rfind("application/octet-stream", 0) != 0)
-      throw HttpError(415, "Content-Type '" + type +
-                               "' is not an image: send image/jpeg, image/png or image/webp, or "
-                               "multipart/form-data with an 'image' part");
+    check_pose_content_type(req.get_header_value("Content-Type"));
   }
   r.flip = query_flag(req, "flip", rules.flip);
   r.whole_image = query_flag(req, "whole_image", false);
   r.stacks = query_stacks(req, rules.stacks);
   if (req.has_param("size") && req.get_param_value("size") != std::to_string(rules.input_size))
-    throw HttpError(400,
-                    "size=" + req.get_param_value("size") + ": this server runs the network at " +
-                        std::to_string(rules.input_size) + " (restart it with --size to change)");
+    throw HttpError(400, "size=" + req.get_param_value("size") +
+                             ": this server runs the network at " +
+                             std::to_string(rules.input_size) +
+                             " (its input size: restart it with another to change)");
   return r;
 }
 

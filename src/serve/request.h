@@ -37,6 +37,11 @@ struct PoseRequest {
   int64_t stacks = 1;  // the answer's joints are stack `stacks`'s
 };
 
+// Refuses (HttpError 415, naming the types taken) a POST /v1/pose body that is neither an image
+// (image/*, application/octet-stream, no type) nor multipart/form-data; checked from the headers,
+// before the body is read (curl --data-binary sends application/x-www-form-urlencoded).
+void check_pose_content_type(const std::string& type);
+
 // The request's image and options. Throws HttpError: 400 for a bad query, boxes part or
 // multipart body, 415 for a content type that is not an image.
 PoseRequest read_pose_request(const httplib::Request& req, const RequestRules& rules);

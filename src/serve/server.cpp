@@ -36,6 +36,21 @@ void send_error(httplib::Response& res, int status, const std::string& why) {
   send_json(res, status, {{"error", why}, {"status", status}});
 }
 
+// POST /v1/pose with a body type it cannot take: 415 from the headers, before the body is read
+// (httplib reads a form-encoded body itself and answers 413 past 8 KB: curl --data-binary's
+// default). The body stays unread, so the connection closes after the answer.
+bool refused_content_type(const httplib::Request& req, httplib::Response& res) {
+  if (req.method != "POST" || req.path != "/v1/pose") return false;
+  try {
+    check_pose_content_type(req.get_header_value("Content-Type"));
+    return false;
+  } catch (const HttpError& e) {
+    res.set_header("Connection", "close");
+    send_error(res, e.status, e.what());
+    return true;
+  }
+}
+
 // The path label of /metrics: a known route, else "other" (scanners must not grow the map).
 std::string route_of(const std::string& path) {
   for (const char* known : {"/", "/v1/pose", "/v1/model", "/healthz", "/metrics"})
@@ -67,7 +82,7 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   json timing = json::object();
   const auto& popts = cropper->options();
   auto request =
-      read_pose_request(req, {popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size});
+      read_pose_request(req, {*popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size});
   const auto decoding = Clock::now();
   const cv::Mat rgb = decode_request_image(*request.image, options.max_pixels);
   timing["decode"] = ms_since(decoding);
@@ -126,12 +141,14 @@ void Server::Impl::routes() {
     thread_local const bool serial = (runtime::serial_tensor_ops_in_this_thread(), true);
     (void)serial;
     const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/metrics";
-    if (options.token.empty() || !guarded ||
-        req.get_header_value("Authorization") == "Bearer " + options.token)
-      return httplib::Server::HandlerResponse::Unhandled;
-    res.set_header("WWW-Authenticate", "Bearer");
-    send_error(res, 401, "this server needs the header 'Authorization: Bearer <token>'");
-    return httplib::Server::HandlerResponse::Handled;
+    if (!options.token.empty() && guarded &&
+        req.get_header_value("Authorization") != "Bearer " + options.token) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      send_error(res, 401, "this server needs the header 'Authorization: Bearer <token>'");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return refused_content_type(req, res) ? httplib::Server::HandlerResponse::Handled
+                                          : httplib::Server::HandlerResponse::Unhandled;
   });
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr e) {
@@ -147,12 +164,14 @@ void Server::Impl::routes() {
       });
   // httplib's own answers (404, 413 for a body over the limit, 400 for a malformed request)
   // get a JSON body too.
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string why = "HTTP " + std::to_string(res.status);
         if (res.status == 404) why = "no such endpoint: " + req.method + " " + req.path;
-        if (res.status == 413) why = "the body is larger than the server's limit (--max-body-mb)";
+        if (res.status == 413)
+          why = "the body is larger than the server's limit of " +
+                std::to_string(options.max_body_bytes) + " bytes (max_body_bytes)";
         send_error(res, res.status, why);
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -177,10 +196,10 @@ void Server::Impl::routes() {
 
 Server::Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options)
     : impl_(std::make_unique<Impl>()) {
-  TORCH_CHECK(options.max_body_bytes > 0, "--max-body-mb must be > 0");
-  TORCH_CHECK(options.max_pixels > 0, "--max-pixels must be > 0, got ", options.max_pixels);
-  TORCH_CHECK(options.http_threads >= 1, "--http-threads must be >= 1, got ", options.http_threads);
-  TORCH_CHECK(options.port >= 0 && options.port <= 65535, "--port ", options.port,
+  TORCH_CHECK(options.max_body_bytes > 0, "max_body_bytes must be > 0");
+  TORCH_CHECK(options.max_pixels > 0, "max_pixels must be > 0, got ", options.max_pixels);
+  TORCH_CHECK(options.http_threads >= 1, "http_threads must be >= 1, got ", options.http_threads);
+  TORCH_CHECK(options.port >= 0 && options.port <= 65535, "port ", options.port,
               " is not a port (0 to 65535)");
   impl_->options = options;
   impl_->model_name = std::filesystem::path(weights).filename().string();
@@ -203,7 +222,8 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor, Se
       {"flip_pairs", set["flip_pairs"]},
       {"skeleton", set["skeleton"]},
       {"input_size", p.options().input_size},
-      {"flip_test", p.options().flip},
+      {"flip_test", *p.options().flip},
+      {"decoder", infer::decoder_name(*p.options().decoder)},
       {"backend", on_engine ? "engine" : "torch"},
       {"device", predictor.backend.device.str()},
       {"precision", on_engine ? engine::precision_name(predictor.backend.engine.precision) : "f32"},
@@ -236,7 +256,7 @@ int Server::bind() {
                 "machine's?");
   } else {
     TORCH_CHECK(impl_->http.bind_to_port(o.host, o.port), "cannot bind ", o.host, ":", o.port,
-                ": is the port in use (--port), or the address not this machine's (--host)?");
+                ": is the port in use, or the address not this machine's?");
   }
   impl_->bound = true;
   return o.port;

@@ -1,6 +1,5 @@
 #include "hg/train/ablation.h"
 
-#include "hg/data/augment.h"
 #include "hg/data/json.h"
 #include "hg/data/readers.h"
 #include "hg/eval/evaluate.h"
@@ -154,8 +153,6 @@ void evaluate(const TrainConfig& config, const fs::path& dir, const AblationOpti
               std::shared_ptr<const data::Dataset> test, AblationEntry& entry) {
   infer::PredictorOptions po;
   po.input_size = static_cast<int>(config.input_size);
-  // As the demo: the flip test only helps a model that saw mirrored people.
-  po.flip = data::AugmentOptions::preset(config.augment).flip_prob > 0;
   po.batch = 16;
   // Float32 direct convolutions: the scores do not depend on timed engine choices.
   po.backend.engine.threads = o.threads;

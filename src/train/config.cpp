@@ -1,8 +1,10 @@
 #include "hg/train/config.h"
 
+#include "hg/data/augment.h"
 #include "hg/data/json.h"
 #include "hg/data/sample.h"
 #include "hg/io/checkpoint.h"
+#include "hg/runtime/text.h"
 
 #include <c10/util/Exception.h>
 
@@ -11,52 +13,133 @@
 namespace hg::train {
 namespace {
 
-// One table of the keys, so that to_json and merge cannot drift apart.
+// One table of the keys, so that to_json, merge and the listing cannot drift apart: each key's
+// name, its field and its meaning (`hourglass train --list-keys` prints them).
 template <typename Fn>
 void for_each_key(TrainConfig& c, Fn&& fn) {
-  fn("dataset", c.dataset);
-  fn("images", c.images);
-  fn("val_dataset", c.val_dataset);
-  fn("val_images", c.val_images);
-  fn("val_samples", c.val_samples);
-  fn("input_size", c.input_size);
-  fn("sigma", c.sigma);
-  fn("target_encoding", c.target_encoding);
-  fn("augment", c.augment);
-  fn("visibility_weights", c.visibility_weights);
-  fn("optimizer", c.optimizer);
-  fn("lr", c.lr);
-  fn("rmsprop_alpha", c.rmsprop_alpha);
-  fn("eps", c.eps);
-  fn("lr_drops", c.lr_drops);
-  fn("lr_factor", c.lr_factor);
-  fn("plateau_patience", c.plateau_patience);
-  fn("epochs", c.epochs);
-  fn("iters_per_epoch", c.iters_per_epoch);
-  fn("batch_size", c.batch_size);
-  fn("threads", c.threads);
-  fn("loader_threads", c.loader_threads);
-  fn("seed", c.seed);
-  fn("save_every", c.save_every);
-  fn("checkpoint_every_minutes", c.checkpoint_every_minutes);
-  fn("checkpoint_every_steps", c.checkpoint_every_steps);
-  fn("max_steps", c.max_steps);
-  fn("max_minutes", c.max_minutes);
-  fn("lr_drop_fraction", c.lr_drop_fraction);
-  fn("lr_schedule", c.lr_schedule);
-  fn("warmup_fraction", c.warmup_fraction);
-  fn("lr_final_factor", c.lr_final_factor);
-  fn("val_flip", c.val_flip);
-  fn("device", c.device);
-  fn("channels_last", c.channels_last);
-  fn("amp", c.amp);
-  fn("conv3x3", c.conv3x3);
-  fn("amp_probe_steps", c.amp_probe_steps);
-  fn("amp_cache", c.amp_cache);
-  fn("accumulate", c.accumulate);
-  fn("dist_backend", c.dist_backend);
-  fn("dist_timeout_s", c.dist_timeout_s);
-  fn("dist_check_sync", c.dist_check_sync);
+  fn("dataset", c.dataset,
+     "training dataset: synthetic:N:SEED, or an annotation file (MPII/FLIC .h5, COCO or custom "
+     ".json)");
+  fn("images", c.images, "image folder of an .h5 or COCO dataset (\"\" = beside the file)");
+  fn("val_dataset", c.val_dataset, "validation dataset, as dataset (\"\" = none)");
+  fn("val_images", c.val_images, "image folder of val_dataset");
+  fn("val_samples", c.val_samples, "validation people used (0 = all of val_dataset)");
+  fn("input_size", c.input_size, "network input side, pixels");
+  fn("sigma", c.sigma, "target Gaussian sigma, heatmap pixels");
+  fn("target_encoding", c.target_encoding,
+     "target centres: unbiased (sub-pixel) or rounded (the original code's)");
+  fn("augment", c.augment, "augmentation: none, paper, original or coco");
+  fn("visibility_weights", c.visibility_weights, "no loss on joints absent or outside the crop");
+  fn("optimizer", c.optimizer, "rmsprop or adam");
+  fn("lr", c.lr, "learning rate (the peak, with lr_schedule=cosine)");
+  fn("rmsprop_alpha", c.rmsprop_alpha, "RMSProp's smoothing constant");
+  fn("eps", c.eps, "the optimizer's epsilon");
+  fn("lr_drops", c.lr_drops, "step schedule: epochs at whose start lr is multiplied by lr_factor");
+  fn("lr_factor", c.lr_factor, "step schedule: the factor of each drop");
+  fn("plateau_patience", c.plateau_patience,
+     "step schedule: also drop lr after this many epochs without progress (0 = never)");
+  fn("epochs", c.epochs, "training epochs");
+  fn("iters_per_epoch", c.iters_per_epoch, "steps per epoch (0 = one pass over the dataset)");
+  fn("batch_size", c.batch_size, "samples per optimizer step, over all ranks");
+  fn("threads", c.threads, "compute threads (0 = all cores)");
+  fn("loader_threads", c.loader_threads, "data threads (0 = 1 on up to 2 cores, else 2)");
+  fn("seed", c.seed, "seed of the sampling, augmentation and initial weights");
+  fn("save_every", c.save_every, "also keep epoch_K.hg every K epochs (0 = never)");
+  fn("checkpoint_every_minutes", c.checkpoint_every_minutes,
+     "also write last.hg within an epoch after this many minutes (0 = off)");
+  fn("checkpoint_every_steps", c.checkpoint_every_steps,
+     "also write last.hg every this many steps (0 = off)");
+  fn("max_steps", c.max_steps, "stop after this many steps in total (0 = no limit)");
+  fn("max_minutes", c.max_minutes, "stop after this much training time (0 = no limit)");
+  fn("lr_drop_fraction", c.lr_drop_fraction,
+     "step schedule: also drop lr once when this share of max_minutes has passed");
+  fn("lr_schedule", c.lr_schedule, "step or cosine (warm-up, then cosine decay over the budget)");
+  fn("warmup_fraction", c.warmup_fraction,
+     "cosine: share of the budget spent warming up, in [0, 1)");
+  fn("lr_final_factor", c.lr_final_factor, "cosine: the rate at the end, as a share of lr");
+  fn("val_flip", c.val_flip, "validate with the flip test");
+  fn("device", c.device, "cpu, cuda or cuda:N");
+  fn("channels_last", c.channels_last, "activations and weights in NHWC order");
+  fn("amp", c.amp, "mixed precision: off, bf16 or auto (bf16 where a timed probe finds it faster)");
+  fn("conv3x3", c.conv3x3,
+     "residual 3x3 convolutions on CPU: direct, winograd or auto (timed per layer)");
+  fn("amp_probe_steps", c.amp_probe_steps, "amp=auto: timed steps of each precision");
+  fn("amp_cache", c.amp_cache,
+     "amp=auto: file caching the probe's answer (\"\" = the user cache, off = none)");
+  fn("accumulate", c.accumulate, "micro-batches per optimizer step");
+  fn("dist_backend", c.dist_backend, "data-parallel backend: gloo, nccl or auto");
+  fn("dist_timeout_s", c.dist_timeout_s,
+     "seconds a rank waits for a lost peer before stopping the job");
+  fn("dist_check_sync", c.dist_check_sync, "compare every rank's weights after each step");
+}
+
+// The model's keys (io::options_to_json), listed as model.NAME.
+constexpr std::pair<const char*, const char*> kModelKeys[] = {
+    {"stacks", "hourglass stacks"},
+    {"features", "channels inside the hourglasses"},
+    {"depth", "levels per hourglass"},
+    {"residuals", "residual modules per block"},
+    {"joints", "heatmaps per stack (0 = the dataset's joint count)"},
+    {"stem1", "width after the stem's first residual"},
+    {"stem2", "width after the stem's second residual"},
+};
+
+// Names people type for a key, from other tools' configs.
+constexpr std::pair<const char*, const char*> kKeyAliases[] = {
+    {"learning_rate", "lr"},        {"batch", "batch_size"},
+    {"steps", "max_steps"},         {"minutes", "max_minutes"},
+    {"size", "input_size"},         {"image_size", "input_size"},
+    {"workers", "loader_threads"},  {"num_workers", "loader_threads"},
+    {"schedule", "lr_schedule"},    {"stacks", "model.stacks"},
+    {"features", "model.features"}, {"joints", "model.joints"},
+};
+
+std::string json_type(const nlohmann::json& v) {
+  if (v.is_boolean()) return "bool";
+  if (v.is_number_integer()) return "integer";
+  if (v.is_number()) return "number";
+  if (v.is_array()) return "list";
+  return "text";
+}
+
+// A key's value as config.json writes it: enums by name.
+template <typename T>
+nlohmann::json value_json(const T& value) {
+  if constexpr (std::is_enum_v<T>)
+    return runtime::name_in(name_table(T{}), value);
+  else
+    return value;
+}
+
+template <typename T>
+std::string type_name(const T& value) {
+  if constexpr (std::is_enum_v<T>) {
+    std::string names;
+    for (const auto& name : runtime::names_in(name_table(T{})))
+      names += (names.empty() ? "" : "|") + name;
+    return names;
+  } else {
+    return json_type(value);
+  }
+}
+
+std::vector<std::string> key_names() {
+  std::vector<std::string> names;
+  TrainConfig c;
+  for_each_key(c, [&](const char* name, auto&, const char*) { names.emplace_back(name); });
+  for (const auto& [name, meaning] : kModelKeys) names.push_back(std::string("model.") + name);
+  return names;
+}
+
+// "unknown config key 'K'" with the key meant, if it can be guessed.
+std::string unknown_key_message(const std::string& key) {
+  for (const auto& [alias, name] : kKeyAliases)
+    if (key == alias)
+      return "unknown config key '" + key + "' (did you mean '" + name +
+             "'? hourglass train --list-keys lists them all)";
+  const std::string guess = runtime::did_you_mean(key, key_names());
+  return "unknown config key '" + key + "'" +
+         (guess.empty() ? " (hourglass train --list-keys lists them all)" : guess);
 }
 
 }  // namespace
@@ -64,7 +147,8 @@ void for_each_key(TrainConfig& c, Fn&& fn) {
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j;
   auto& self = const_cast<TrainConfig&>(*this);
-  for_each_key(self, [&j](const char* key, auto& value) { j[key] = value; });
+  for_each_key(self,
+               [&j](const char* key, auto& value, const char*) { j[key] = value_json(value); });
   j["model"] = io::options_to_json(model);
   return j;
 }
@@ -83,7 +167,7 @@ void TrainConfig::merge(const nlohmann::json& j) {
       continue;
     }
     bool found = false;
-    for_each_key(*this, [&](const char* name, auto& field) {
+    for_each_key(*this, [&](const char* name, auto& field, const char*) {
       if (key != name) return;
       found = true;
       try {
@@ -104,7 +188,12 @@ void TrainConfig::merge(const nlohmann::json& j) {
         } else if constexpr (std::is_same_v<T, std::string>) {
           TORCH_CHECK(value.is_string(), "expected a string");
         }
-        field = value.get<T>();
+        if constexpr (std::is_enum_v<T>) {
+          TORCH_CHECK(value.is_string(), "expected ", runtime::names_listed(name_table(T{})));
+          field = runtime::parse_in(name_table(T{}), value.get<std::string>(), key);
+        } else {
+          field = value.get<T>();
+        }
       } catch (const c10::Error& e) {
         TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (",
                     e.what_without_backtrace(), ")");
@@ -113,18 +202,20 @@ void TrainConfig::merge(const nlohmann::json& j) {
                     ")");
       }
     });
-    TORCH_CHECK(found, "unknown config key '", key, "'");
+    TORCH_CHECK(found, unknown_key_message(key));
   }
 }
 
 void TrainConfig::set(const std::string& assignment) {
   const auto eq = assignment.find('=');
-  TORCH_CHECK(eq != std::string::npos && eq > 0, "--set expects key=value, got '", assignment, "'");
+  TORCH_CHECK(eq != std::string::npos && eq > 0, "a setting must be key=value, got '", assignment,
+              "'");
   std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   // A value that is not JSON is taken as a string (--set dataset=mpii).
-  const nlohmann::json value =
-      nlohmann::json::accept(text) ? data::parse_json(text, "--set " + key) : nlohmann::json(text);
+  const nlohmann::json value = nlohmann::json::accept(text)
+                                   ? data::parse_json(text, "config key " + key)
+                                   : nlohmann::json(text);
   if (key.rfind("model.", 0) == 0) {
     merge({{"model", {{key.substr(6), value}}}});
   } else {
@@ -135,53 +226,91 @@ void TrainConfig::set(const std::string& assignment) {
 void TrainConfig::validate() const {
   model.validate();
   model.check_input_size(input_size, input_size, "input_size");
-  TORCH_CHECK(optimizer == "rmsprop" || optimizer == "adam",
-              "optimizer must be rmsprop or adam, got '", optimizer, "'");
   TORCH_CHECK(lr > 0 && eps > 0 && lr_factor > 0, "lr, eps and lr_factor must be positive");
   TORCH_CHECK(epochs > 0 && batch_size > 0 && iters_per_epoch >= 0,
               "epochs and batch_size must be positive");
   TORCH_CHECK(sigma > 0, "sigma must be positive, got ", sigma);
-  data::parse_target_encoding(target_encoding, "target_encoding");
   TORCH_CHECK(!dataset.empty(), "a training dataset is needed (config key 'dataset')");
   TORCH_CHECK(lr_drop_fraction >= 0 && lr_drop_fraction < 1,
               "lr_drop_fraction must be in [0, 1), got ", lr_drop_fraction);
   TORCH_CHECK(lr_drop_fraction == 0 || max_minutes > 0,
               "lr_drop_fraction is a fraction of max_minutes: set max_minutes too");
-  TORCH_CHECK(lr_schedule == "step" || lr_schedule == "cosine",
-              "lr_schedule must be step or cosine, got '", lr_schedule, "'");
-  TORCH_CHECK(lr_schedule == "step" || (lr_drops.empty() && lr_drop_fraction == 0),
+  TORCH_CHECK(lr_schedule == LrSchedule::kStep || (lr_drops.empty() && lr_drop_fraction == 0),
               "lr_schedule cosine sets the rate of every step: unset lr_drops and "
-              "lr_drop_fraction (--set lr_drops=[] --set lr_drop_fraction=0)");
+              "lr_drop_fraction (lr_drops=[] and lr_drop_fraction=0)");
   TORCH_CHECK(warmup_fraction >= 0 && warmup_fraction < 1,
               "warmup_fraction must be in [0, 1), got ", warmup_fraction);
   TORCH_CHECK(lr_final_factor >= 0 && lr_final_factor <= 1,
               "lr_final_factor must be in [0, 1], got ", lr_final_factor);
-  TORCH_CHECK(amp == "off" || amp == "bf16" || amp == "auto",
-              "amp must be off, bf16 or auto, got '", amp, "'");
-  TORCH_CHECK(conv3x3 == "auto" || conv3x3 == "direct" || conv3x3 == "winograd",
-              "conv3x3 must be auto, direct or winograd, got '", conv3x3, "'");
   TORCH_CHECK(amp_probe_steps > 0, "amp_probe_steps must be positive, got ", amp_probe_steps);
   TORCH_CHECK(accumulate > 0 && batch_size % accumulate == 0, "batch_size ", batch_size,
               " is not divisible by accumulate ", accumulate,
               ": the global batch splits into accumulate equal micro-batches");
-  TORCH_CHECK(dist_backend == "auto" || dist_backend == "gloo" || dist_backend == "nccl",
-              "dist_backend must be gloo, nccl or auto, got '", dist_backend, "'");
   TORCH_CHECK(checkpoint_every_minutes >= 0 && checkpoint_every_steps >= 0,
               "checkpoint_every_minutes and checkpoint_every_steps must be >= 0 (0 = off), got ",
               checkpoint_every_minutes, " and ", checkpoint_every_steps);
   TORCH_CHECK(dist_timeout_s > 0, "dist_timeout_s must be positive, got ", dist_timeout_s);
 }
 
+std::vector<ConfigKey> config_keys() {
+  std::vector<ConfigKey> keys;
+  TrainConfig c;
+  for_each_key(c, [&](const char* name, auto& value, const char* meaning) {
+    keys.push_back({name, type_name(value), value_json(value).dump(), meaning});
+  });
+  const nlohmann::json model = io::options_to_json(c.model);
+  for (const auto& [name, meaning] : kModelKeys)
+    keys.push_back({std::string("model.") + name, "integer", model.at(name).dump(), meaning});
+  return keys;
+}
+
+infer::InferenceDefaults inference_defaults(const TrainConfig& config) {
+  infer::InferenceDefaults d;
+  d.flip = data::AugmentOptions::preset(config.augment).flip_prob > 0;
+  d.decoder = config.target_encoding == data::TargetEncoding::kUnbiased
+                  ? infer::PeakDecoder::kDark
+                  : infer::PeakDecoder::kQuarterOffset;
+  return d;
+}
+
+const runtime::NameTable<Optimizer>& name_table(Optimizer) {
+  static const runtime::NameTable<Optimizer> table = {{"rmsprop", Optimizer::kRmsprop},
+                                                      {"adam", Optimizer::kAdam}};
+  return table;
+}
+
+const runtime::NameTable<LrSchedule>& name_table(LrSchedule) {
+  static const runtime::NameTable<LrSchedule> table = {{"step", LrSchedule::kStep},
+                                                       {"cosine", LrSchedule::kCosine}};
+  return table;
+}
+
+const runtime::NameTable<Amp>& name_table(Amp) {
+  static const runtime::NameTable<Amp> table = {
+      {"off", Amp::kOff}, {"bf16", Amp::kBf16}, {"auto", Amp::kAuto}};
+  return table;
+}
+
+const runtime::NameTable<DistBackend>& name_table(DistBackend) {
+  static const runtime::NameTable<DistBackend> table = {
+      {"auto", DistBackend::kAuto}, {"gloo", DistBackend::kGloo}, {"nccl", DistBackend::kNccl}};
+  return table;
+}
+
+std::vector<std::string> recipe_names() {
+  return {"paper", "original", "cpu", "demo", "coco"};
+}
+
 TrainConfig preset(const std::string& name) {
   TrainConfig c;
   if (name == "paper") {
     c.model = model::StackedHourglassOptions().stacks(8);
-    c.augment = "paper";
+    c.augment = data::AugmentPreset::kPaper;
     c.batch_size = 6;
     c.epochs = 100;
   } else if (name == "original") {
     c.model = model::StackedHourglassOptions().stacks(8);
-    c.augment = "original";
+    c.augment = data::AugmentPreset::kOriginal;
     c.sigma = 1.75;
     c.batch_size = 6;
     c.epochs = 100;
@@ -193,7 +322,7 @@ TrainConfig preset(const std::string& name) {
     c.model = model::StackedHourglassOptions().stacks(2).features(64).stem1(64).stem2(64);
     c.input_size = 128;
     c.sigma = 1.0;
-    c.optimizer = "adam";
+    c.optimizer = Optimizer::kAdam;
     c.lr = 1e-3;
     c.batch_size = 16;
     c.val_dataset = "synthetic:300:2";
@@ -201,29 +330,29 @@ TrainConfig preset(const std::string& name) {
       // Fresh synthetic people rather than augmented repeats: the test images come from the
       // same unaugmented distribution. An "epoch" is 250 steps; the time budget ends the run.
       c.dataset = "synthetic:100000:1";
-      c.augment = "none";
+      c.augment = data::AugmentPreset::kNone;
       // Measured here: σ 2 and lr 2e-3 reach 62% validation PCKh in 1000 steps where σ 1 and
       // lr 1e-3 reach 20% (broader targets give the early, near-zero output phase more signal).
       c.sigma = 2.0;
       // The time budget ends the run. The rate follows the share of it used, so that a slow
       // machine gets the same curve in fewer steps: a short warm-up, then a cosine decay to 1 %
       // of the peak at the end. The peak was chosen with 1944 steps (a slow machine's 9
-      // minutes): 5e-3, 1e-2, 2e-2, 4e-2 reached 79.3, 85.1, 90.6, 92.2 % held out (README
-      // "The demo").
+      // minutes): 5e-3, 1e-2, 2e-2, 4e-2 reached 79.3, 85.1, 90.6, 92.2 % held out
+      // (docs/benchmarks.md, "How the recipe was chosen").
       // Batch 8, not the cpu recipe's 16: where the 9 minutes buy few samples, more and smaller
-      // steps learn more from them (measured on a slow machine: README "The demo"). An epoch
+      // steps learn more from them (measured on a slow machine: docs/benchmarks.md). An epoch
       // stays 4000 samples.
       c.batch_size = 8;
       c.iters_per_epoch = 500;
       c.epochs = 40;
       c.max_minutes = 9.0;
-      c.lr_schedule = "cosine";
+      c.lr_schedule = LrSchedule::kCosine;
       c.lr = 4e-2;
       c.warmup_fraction = 0.05;
       c.lr_final_factor = 0.01;
     } else {
       c.dataset = "synthetic:4000:1";
-      c.augment = "paper";
+      c.augment = data::AugmentPreset::kPaper;
       c.epochs = 8;
       c.lr_drops = {6};
     }
@@ -237,15 +366,16 @@ TrainConfig preset(const std::string& name) {
     c.val_dataset = "data/coco/annotations/person_keypoints_val2017.json";
     c.val_images = "data/coco/val2017";
     c.sigma = 2.0;
-    c.augment = "coco";  // MMPose's scale, rotation, flip and half-body crops
-    c.optimizer = "adam";
+    c.augment = data::AugmentPreset::kCoco;  // MMPose's scale, rotation, flip and half-body crops
+    c.optimizer = Optimizer::kAdam;
     c.lr = 5e-4;
     c.batch_size = 32;
     c.epochs = 210;
     c.lr_drops = {170, 200};
     c.val_flip = true;
   } else {
-    TORCH_CHECK(false, "unknown recipe '", name, "': use paper, original, cpu, demo or coco");
+    TORCH_CHECK(false, "unknown recipe '", name, "'", runtime::did_you_mean(name, recipe_names()),
+                ": use paper, original, cpu, demo or coco");
   }
   return c;
 }

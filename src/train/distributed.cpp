@@ -166,7 +166,8 @@ std::unique_ptr<Distributed> Distributed::connect(const DistEnv& env, const Dist
   TORCH_CHECK(impl->backend == "gloo" || impl->backend == "nccl",
               "dist_backend must be gloo, nccl or auto, got '", options.backend, "'");
   TORCH_CHECK(impl->backend != "nccl" || options.device.is_cuda(),
-              "dist_backend nccl needs a CUDA device (--set device=cuda), got ", options.device);
+              "dist_backend nccl needs a CUDA device (config key device=cuda), got ",
+              options.device);
 #ifndef HG_WITH_GLOO
   TORCH_CHECK(impl->backend != "gloo",
               "this hourglass was built without Gloo (libgloo-dev was not found at configure "

@@ -16,6 +16,7 @@
 #include "hg/runtime/runtime.h"
 #include "hg/train/amp_probe.h"
 #include "hg/train/distributed.h"
+#include "hg/train/plots.h"
 #include "hg/train/schedule.h"
 
 #include <malloc.h>
@@ -80,7 +81,7 @@ class SignalGuard {
 // ---- optimizer -----------------------------------------------------------------------------
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c,
                                                         const std::vector<at::Tensor>& params) {
-  if (c.optimizer == "adam")
+  if (c.optimizer == Optimizer::kAdam)
     return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr).eps(c.eps));
   return std::make_unique<torch::optim::RMSprop>(
       params, torch::optim::RMSpropOptions(c.lr).alpha(c.rmsprop_alpha).eps(c.eps));
@@ -127,13 +128,13 @@ void check_run_dir(const fs::path& dir, uintmax_t bytes_needed) {
     out << "ok";
     out.flush();
     TORCH_CHECK(out.good(), "run folder ", dir.string(), " is not writable (", std::strerror(errno),
-                "): make it writable or choose another with --run-dir");
+                "): make it writable or choose another run folder");
   }
   fs::remove(probe, ec);
   const auto space = fs::space(dir, ec);
   TORCH_CHECK(ec || space.available >= bytes_needed, "run folder ", dir.string(), " has ",
               space.available / (1 << 20), " MiB free, but checkpoints need about ",
-              bytes_needed / (1 << 20), " MiB: free some space or choose another --run-dir");
+              bytes_needed / (1 << 20), " MiB: free some space or choose another run folder");
 }
 
 // ---- progress ------------------------------------------------------------------------------
@@ -250,13 +251,13 @@ class Session {
     runtime::apply_threads(threads());
     device_ = device();
     check_batch_split();
+    open_data();  // first: the model's joint count is the dataset's
     build_model();
     if (resuming_) restore();
     place_model();
     connect();
     bf16_ = agree(bf16_);  // every rank computes alike
     if (lead_) prepare_run_dir();
-    open_data();
     announce();
     SignalGuard signals;
     if (out_of_steps()) {  // a run resumed at its max_steps takes no further step
@@ -308,7 +309,7 @@ class Session {
   void connect() {
     if (!env_.distributed()) return;
     DistOptions o;
-    o.backend = c_.dist_backend;
+    o.backend = runtime::name_in(name_table(c_.dist_backend), c_.dist_backend);
     o.timeout_s = c_.dist_timeout_s;
     o.device = device_;
     dist_ = Distributed::connect(env_, o);
@@ -371,10 +372,10 @@ class Session {
       if (p.dim() == 4) p.set_data(p.data().contiguous(memory_format_));
     keep_freed_memory();
     if (device_.is_cpu() && engine::winograd_supported()) {
-      conv3x3_ = engine::TrainConv3x3(engine::parse_algorithm(c_.conv3x3));
+      conv3x3_ = engine::TrainConv3x3(c_.conv3x3);
       net_->set_conv3x3(*conv3x3_);
     }
-    bf16_ = c_.amp == "bf16" || (c_.amp == "auto" && choose_amp());
+    bf16_ = c_.amp == Amp::kBf16 || (c_.amp == Amp::kAuto && choose_amp());
   }
 
   // amp=auto: bf16 where a probe (or the cache of an earlier one) found it faster on this model.
@@ -389,7 +390,8 @@ class Session {
     std::ostringstream shape;
     shape << c_.model.describe() << " | " << c_.input_size << " px | batch " << micro_batch()
           << " | " << runtime::resolve_threads(threads()) << " threads"
-          << (c_.channels_last ? " | channels_last" : "") << " | conv3x3 " << c_.conv3x3;
+          << (c_.channels_last ? " | channels_last" : "") << " | conv3x3 "
+          << engine::algorithm_name(c_.conv3x3);
     const std::string key = amp_cache_key(shape.str());
     if (auto hit = cached_amp(cache, key)) {
       amp_ = *hit;
@@ -434,12 +436,12 @@ class Session {
     for (const auto& stale : io::remove_stale_temporaries(dir_.string()))
       std::cerr << "removed " << stale << " (an interrupted write)\n";
     auto config = c_.to_json();
-    if (c_.amp == "auto") config["amp_probe"] = amp_.to_json();  // what auto chose, and why
+    if (c_.amp == Amp::kAuto) config["amp_probe"] = amp_.to_json();  // what auto chose, and why
     io::write_file_atomic((dir_ / "config.json").string(), config.dump(2) + "\n");
     if (resuming_) truncate_log(dir_ / "log.jsonl", state_);
     log_.open(dir_ / "log.jsonl", std::ios::app);
     TORCH_CHECK(log_.good(), "cannot write ", (dir_ / "log.jsonl").string());
-    if (c_.amp == "auto") {
+    if (c_.amp == Amp::kAuto) {
       auto line = amp_.to_json();
       line["type"] = "amp_probe";
       line["chosen_bf16"] = bf16_;
@@ -449,9 +451,7 @@ class Session {
 
   void open_data() {
     train_set_ = data::open_dataset(c_.dataset, c_.images);
-    TORCH_CHECK(train_set_->joints().size() == c_.model.joints(), "the model has ",
-                c_.model.joints(), " joints but dataset ", train_set_->describe(), " has ",
-                train_set_->joints().size(), ": set model.joints");
+    adopt_joint_count();
     data::LoaderOptions lo;
     lo.batch_size = static_cast<int>(c_.batch_size);
     lo.shards = env_.world_size;
@@ -461,20 +461,46 @@ class Session {
     lo.drop_last = train_set_->size() >= static_cast<size_t>(c_.batch_size);
     lo.sample.res = static_cast<int>(c_.input_size);
     lo.sample.sigma = c_.sigma;
-    lo.sample.target_encoding = data::parse_target_encoding(c_.target_encoding, "target_encoding");
+    lo.sample.target_encoding = c_.target_encoding;
     lo.sample.augment = data::AugmentOptions::preset(c_.augment);
     loader_ = std::make_unique<data::Loader>(train_set_, lo);
-    if (!c_.val_dataset.empty()) {
-      val_set_ = data::open_dataset(c_.val_dataset, c_.val_images);
-      if (c_.val_samples > 0)
-        val_set_ = data::first_n(val_set_, static_cast<size_t>(c_.val_samples));
-      TORCH_CHECK(val_set_->joints().size() == c_.model.joints(), "the model has ",
-                  c_.model.joints(), " joints but validation dataset ", val_set_->describe(),
-                  " has ", val_set_->joints().size());
-    }
+    if (!c_.val_dataset.empty()) open_validation();
     const int64_t batches = loader_->batches_per_epoch();
     TORCH_CHECK(batches > 0, "dataset ", train_set_->describe(), " gives no batch");
     iters_ = c_.iters_per_epoch > 0 ? std::min(c_.iters_per_epoch, batches) : batches;
+  }
+
+  // The model predicts the dataset's joints: a new run takes their count from it (a COCO file
+  // trains a 17-joint model without model.joints); a resumed model must already have it.
+  void adopt_joint_count() {
+    const int64_t joints = train_set_->joints().size();
+    if (joints == c_.model.joints()) return;
+    TORCH_CHECK(!resuming_, "the model of ", dir_.string(), " has ", c_.model.joints(),
+                " joints but dataset ", train_set_->describe(), " has ", joints,
+                ": resume with the dataset it was trained on");
+    if (lead_)
+      std::cerr << "model.joints: " << joints << " (the joints of " << train_set_->describe()
+                << ")\n";
+    c_.model.joints(joints);
+  }
+
+  // The validation set, checked before the first step: its joints must be the model's, and every
+  // person needs a PCK unit (the annotation's normalize, else its box), named when it has none.
+  void open_validation() {
+    val_set_ = data::open_dataset(c_.val_dataset, c_.val_images);
+    if (c_.val_samples > 0) val_set_ = data::first_n(val_set_, static_cast<size_t>(c_.val_samples));
+    TORCH_CHECK(val_set_->joints().size() == c_.model.joints(), "the model has ", c_.model.joints(),
+                " joints (those of ", train_set_->describe(), ") but validation dataset ",
+                val_set_->describe(), " has ", val_set_->joints().size(),
+                ": validate on a dataset of the same joint set");
+    for (size_t i = 0; i < val_set_->size(); ++i) {
+      const auto a = val_set_->annotation(i);
+      const double unit = data::pck_unit(a);
+      TORCH_CHECK(std::isfinite(unit) && unit > 0, "validation dataset ", val_set_->describe(),
+                  ": sample ", i, " (", a.image, ") has no PCK unit (normalize ", a.normalize,
+                  ", scale ", a.scale, "): give it a positive normalize or a box");
+    }
+    metric_ = eval::metric_for(val_set_->joints());
   }
 
   int loader_threads() const {
@@ -483,7 +509,7 @@ class Session {
 
   // amp=auto: what decided, for the announcement.
   std::string amp_note() const {
-    if (c_.amp != "auto") return "";
+    if (c_.amp != Amp::kAuto) return "";
     if (amp_.source == "unsupported") return " (amp=auto: no bf16 on this device)";
     std::ostringstream o;
     o << std::fixed << std::setprecision(1) << " (amp=auto, " << amp_.source << ": a step takes "
@@ -494,8 +520,9 @@ class Session {
   void announce() const {
     if (!lead_) return;
     std::cerr << "training " << c_.model.describe() << " on " << train_set_->describe() << ", "
-              << iters_ << " steps/epoch × " << c_.epochs << " epochs, batch " << c_.batch_size
-              << (bf16_ ? ", bf16 mixed precision" : "") << amp_note()
+              << runtime::count(iters_, "step") << "/epoch × " << runtime::count(c_.epochs, "epoch")
+              << ", batch " << c_.batch_size << (bf16_ ? ", bf16 mixed precision" : "")
+              << amp_note()
               << (dist_ ? ", " + std::to_string(env_.world_size) + " ranks (" + dist_->backend() +
                               ", " + std::to_string(sync_->buckets()) + " gradient buckets)"
                         : std::string())
@@ -519,7 +546,8 @@ class Session {
     ckpt.meta = {{"config", c_.to_json()},
                  {"train", to_json(state_)},
                  {"input_size", c_.input_size},
-                 {"pixel_grid", "exact"},
+                 {"pixel_grid", data::pixel_grid_name(data::PixelGrid::kExact)},
+                 {"inference", infer::inference_defaults_to_json(inference_defaults(c_))},
                  {"dataset", train_set_->describe()},
                  {"joint_set", train_set_->joints().name},
                  {"joints", data::joint_set_to_json(train_set_->joints())}};
@@ -585,7 +613,7 @@ class Session {
   // lr_schedule "cosine": the rate for the share of the budget used, before every step. Every
   // rank takes rank 0's clock so that the rates, and with them the weights, stay equal.
   void follow_schedule() {
-    if (c_.lr_schedule != "cosine") return;
+    if (c_.lr_schedule != LrSchedule::kCosine) return;
     double elapsed = seconds_since(wall_start_);
     if (dist_ && c_.max_minutes > 0) {
       auto t = torch::full({1}, elapsed, torch::dtype(torch::kDouble).device(device_));
@@ -643,7 +671,7 @@ class Session {
       throw DivergedError(c10::str(
           "the loss became ", value, " at epoch ", state_.epoch + 1, ", step ", state_.step + 1,
           " (lr ", lr_, "); training stopped and ", last_path_,
-          " keeps the last good weights: lower the learning rate (--set lr=...) and resume"));
+          " keeps the last good weights: lower the learning rate (config key lr) and resume"));
     }
     optimizer_->step();
     if (dist_) dist_->broadcast(net_->buffers());
@@ -671,7 +699,7 @@ class Session {
     if (!conv3x3_) return;
     const auto choices = conv3x3_->choices();
     if (choices.size() == conv3x3_logged_) return;
-    nlohmann::json line = {{"type", "conv3x3"}, {"conv3x3", c_.conv3x3}};
+    nlohmann::json line = {{"type", "conv3x3"}, {"conv3x3", engine::algorithm_name(c_.conv3x3)}};
     int64_t winograd = 0;
     for (const auto& [layer, choice] : choices) {
       line["layers"][layer] = {{"method", engine::method_name(choice.method)}};
@@ -680,8 +708,9 @@ class Session {
     }
     log_ << line.dump() << "\n";
     if (conv3x3_logged_ == 0)
-      std::cerr << "3x3 convolutions (conv3x3=" << c_.conv3x3 << "): Winograd for " << winograd
-                << " of " << choices.size() << " layer shapes, direct for the others"
+      std::cerr << "3x3 convolutions (conv3x3=" << engine::algorithm_name(c_.conv3x3)
+                << "): Winograd for " << winograd << " of " << choices.size()
+                << " layer shapes, direct for the others"
                 << (bf16_ ? " (for float32 passes: the bf16 autocast steps use LibTorch's)" : "")
                 << "\n";
     conv3x3_logged_ = choices.size();
@@ -736,11 +765,13 @@ class Session {
   }
 
   // Validation of every stack through the predictor, as `hourglass eval --weights` scores the
-  // saved checkpoint. Returns the last stack's mean PCK@0.5.
+  // saved checkpoint, at the main threshold of the dataset's metric (PCKh@0.5 for MPII and
+  // synthetic people, PCK@0.2 for the others). Returns the last stack's mean.
   double validate(nlohmann::json& epoch_line) {
     infer::PredictorOptions po;
     po.input_size = static_cast<int>(c_.input_size);
     po.flip = c_.val_flip;
+    po.decoder = inference_defaults(c_).decoder;  // as the checkpoint tells eval to decode
     po.batch = static_cast<int>(c_.batch_size);
     po.grid = data::PixelGrid::kExact;
     po.backend.kind = infer::BackendKind::kTorch;
@@ -760,12 +791,14 @@ class Session {
     result_.last_validation.clear();
     nlohmann::json val = nlohmann::json::array();
     for (const auto& e : errors) {
-      result_.last_validation.push_back(eval::pck_table(e, val_set_->joints(), 0.5));
+      result_.last_validation.push_back(
+          eval::pck_table(e, val_set_->joints(), metric_.thresholds[0]));
       val.push_back(table_json(result_.last_validation.back()));
     }
-    epoch_line["val_pck@0.5"] = val;
+    epoch_line["val_" + eval::metric_key(metric_, metric_.thresholds[0])] = val;
     if (lead_) {
-      std::cerr << "validation PCK@0.5 (mean) per stack:";
+      std::cerr << "validation " << eval::metric_label(metric_, metric_.thresholds[0])
+                << " (mean) per stack:";
       for (const auto& t : result_.last_validation) std::cerr << " " << t.mean;
       std::cerr << "\n";
     }
@@ -846,6 +879,7 @@ class Session {
     if (lead_) {
       log_ << epoch_line.dump() << "\n";
       log_.flush();
+      draw_curves();
     }
     // The state saved is that of the next epoch's start.
     ++state_.epoch;
@@ -857,12 +891,23 @@ class Session {
     save(last_path_);
   }
 
+  // loss.png and validation.png in the run folder; a plot that fails does not stop the run.
+  void draw_curves() {
+    try {
+      plot_training(dir_.string(), dir_.string());
+    } catch (const std::exception& e) {
+      progress_.end_line();
+      std::cerr << "warning: the training curves were not drawn: " << e.what() << "\n";
+    }
+  }
+
   TrainResult finish(Outcome outcome) {
     progress_.end_line();
     result_.outcome = outcome;
     result_.epoch = state_.epoch;
     result_.step = state_.step;
     result_.best = state_.best;
+    if (val_set_) result_.metric = eval::metric_label(metric_, metric_.thresholds[0]);
     result_.seconds = seconds_since(wall_start_);
     return result_;
   }
@@ -876,7 +921,7 @@ class Session {
     double mean_loss() const { return loss_n ? loss_sum / loss_n : 0; }
   };
 
-  const TrainConfig& c_;
+  TrainConfig c_;  // a copy: model.joints follows the dataset's
   const fs::path dir_;
   const std::string last_path_;
   const bool resuming_;
@@ -895,6 +940,7 @@ class Session {
   std::optional<engine::TrainConv3x3> conv3x3_;  // the residuals' 3×3 convolutions (AVX-512 CPUs)
   size_t conv3x3_logged_ = 0;                    // layer shapes in log.jsonl so far
   std::shared_ptr<const data::Dataset> train_set_, val_set_;
+  eval::Metric metric_;  // validation's: the one `hourglass eval` reports first
   std::unique_ptr<data::Loader> loader_;
   int64_t iters_ = 0;
   std::ofstream log_;
@@ -935,7 +981,7 @@ Trainer Trainer::resume(const std::string& run_dir, const std::vector<std::strin
     TORCH_CHECK(fs::exists(config_path), "cannot resume: ",
                 fs::exists(run_dir) ? run_dir + " holds neither last.hg nor config.json"
                                     : run_dir + " does not exist",
-                " (was the run started with this --run-dir?)");
+                " (was the run started in this folder?)");
     TrainConfig config;
     auto saved = data::read_json_file(config_path.string());
     saved.erase("amp_probe");  // what amp=auto measured: a record of the run, not a setting

@@ -3,11 +3,18 @@
 /// colour-jittered. A recipe is sampled into AugmentParams with a caller-provided generator so
 /// that the loader is deterministic per (seed, epoch, sample).
 
+#include "hg/runtime/names.h"
+
 #include <cstdint>
 #include <random>
 #include <string>
 
 namespace hg::data {
+
+/// The augmentation recipes by name (the training config's `augment`).
+enum class AugmentPreset { kNone, kPaper, kOriginal, kCoco };
+/// "none", "paper", "original", "coco".
+const runtime::NameTable<AugmentPreset>& name_table(AugmentPreset);
 
 /// A random augmentation recipe. Scale multiplies the crop side (> 1 = person appears smaller).
 struct AugmentOptions {
@@ -52,8 +59,8 @@ struct AugmentOptions {
   /// clamp(N(0,1)·40, ±80°) on 60% of samples, flip p = 0.5, half-body crops p = 0.3 (more than
   /// 8 joints), no colour jitter.
   static AugmentOptions coco();
-  /// By name: "none", "paper", "original" or "coco"; throws listing them otherwise.
-  static AugmentOptions preset(const std::string& name);
+  /// One of the above.
+  static AugmentOptions preset(AugmentPreset preset);
 };
 
 /// One drawn augmentation.

@@ -71,6 +71,13 @@ struct Annotation {
   double torso_angle = 0;  ///< degrees, as stored by the file (0 when the format has none)
 };
 
+/// The readers' margin around a person's box: crop side = kBoxMargin · max(w, h).
+constexpr double kBoxMargin = 1.25;
+/// The PCK unit of a person, in image pixels: its `normalize`, else (COCO and custom files
+/// without one) the longer side of its box, 200 · scale / kBoxMargin: what eval and training
+/// validation both score with.
+double pck_unit(const Annotation& a);
+
 class Dataset;
 /// The first `n` samples of `dataset` (all of it when n ≥ its size), sharing it.
 std::shared_ptr<const Dataset> first_n(std::shared_ptr<const Dataset> dataset, size_t n);

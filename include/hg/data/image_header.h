@@ -49,10 +49,10 @@ ImageHeader read_image_header(std::string_view bytes);
 bool jpeg_is_complete(std::string_view bytes);
 
 /// read_image_header, then the checks before decoding: a positive size of at most `max_pixels`
-/// pixels (else ImageTooLarge, naming `limit_name`, e.g. "--max-pixels"), sides of at most
+/// pixels (else ImageTooLarge, naming `limit_name`, e.g. "max_pixels"), sides of at most
 /// limits::kMaxImageSide (else ImageTooLarge) and, for a JPEG, its end marker (else
 /// MalformedImage "cut short").
 ImageHeader check_image_header(std::string_view bytes, int64_t max_pixels,
-                               const std::string& limit_name = "--max-pixels");
+                               const std::string& limit_name = "max_pixels");
 
 }  // namespace hg::data

@@ -5,6 +5,7 @@
 #include "hg/data/augment.h"
 #include "hg/data/dataset.h"
 #include "hg/data/transform.h"
+#include "hg/runtime/names.h"
 
 #include <opencv2/core.hpp>
 
@@ -27,9 +28,8 @@ enum class TargetEncoding {
   /// HRNet and MMPose's default encoder do: up to half a heatmap pixel of quantisation bias.
   kRounded,
 };
-/// The encoding "unbiased" or "rounded" names (the training config's spelling); throws naming
-/// `where` and the accepted names.
-TargetEncoding parse_target_encoding(const std::string& name, const std::string& where);
+/// "unbiased", "rounded": the training config's spelling.
+const runtime::NameTable<TargetEncoding>& name_table(TargetEncoding);
 
 /// How samples are made.
 struct SampleOptions {

@@ -19,6 +19,8 @@
 /// i.e. its heatmaps sit 0.5 heatmap px = 2 input px right/down of ours relative to the crop);
 /// PixelGrid::kOriginal reproduces that for weights trained by it.
 
+#include "hg/runtime/names.h"
+
 #include <opencv2/core.hpp>
 
 #include <string>
@@ -30,7 +32,9 @@ enum class PixelGrid {
   kExact,     ///< c → (res-1)/2: the square covers the crop edge to edge (default)
   kOriginal,  ///< c → res/2, as the original Lua/PyTorch code
 };
-/// "exact" or "original", as checkpoint meta's "pixel_grid" spells it.
+/// "exact", "original": checkpoint meta's "pixel_grid".
+const runtime::NameTable<PixelGrid>& name_table(PixelGrid);
+/// The name of `grid` in its table.
 std::string pixel_grid_name(PixelGrid grid);
 
 /// The parameters of one crop.

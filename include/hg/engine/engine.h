@@ -15,6 +15,8 @@
 /// OMP_WAIT_POLICY=passive avoids threads spinning at barriers while their partner waits for a
 /// core.
 
+#include "hg/runtime/names.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -112,9 +114,13 @@ enum class Algorithm {
   kWinograd,
 };
 
-/// "f32", "bf16", "auto".
-std::string precision_name(Precision precision);
+/// "auto", "f32", "bf16".
+const runtime::NameTable<Precision>& name_table(Precision);
 /// "auto", "direct", "winograd".
+const runtime::NameTable<Algorithm>& name_table(Algorithm);
+/// The name of `precision` in its table.
+std::string precision_name(Precision precision);
+/// The name of `algorithm` in its table.
 std::string algorithm_name(Algorithm algorithm);
 
 /// True when this CPU (and oneDNN's ISA limit, ONEDNN_MAX_CPU_ISA) allows avx512_core_bf16.

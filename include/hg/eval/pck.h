@@ -65,5 +65,10 @@ struct Metric {
   std::vector<double> thresholds;  ///< the tables reported, main one first
 };
 Metric metric_for(const data::JointSet& joints);
+/// The metric at a threshold as JSON keys name it ("pckh@0.5"): eval's output and training's
+/// log ("val_pckh@0.5").
+std::string metric_key(const Metric& metric, double threshold);
+/// The same for people ("PCKh@0.5").
+std::string metric_label(const Metric& metric, double threshold);
 
 }  // namespace hg::eval

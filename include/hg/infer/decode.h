@@ -2,9 +2,12 @@
 /// From heatmaps to joint coordinates, as the original method decodes them.
 
 #include "hg/data/transform.h"
+#include "hg/runtime/names.h"
 
 #include <ATen/Tensor.h>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace hg::infer {
@@ -31,6 +34,11 @@ enum class PeakDecoder {
   kQuarterOffset,  ///< decode_peaks: the original method's (the default)
   kDark,           ///< decode_dark with an 11×11 smoothing kernel
 };
+
+/// "quarter-offset", "dark".
+const runtime::NameTable<PeakDecoder>& name_table(PeakDecoder);
+/// The name of `decoder` in its table.
+std::string decoder_name(PeakDecoder decoder);
 
 /// decode_peaks or decode_dark, as `decoder` says.
 at::Tensor decode(const at::Tensor& heatmaps, PeakDecoder decoder);

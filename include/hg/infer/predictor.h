@@ -41,6 +41,8 @@ enum class BackendKind {
   kEngine,  ///< the oneDNN CPU engine (hg::engine)
 };
 /// "auto", "torch", "engine".
+const runtime::NameTable<BackendKind>& name_table(BackendKind);
+/// The name of `kind` in its table.
 std::string backend_name(BackendKind kind);
 
 /// How to run a model.
@@ -67,7 +69,7 @@ Backend torch_backend(model::StackedHourglass model, const BackendOptions& optio
 /// plan keeps memory and build time low. With `options.batch` B > 1 it also builds a plan for B
 /// crops (a second copy of the weights), runs every B crops of a call through it and the rest one
 /// by one: for callers that often have B crops at once (the server's batches), since a batch-B
-/// pass can cost less per crop than B batch-1 passes (see README, Serving). The model's weights
+/// pass can cost less per crop than B batch-1 passes (docs/serving.md). The model's weights
 /// are handed over to the engine (the model must not be used afterwards).
 Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
                        int input_size);
@@ -80,8 +82,10 @@ struct PredictorOptions {
   /// Network input side R. 0: the checkpoint's (meta "input_size", 256 without) with
   /// Predictor::load, 256 otherwise. Must be a multiple of the model's input_multiple().
   int input_size = 0;
-  bool flip = true;  ///< flip test: average with the mirrored crop's heatmaps
-  int batch = 8;     ///< crops per network call (2× that with the flip test)
+  /// Flip test: average with the mirrored crop's heatmaps. Unset: the checkpoint's default with
+  /// Predictor::load (model_defaults), on otherwise.
+  std::optional<bool> flip;
+  int batch = 8;  ///< crops per network call (2× that with the flip test)
   /// Flip test: shift the mirrored crop's flipped-back heatmaps one pixel right before averaging
   /// (infer::average_with_mirror), as the original code, HRNet and MMPose do for weights trained
   /// on PixelGrid::kOriginal, where the mirror of a crop is one input pixel off its centre and
@@ -93,8 +97,23 @@ struct PredictorOptions {
   std::optional<data::PixelGrid> grid;
   /// The runtime (Predictor::load and from_model only).
   BackendOptions backend;
-  PeakDecoder decoder = PeakDecoder::kQuarterOffset;  ///< heatmaps → coordinates
+  /// Heatmaps → coordinates. Unset: the checkpoint's default with Predictor::load
+  /// (model_defaults), the quarter-pixel offset otherwise.
+  std::optional<PeakDecoder> decoder;
 };
+
+/// How a model is best used, as its training implies; native checkpoints record it (meta
+/// "inference") and the predictor follows it unless told otherwise.
+struct InferenceDefaults {
+  /// Only a model that saw mirrored people gains from the flip test; the synthetic people shade
+  /// their right limbs darker, a cue the mirror reverses.
+  bool flip = true;
+  /// DARK for targets centred at the joints' sub-pixel positions (what it decodes), the
+  /// quarter-pixel offset for rounded ones.
+  PeakDecoder decoder = PeakDecoder::kQuarterOffset;
+};
+/// {"flip": bool, "decoder": "dark"}: the checkpoint meta "inference".
+nlohmann::json inference_defaults_to_json(const InferenceDefaults& defaults);
 
 /// One person's prediction.
 struct PosePrediction {
@@ -144,7 +163,7 @@ class Predictor {
   Predictor with_flip(bool flip) const;
 
   const data::JointSet& joints() const { return joints_; }
-  /// The options with input_size and grid resolved.
+  /// The options with input_size, grid, flip and decoder resolved.
   const PredictorOptions& options() const { return options_; }
 
  private:
@@ -166,5 +185,10 @@ data::PixelGrid model_grid(const io::LoadedModel& model);
 
 /// The input side a checkpoint was trained at: meta "input_size", else 256.
 int model_input_size(const io::LoadedModel& model);
+
+/// A checkpoint's inference defaults: meta "inference" (written by the trainer), else the
+/// defaults of InferenceDefaults (imported and older checkpoints). Throws naming the file and
+/// key on a malformed value.
+InferenceDefaults model_defaults(const io::LoadedModel& model);
 
 }  // namespace hg::infer

@@ -1,15 +1,28 @@
 #pragma once
-/// Numbers written for people, one definition for the tool, the reports and the library's errors.
+/// Numbers and names written for people, one definition for the tool, the reports and the
+/// library's errors.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace hg::runtime {
 
 /// 1234567 -> "1,234,567".
 std::string with_commas(int64_t n);
 
+/// A count with its noun, plural-aware: (1, "step") -> "1 step", (2048, "step") -> "2,048 steps".
+/// `plural` is the plural form when it is not `noun` + "s" ("people" for "person").
+std::string count(int64_t n, const std::string& noun, const std::string& plural = "");
+
 /// `v` with `digits` decimals (91.234 -> "91.2"); NaN (nothing to measure) -> "–".
 std::string fixed(double v, int digits = 1);
+
+/// The name of `names` nearest to `value` (Levenshtein distance, case-insensitive), or "" when
+/// none is within max(2, |value|/3) edits: the "did you mean" of a mistyped key or command.
+std::string closest_name(const std::string& value, const std::vector<std::string>& names);
+
+/// " (did you mean 'NAME'?)" for closest_name's answer, or "" when there is none.
+std::string did_you_mean(const std::string& value, const std::vector<std::string>& names);
 
 }  // namespace hg::runtime

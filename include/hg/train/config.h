@@ -2,7 +2,12 @@
 /// Training configuration: one JSON object, every key overridable from the command line
 /// (`--set key=value`), saved with each run as config.json.
 
+#include "hg/data/augment.h"
+#include "hg/data/sample.h"
+#include "hg/engine/engine.h"
+#include "hg/infer/predictor.h"
 #include "hg/model/hourglass.h"
+#include "hg/runtime/names.h"
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +17,27 @@
 
 namespace hg::train {
 
+enum class Optimizer { kRmsprop, kAdam };
+/// "rmsprop", "adam".
+const runtime::NameTable<Optimizer>& name_table(Optimizer);
+
+/// How the learning rate moves (hg/train/schedule.h).
+enum class LrSchedule { kStep, kCosine };
+/// "step", "cosine".
+const runtime::NameTable<LrSchedule>& name_table(LrSchedule);
+
+/// Mixed precision of the forward pass.
+enum class Amp { kOff, kBf16, kAuto };
+/// "off", "bf16", "auto".
+const runtime::NameTable<Amp>& name_table(Amp);
+
+/// The collective backend of data-parallel training.
+enum class DistBackend { kAuto, kGloo, kNccl };
+/// "auto", "gloo", "nccl".
+const runtime::NameTable<DistBackend>& name_table(DistBackend);
+
+/// Every key's value is typed; config.json and `--set` spell enums by their name tables'
+/// names.
 struct TrainConfig {
   // ---- model
   model::StackedHourglassOptions model = model::StackedHourglassOptions().stacks(2);
@@ -26,18 +52,18 @@ struct TrainConfig {
   /// "synthetic:500:2" is held out from "synthetic:N:1".
   std::string val_dataset;
   std::string val_images;
-  int64_t val_samples = 0;         ///< validation people used (0 = all of val_dataset)
-  int64_t input_size = 256;        ///< network input side, pixels
-  double sigma = 1.0;              ///< target Gaussian σ, heatmap pixels
-  std::string augment = "paper";   ///< none | paper | original | coco
+  int64_t val_samples = 0;   ///< validation people used (0 = all of val_dataset)
+  int64_t input_size = 256;  ///< network input side, pixels
+  double sigma = 1.0;        ///< target Gaussian σ, heatmap pixels
+  data::AugmentPreset augment = data::AugmentPreset::kPaper;  ///< none | paper | original | coco
   bool visibility_weights = true;  ///< zero loss on joints absent or outside the crop
   /// Target Gaussian centres: "unbiased" (the joint's sub-pixel position, what DARK decoding
   /// assumes) or "rounded" (the nearest heatmap pixel, as the original code and HRNet); see
   /// data::TargetEncoding.
-  std::string target_encoding = "unbiased";
+  data::TargetEncoding target_encoding = data::TargetEncoding::kUnbiased;
 
   // ---- optimisation
-  std::string optimizer = "rmsprop";  ///< rmsprop | adam
+  Optimizer optimizer = Optimizer::kRmsprop;
   double lr = 2.5e-4;
   double rmsprop_alpha = 0.99;
   double eps = 1e-8;
@@ -51,7 +77,7 @@ struct TrainConfig {
   /// "step" (lr_drops, plateau and lr_drop_fraction drops) or "cosine" (hg/train/schedule.h: a
   /// warm-up over warmup_fraction of the run's budget, then cosine decay to lr × lr_final_factor
   /// at its end; the budget is max_steps, max_minutes or epochs, whichever ends first).
-  std::string lr_schedule = "step";
+  LrSchedule lr_schedule = LrSchedule::kStep;
   double warmup_fraction = 0;  ///< cosine: share of the budget spent warming up, in [0, 1)
   double lr_final_factor = 0;  ///< cosine: the rate at the end of the budget, as a share of lr
   int64_t epochs = 10;
@@ -78,13 +104,13 @@ struct TrainConfig {
   /// AVX512-BF16 or AMX, where it trained the 8-stack model 2.2× faster here); "auto" (bf16
   /// on a CPU with AVX512-BF16 where a short timed probe of both on this model finds bf16 at
   /// least kAmpGain faster (hg/train/amp_probe.h), else off).
-  std::string amp = "auto";
+  Amp amp = Amp::kAuto;
   /// The residuals' 3×3 convolutions in float32 on the CPU: "direct" (LibTorch's), "winograd"
   /// (Winograd F(4×4, 3×3) for the forward pass and both gradients, where it applies: AVX-512,
   /// channels in multiples of 16, sides in multiples of 4; hg/engine/train_conv.h) or "auto" (per
   /// layer shape, Winograd where a timed forward pass of it is kAutoGain faster; timed once per
   /// machine, kept in the engine's choice cache).
-  std::string conv3x3 = "auto";
+  engine::Algorithm conv3x3 = engine::Algorithm::kAuto;
   /// amp=auto: timed forward+backward steps of each precision (after one untimed each).
   int64_t amp_probe_steps = 3;
   /// amp=auto: the JSON file caching the probe's answer per CPU model, LibTorch version and run
@@ -96,7 +122,7 @@ struct TrainConfig {
   /// Micro-batches per optimizer step: each takes batch_size/(ranks·accumulate) samples and the
   /// gradients are averaged, so W ranks and one process with accumulate=W take the same steps.
   int64_t accumulate = 1;
-  std::string dist_backend = "auto";  ///< gloo | nccl | auto (nccl on CUDA, else gloo)
+  DistBackend dist_backend = DistBackend::kAuto;  ///< auto: nccl on CUDA, else gloo
   /// A rank waiting longer than this in the rendezvous or a collective (a lost peer) stops the
   /// job with a message naming the rank lost. Must exceed rank 0's validation and checkpoint time.
   double dist_timeout_s = 300;
@@ -115,6 +141,24 @@ struct TrainConfig {
   /// Throws on values out of range.
   void validate() const;
 };
+
+/// One key of TrainConfig, for listings (`hourglass train --list-keys`).
+struct ConfigKey {
+  std::string name;           ///< as `--set` takes it ("lr", "model.stacks")
+  std::string type;           ///< integer, number, bool, text or list
+  std::string default_value;  ///< TrainConfig{}'s value, as JSON
+  std::string meaning;
+};
+/// Every key, in the order config.json writes them, then the model's ("model.NAME").
+std::vector<ConfigKey> config_keys();
+
+/// The recipes preset() knows.
+std::vector<std::string> recipe_names();
+
+/// What a model trained with `config` implies for inference, saved in its checkpoints (meta
+/// "inference"): the flip test only when the augmentation mirrors people, DARK decoding for
+/// unbiased targets, the quarter-pixel offset for rounded ones.
+infer::InferenceDefaults inference_defaults(const TrainConfig& config);
 
 /// A named recipe: "paper" (8 stacks, 256 px, RMSProp 2.5e-4, the paper's augmentation, σ 1),
 /// "original" (the original code's augmentation and σ 1.75), "cpu" (a small 2-stack model at

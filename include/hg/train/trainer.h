@@ -36,9 +36,10 @@ enum class Outcome { kFinished, kInterrupted, kStopped };
 
 struct TrainResult {
   Outcome outcome = Outcome::kFinished;
-  int64_t epoch = 0;  ///< epochs completed
-  int64_t step = 0;   ///< optimizer steps taken in total
-  double best = -1;   ///< best validation mean PCK of the last stack (-1 without validation)
+  int64_t epoch = 0;   ///< epochs completed
+  int64_t step = 0;    ///< optimizer steps taken in total
+  double best = -1;    ///< best validation mean PCK of the last stack (-1 without validation)
+  std::string metric;  ///< what `best` measures ("PCKh@0.5", "PCK@0.2"; "" without validation)
   /// Per stack validation tables of the last validation (empty without validation).
   std::vector<eval::PckTable> last_validation;
   double seconds = 0;  ///< wall time of this call

@@ -4,28 +4,77 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/run.h"
 #include "hg/infer/predictor.h"
 #include "hg/model/hourglass.h"
+#include "hg/runtime/names.h"
 #include "hg/runtime/text.h"
 
+#include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
 #include <functional>
 #include <map>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace hg::cli {
 
-/// Runs the tool: parses argv, runs the chosen subcommand and returns the exit code. Errors are
-/// printed as one line on stderr ("hourglass: error: ...") with exit code 1.
-int run(int argc, char** argv);
+/// A command-line mistake the library finds after parsing (an unknown --set key, a recipe):
+/// exit code 2, as CLI11's parse errors.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Runs `f`, turning any error it throws into a UsageError with the same message.
+template <typename F>
+auto as_usage(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    throw UsageError(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw UsageError(e.what());
+  }
+}
+
+/// The enum an add_choice target holds: E itself, or that of std::optional<E>.
+template <typename T>
+struct Choice {
+  using Enum = T;
+};
+template <typename T>
+struct Choice<std::optional<T>> {
+  using Enum = T;
+};
 
 /// Options every subcommand shares.
 struct GlobalOptions {
   int threads = 0;  ///< 0 = as many as the machine has cores
 };
+
+/// A flag taking one of the names of `target`'s enum (its name_table), stored typed in `target`
+/// (an enum, or a std::optional of one: unset until given); CLI11 refuses any other name,
+/// listing the accepted ones. Returns the option.
+template <typename Target>
+CLI::Option* add_choice(CLI::App& cmd, const std::string& flag, Target& target,
+                        const std::string& help) {
+  using E = typename Choice<Target>::Enum;
+  const auto& table = name_table(E{});
+  auto* option = cmd.add_option_function<std::string>(
+                        flag,
+                        [&target, &table](const std::string& name) {
+                          target = runtime::parse_in(table, name, name);
+                        },
+                        help)
+                     ->check(CLI::IsMember(runtime::names_in(table)));
+  if constexpr (std::is_enum_v<Target>) option->default_str(runtime::name_in(table, target));
+  return option;
+}
 
 /// Registers architecture flags (--stacks, --features, ...) that fill `options`.
 void add_architecture_options(CLI::App& cmd, model::StackedHourglassOptions& options);

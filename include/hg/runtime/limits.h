@@ -1,5 +1,5 @@
 #pragma once
-/// The limits every reader of hourglass enforces, in one place (README "Limits"). An input beyond
+/// The limits every reader of hourglass enforces, in one place (docs/limits.md). An input beyond
 /// one of them is refused with an error naming the file, key or value, before anything of its
 /// size is allocated.
 
