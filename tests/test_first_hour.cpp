@@ -52,48 +52,44 @@ TEST(FirstHour, NamesAndCountsAreWrittenForPeople) {
   EXPECT_EQ(hg::runtime::did_you_mean("EVAL", {"train", "eval"}), " (did you mean 'eval'?)");
 }
 
+// What `hourglass ARGS` prints, expecting a usage error (exit code 2).
+std::string usage_error(const std::string& args) {
+  const auto r = run_tool(args);
+  EXPECT_EQ(r.code, 2) << args << ": " << r.out;
+  return r.out;
+}
+
 // Usage errors: one "hourglass: error:" line and exit code 2, with the command named and what to
 // run for help; an unknown command gets the nearest one.
 TEST(FirstHour, UsageErrorsAreOneLineWithExitCodeTwo) {
-  auto r = run_tool("tran");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_EQ(r.out,
+  EXPECT_EQ(usage_error("tran"),
             "hourglass: error: unknown command 'tran' (did you mean 'train'?) (hourglass --help "
             "lists the commands)\n");
-  r = run_tool("predict " + kImage);
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_EQ(r.out.rfind("hourglass: error: predict: ", 0), 0u) << r.out;
-  EXPECT_NE(r.out.find("--weights"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("(hourglass predict --help)\n"), std::string::npos) << r.out;
-  r = run_tool("info --stacks");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_EQ(r.out.rfind("hourglass: error: info: ", 0), 0u) << r.out;
-  r = run_tool("predict " + kImage + " --weights " + kImage + " --decoder darker");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("darker"), std::string::npos) << r.out;
+  auto out = usage_error("predict " + kImage);
+  EXPECT_EQ(out.rfind("hourglass: error: predict: ", 0), 0u) << out;
+  EXPECT_NE(out.find("--weights"), std::string::npos) << out;
+  EXPECT_NE(out.find("(hourglass predict --help)\n"), std::string::npos) << out;
+  out = usage_error("info --stacks");
+  EXPECT_EQ(out.rfind("hourglass: error: info: ", 0), 0u) << out;
+  out = usage_error("predict " + kImage + " --weights " + kImage + " --decoder darker");
+  EXPECT_NE(out.find("darker"), std::string::npos) << out;
   // --help still prints and succeeds.
-  r = run_tool("train --help");
+  const auto r = run_tool("train --help");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("--list-keys"), std::string::npos) << r.out;
 }
 
 TEST(FirstHour, ConfigKeysAndRecipesSuggestTheNameMeant) {
-  auto r = run_tool("train --set learning_rate=0.1");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_EQ(r.out,
+  EXPECT_EQ(usage_error("train --set learning_rate=0.1"),
             "hourglass: error: unknown config key 'learning_rate' (did you mean 'lr'? hourglass "
             "train --list-keys lists them all)\n");
-  r = run_tool("train --set lr_schedul=cosine");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_EQ(r.out,
+  EXPECT_EQ(usage_error("train --set lr_schedul=cosine"),
             "hourglass: error: unknown config key 'lr_schedul' (did you mean 'lr_schedule'?)\n");
-  r = run_tool("train --recipe dmeo");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_EQ(r.out,
+  EXPECT_EQ(usage_error("train --recipe dmeo"),
             "hourglass: error: unknown recipe 'dmeo' (did you mean 'demo'?): use paper, original, "
             "cpu, demo or coco\n");
-  r = run_tool("train --set stacks=4");
-  EXPECT_NE(r.out.find("(did you mean 'model.stacks'?"), std::string::npos) << r.out;
+  const auto out = usage_error("train --set stacks=4");
+  EXPECT_NE(out.find("(did you mean 'model.stacks'?"), std::string::npos) << out;
 }
 
 // `train --list-keys`: every key from the config's one table, with type, default and meaning.
