@@ -27,7 +27,7 @@ std::string backend_name(BackendKind kind) {
 bool uses_engine(const BackendOptions& o) {
   TORCH_CHECK(o.kind != BackendKind::kEngine || o.device.is_cpu(),
               "the engine backend runs on the CPU, not on ", o.device.str(),
-              ": use the torch backend (BackendKind::kTorch)");
+              ": use the torch backend");
   return o.kind == BackendKind::kEngine || (o.kind == BackendKind::kAuto && o.device.is_cpu());
 }
 
@@ -205,18 +205,29 @@ data::JointSet model_joints(const io::LoadedModel& model, const std::string& sou
   return joints;
 }
 
+namespace {
+
+// The enum a checkpoint's meta value names, by its name table; throws naming `where` and the
+// names taken.
+template <typename E>
+E meta_name(const nlohmann::json& value, const std::string& where) {
+  const auto& table = name_table(E{});
+  TORCH_CHECK(value.is_string(), where, " = ", value.dump(), " is not ",
+              runtime::names_listed(table));
+  try {
+    return runtime::parse_in(table, value.get<std::string>(), where);
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, e.what());
+  }
+}
+
+}  // namespace
+
 data::PixelGrid model_grid(const io::LoadedModel& model) {
   if (model.format != io::CheckpointFormat::kNative) return data::PixelGrid::kOriginal;
   if (!model.meta.contains("pixel_grid")) return data::PixelGrid::kExact;
-  const auto& g = model.meta["pixel_grid"];
-  const auto& table = name_table(data::PixelGrid{});
-  TORCH_CHECK(g.is_string(), model.source, ": checkpoint meta 'pixel_grid' = ", g.dump(),
-              " is not ", runtime::names_listed(table));
-  try {
-    return runtime::parse_in(table, g.get<std::string>(), "checkpoint meta 'pixel_grid'");
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK(false, model.source, ": ", e.what());
-  }
+  return meta_name<data::PixelGrid>(model.meta["pixel_grid"],
+                                    model.source + ": checkpoint meta 'pixel_grid'");
 }
 
 nlohmann::json inference_defaults_to_json(const InferenceDefaults& defaults) {
@@ -235,14 +246,7 @@ InferenceDefaults model_defaults(const io::LoadedModel& model) {
     d.flip = j["flip"].get<bool>();
   }
   if (j.contains("decoder")) {
-    TORCH_CHECK(j["decoder"].is_string(), where, ".decoder = ", j["decoder"].dump(),
-                " is not a name");
-    try {
-      d.decoder =
-          runtime::parse_in(name_table(PeakDecoder{}), j["decoder"].get<std::string>(), "decoder");
-    } catch (const std::invalid_argument& e) {
-      TORCH_CHECK(false, where, ": ", e.what());
-    }
+    d.decoder = meta_name<PeakDecoder>(j["decoder"], where + ".decoder");
   }
   return d;
 }
