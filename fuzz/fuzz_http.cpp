@@ -1,10 +1,15 @@
-// The server's request handling: the input is sent as raw bytes over a socket to an httplib server
-// on 127.0.0.1 whose POST /v1/pose reads the request as `hourglass serve` does (content type,
-// multipart parts, boxes, query, image header and decoding, the crops), everything but the
-// network and the HOG detector (too slow per input). An answer other than 200 or the 4xx/5xx of
-// an HttpError (any other exception: the real server's 500) is a finding.
+// The server's request handling: the input is sent as raw bytes over a socket to the server's
+// own connection layer (GuardedHttpServer: head and body limits, pipelining) on 127.0.0.1, whose
+// POST /v1/pose reads the request as `hourglass serve` does (content type, multipart parts,
+// boxes, query, image header and decoding, the crops), everything but the network and the HOG
+// detector (too slow per input). Every answer echoes what it refuses as the server does (JSON
+// text, path and message included), so bytes that are not UTF-8 anywhere in a request reach
+// the JSON writer. An answer other than 200 or the 4xx/5xx of an HttpError (any other
+// exception: the real server's 500) is a finding.
+#include "../src/serve/connections.h"
 #include "../src/serve/request.h"
 #include "hg/data/sample.h"
+#include "hg/runtime/text.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,27 +24,43 @@
 
 namespace {
 
+void answer(httplib::Response& res, int status, const std::string& why) {
+  res.status = status;
+  res.set_content(hg::runtime::json_text({{"error", why}, {"status", status}}), "application/json");
+}
+
 struct Harness {
-  httplib::Server http;
+  hg::serve::GuardedHttpServer http;
   int port = 0;
   std::thread thread;
 
   Harness() {
-    http.set_read_timeout(2);
-    http.set_payload_max_length(size_t{1} << 20);
+    http.limit({4096, size_t{1} << 20, 2}, 4, 16);
     http.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr e) {
           try {
             std::rethrow_exception(e);
           } catch (const hg::serve::HttpError& err) {
-            res.status = err.status;
+            answer(res, err.status, err.what());
           } catch (const std::exception& err) {
             std::fprintf(stderr, "fuzz_http: the handler threw %s\n", err.what());
             std::abort();
           }
         });
+    http.set_error_handler(httplib::Server::HandlerWithResponse(
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+          const auto refused = hg::serve::GuardedHttpServer::current_refusal();
+          if (refused != hg::serve::Refusal::kNone) {
+            const auto [status, why] = hg::serve::refusal_answer(refused, http.limits());
+            answer(res, status, why);
+          } else {
+            answer(res, res.status, "no such endpoint: " + req.method + " " + req.path);
+          }
+          return httplib::Server::HandlerResponse::Handled;
+        }));
     http.Post("/v1/pose", [](const httplib::Request& req, httplib::Response& res) {
-      auto r = hg::serve::read_pose_request(req, {true, 2, 64});
+      auto r = hg::serve::read_pose_request(req, {true, 2, 64, 16});
       const cv::Mat rgb = hg::serve::decode_request_image(*r.image, 4'000'000);
       if (!r.has_boxes)
         r.people = {{hg::infer::crop_of_image(rgb.size()), hg::infer::PersonSource::kWholeImage}};
@@ -52,7 +73,7 @@ struct Harness {
     while (!http.is_running()) std::this_thread::yield();
   }
   ~Harness() {
-    http.stop();
+    http.stop_now();
     thread.join();
   }
 };

@@ -23,6 +23,7 @@
 #include <functional>
 #include <set>
 #include <thread>
+#include <utility>
 
 namespace fs = std::filesystem;
 using hg::train::TrainConfig;
@@ -59,7 +60,8 @@ std::vector<nlohmann::json> log_lines(const fs::path& dir, const std::string& ty
   return lines;
 }
 
-int free_port() {
+// A TCP socket bound to a free port of 127.0.0.1, and the port.
+std::pair<int, int> bound_loopback_socket() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -67,8 +69,13 @@ int free_port() {
   socklen_t len = sizeof addr;
   EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  return {fd, ntohs(addr.sin_port)};
+}
+
+int free_port() {
+  const auto [fd, port] = bound_loopback_socket();
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return port;
 }
 
 // The environment torchrun gives rank `rank` of 2 (as a shell prefix).
@@ -124,10 +131,11 @@ TEST(Distributed, TwoGlooRanksStayIdenticalAndMatchOneProcessWithAccumulate) {
     EXPECT_EQ(s["param_hashes"][0], s["param_hashes"][1]) << "step " << s["step"];
   }
   EXPECT_LT(steps.back()["loss"].get<double>(), steps.front()["loss"].get<double>());
-  // Rank 0 alone wrote the run folder.
+  // Rank 0 alone wrote the run folder (and holds its lock file).
   std::set<std::string> files;
   for (const auto& f : fs::directory_iterator(ranks)) files.insert(f.path().filename().string());
-  EXPECT_EQ(files, (std::set<std::string>{"config.json", "log.jsonl", "last.hg", "best.hg"}));
+  EXPECT_EQ(files,
+            (std::set<std::string>{".lock", "config.json", "log.jsonl", "last.hg", "best.hg"}));
 
   // The validation the ranks split and gathered is that of one process on the checkpoint.
   const auto epochs = log_lines(ranks, "epoch");
@@ -274,6 +282,64 @@ TEST(Distributed, ALostRankStopsTheOtherNamingItAndTheRunResumesOnOneProcess) {
   EXPECT_NE(resumed.out.find("finished after " + std::to_string(done + 1) + " epochs"),
             std::string::npos)
       << resumed.out;
+}
+
+// The rendezvous (issue 35): every wait bounded by dist_timeout_s, launch variables compared
+// through the store before Gloo sees them, each failure named.
+TEST(Rendezvous, EveryWaitIsBoundedAndEveryDisagreementNamed) {
+  auto c = tiny();
+  c.dist_timeout_s = 2;
+  const auto config = write_config(c);
+  const auto dir = hg::test::scratch_dir();
+  const auto train = [&](const std::string& name) {
+    return std::string(HG_BINARY) + " train --config " + config + " --run-dir " +
+           (dir / name).string();
+  };
+  const auto timed = [](const std::string& command) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = hg::test::run_command("timeout 60 " + command);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return std::make_pair(r, s);
+  };
+
+  // Rank 0 alone: the documented message, within about dist_timeout_s.
+  const auto [alone, alone_s] = timed(torchrun_env(0, free_port()) + train("alone"));
+  EXPECT_EQ(alone.code, 1) << alone.out;
+  EXPECT_NE(alone.out.find("rank 0 of 2: only 1 of 2 ranks arrived at MASTER_ADDR:MASTER_PORT = "
+                           "127.0.0.1:"),
+            std::string::npos)
+      << alone.out;
+  EXPECT_LT(alone_s, 15) << alone.out;
+
+  // Ranks that disagree on WORLD_SIZE (4 also splits the batch of 8): both say so, naming both.
+  const std::string port = std::to_string(free_port());
+  const std::string rank0 = "env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port;
+  const std::string rank1 = "env RANK=1 WORLD_SIZE=4 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port;
+  const auto [disagree, disagree_s] =
+      timed("sh -c '" + rank1 + " " + train("r1") + " > " + (dir / "r1.out").string() + " 2>&1 & " +
+            rank0 + " " + train("r0") + "; r=$?; wait; exit $r'");
+  EXPECT_EQ(disagree.code, 1) << disagree.out;
+  EXPECT_NE(disagree.out.find("rank 0 was launched with WORLD_SIZE=2 but rank 1 has WORLD_SIZE=4"),
+            std::string::npos)
+      << disagree.out;
+  std::ifstream in(dir / "r1.out");
+  const std::string r1((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(r1.find("rank 1 was launched with WORLD_SIZE=4 but rank 0 at MASTER_ADDR:MASTER_PORT"),
+            std::string::npos)
+      << r1;
+  EXPECT_LT(disagree_s, 20);
+
+  // A port held by a program that accepts and never answers: rank 1 stops within the timeout.
+  const auto [mute, mute_port] = bound_loopback_socket();
+  ASSERT_EQ(::listen(mute, 8), 0);
+  const auto [hung, hung_s] = timed(torchrun_env(1, mute_port) + train("mute"));
+  ::close(mute);
+  EXPECT_EQ(hung.code, 1) << hung.out;
+  EXPECT_NE(hung.out.find("rank 1 of 2 could not meet the others at MASTER_ADDR:MASTER_PORT"),
+            std::string::npos)
+      << hung.out;
+  EXPECT_LT(hung_s, 15) << hung.out;
 }
 
 }  // namespace

@@ -1,3 +1,5 @@
+#include "hg/data/dataset.h"
+#include "hg/data/readers.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/export_onnx.h"
@@ -475,6 +477,54 @@ TEST(ExportCli, WritesEveryFormatAndRefusesClearly) {
   EXPECT_EQ(r.out,
             "hourglass: error: cannot export to posenet: PoseNet builds depth-4 hourglasses; this "
             "model has depth = 3\n");
+}
+
+}  // namespace
+
+namespace {
+
+// Every export carries every metadata field of the native checkpoint (issue 35: safetensors
+// dropped pixel_grid, so an exported model's predictions moved).
+TEST(ExportMetadata, EveryExportCarriesEveryFieldOfTheCheckpoint) {
+  const auto dir = hg::test::scratch_dir();
+  const auto o = StackedHourglassOptions().stacks(1).features(16).depth(2).stem1(16).stem2(16);
+  hg::model::StackedHourglass net(o);
+  const nlohmann::json meta = {{"input_size", 64},
+                               {"pixel_grid", "original"},
+                               {"inference", {{"flip", false}, {"decoder", "dark"}}},
+                               {"joints", hg::data::joint_set_to_json(hg::data::mpii_joints())},
+                               {"joint_set", "mpii"},
+                               {"dataset", "synthetic:64:1"},
+                               {"config", {{"lr", 0.001}}},
+                               {"train", {{"epoch", 3}}}};
+  const auto native = (dir / "m.hg").string();
+  hg::io::save_model(native, *net, meta);
+  const auto expected = hg::infer::deployment_meta(hg::io::load_model(native), native);
+  EXPECT_EQ(expected, meta);  // nothing implied: every field is the checkpoint's own
+
+  const auto st = (dir / "m.safetensors").string(), onnx = (dir / "m.onnx").string();
+  for (const auto& out : {st, onnx}) {
+    const auto r = hg::test::run_tool("export " + native + " " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+  const auto back = hg::io::load_model(st);
+  EXPECT_EQ(back.meta, meta);
+  EXPECT_EQ(hg::infer::model_grid(back), hg::data::PixelGrid::kOriginal);
+  std::ifstream in(onnx, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(nlohmann::json::parse(metadata(parse_onnx(bytes), "meta")), meta);
+
+  // An imported PyTorch checkpoint's implied fields (the original pixel grid, MPII joints, the
+  // flip test) travel explicitly into its safetensors export, as convert writes them.
+  const auto posenet = hg::test::kData + "/fixtures/posenet_s2_f64_checkpoint.pt";
+  const auto from_posenet = (dir / "p.safetensors").string();
+  const auto r = hg::test::run_tool("export " + posenet + " " + from_posenet);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto p = hg::io::load_model(from_posenet);
+  EXPECT_EQ(p.meta["pixel_grid"], "original");
+  EXPECT_EQ(hg::infer::model_grid(p), hg::data::PixelGrid::kOriginal);
+  EXPECT_EQ(p.meta["joints"]["name"], "mpii");
+  EXPECT_EQ(p.meta["inference"]["flip"], true);
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ TEST(Schedule, CosineRefusesStepDropsAndBadFractions) {
   EXPECT_ERROR_HAS(c.validate(), "lr_schedule cosine sets the rate of every step: unset lr_drops");
   c.lr_drops.clear();
   c.warmup_fraction = 1;
-  EXPECT_ERROR_HAS(c.validate(), "warmup_fraction must be in [0, 1), got 1");
+  EXPECT_ERROR_HAS(c.validate(), "config key 'warmup_fraction' = 1 is outside [0, 1)");
   c.warmup_fraction = 0;
   EXPECT_ERROR_HAS(c.set("lr_schedule=linear"),
                    "config key 'lr_schedule': \"linear\" is invalid (lr_schedule must be step or "

@@ -14,6 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +31,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 namespace {
 
@@ -518,6 +523,258 @@ TEST(ServeCli, SigtermFinishesTheRequestInFlightThenExits) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("SIGTERM"), std::string::npos) << text;
   EXPECT_NE(text.find("serve: stopped"), std::string::npos) << text;
+}
+
+// ---- hostile clients (issue 35): raw sockets on 127.0.0.1, every wait bounded -----------------
+
+// A TCP connection to 127.0.0.1:port that sends bytes and reads what comes back.
+class RawClient {
+ public:
+  explicit RawClient(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawClient() { ::close(fd_); }
+  RawClient(const RawClient&) = delete;
+  bool connected() const { return connected_; }
+  // Sends everything it can (false once the server has closed).
+  bool send(const std::string& bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // What arrives until the server closes or `seconds` pass.
+  std::string receive(double seconds) {
+    std::string got;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+// The status of an HTTP answer's first line ("HTTP/1.1 431 ..." -> 431; -1 if none).
+int status_of(const std::string& answer) {
+  return answer.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(answer.c_str() + 9) : -1;
+}
+
+// The JSON body of a raw answer.
+json body_of(const std::string& answer) {
+  const auto at = answer.find("\r\n\r\n");
+  return at == std::string::npos ? json() : json::parse(answer.substr(at + 4), nullptr, false);
+}
+
+// Seconds /healthz takes to answer 200 on a new connection (-1: no answer within 5 s).
+double healthz_seconds(int port) {
+  const auto start = std::chrono::steady_clock::now();
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(5);
+  c.set_read_timeout(5);
+  auto r = c.Get("/healthz");
+  if (!r || r->status != 200) return -1;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Class 1: bytes that are not UTF-8 in the path, the query and the content type are answered
+// with JSON (they used to abort the process).
+TEST_F(Serve, BytesThatAreNotUtf8AreAnsweredAndTheServerLives) {
+  const std::string auth = "Authorization: Bearer " + kToken + "\r\n";
+  for (const auto& [request, status, message] :
+       std::vector<std::tuple<std::string, int, std::string>>{
+           {"GET /%FF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404,
+            "no such endpoint: GET /\xEF\xBF\xBD"},
+           {"GET /\xFF\xFE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404,
+            "no such endpoint"},
+           {"POST /v1/pose?flip=%FF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth +
+                "Content-Type: image/jpeg\r\nContent-Length: 4\r\n\r\nabcd",
+            400, "flip=\xEF\xBF\xBD is not"},
+           {"POST /v1/pose HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth +
+                "Content-Type: text/\xFF\r\nContent-Length: 4\r\n\r\nabcd",
+            415, "Content-Type 'text/\xEF\xBF\xBD' is not an image"}}) {
+    RawClient c(port_);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.send(request));
+    const std::string answer = c.receive(5);
+    EXPECT_EQ(status_of(answer), status) << answer;
+    const auto doc = body_of(answer);
+    ASSERT_TRUE(doc.is_object()) << answer;
+    EXPECT_NE(doc["error"].get<std::string>().find(message), std::string::npos) << answer;
+  }
+  EXPECT_GE(healthz_seconds(port_), 0);
+}
+
+// Class 2: a head past the limit is answered 431 at the limit (300 MB of headers were read
+// whole), a request line past it too, and a chunked body past max_body_bytes 413.
+TEST_F(Serve, HeadersAndChunkedBodiesPastTheLimitsAreRefusedAtTheLimit) {
+  {
+    RawClient c(port_);
+    ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+    std::string headers;
+    for (int i = 0; i < 2000; ++i) headers += "X-Filler-" + std::to_string(i) + ": abcdefgh\r\n";
+    c.send(headers);  // the server answers and closes part-way
+    const std::string answer = c.receive(5);
+    EXPECT_EQ(status_of(answer), 431) << answer.substr(0, 200);
+    EXPECT_NE(body_of(answer).value("error", "").find("larger than the server's limit of 16384"),
+              std::string::npos)
+        << answer;
+  }
+  {
+    RawClient c(port_);
+    c.send("GET /" + std::string(40000, 'a') + " HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(status_of(c.receive(5)), 431);
+  }
+  {
+    RawClient c(port_);
+    ASSERT_TRUE(c.send("POST /v1/pose HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                       "\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+    for (int i = 0; i < 100; ++i)  // 6.4 MB against the fixture's 4 MB
+      if (!c.send(chunk)) break;
+    const std::string answer = c.receive(5);
+    EXPECT_EQ(status_of(answer), 413) << answer.substr(0, 300);
+    EXPECT_NE(body_of(answer).value("error", "").find("max_body_bytes"), std::string::npos);
+  }
+  EXPECT_GE(healthz_seconds(port_), 0);
+}
+
+// Class 2: pipelined requests on one connection each get their answer, in order.
+TEST_F(Serve, PipelinedRequestsEachGetTheirAnswer) {
+  RawClient c(port_);
+  ASSERT_TRUE(
+      c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: "
+             "x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  const std::string answer = c.receive(5);
+  std::vector<int> statuses;
+  for (size_t at = answer.find("HTTP/1.1 "); at != std::string::npos;
+       at = answer.find("HTTP/1.1 ", at + 1))
+    statuses.push_back(std::atoi(answer.c_str() + at + 9));
+  EXPECT_EQ(statuses, (std::vector<int>{200, 404, 200})) << answer;
+}
+
+// Class 2: more boxes than max_boxes are refused before any network pass.
+TEST_F(Serve, ARequestWithTooManyBoxesIsRefused) {
+  std::string boxes = "[";
+  for (int i = 0; i < 65; ++i) boxes += std::string(i ? "," : "") + "[10, 10, 50, 100]";
+  auto c = client();
+  auto r = c.Post("/v1/pose", httplib::MultipartFormDataItems{
+                                  {"image", read_bytes(kImage), "a.jpg", "image/jpeg"},
+                                  {"boxes", boxes + "]", "", ""}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("65 boxes, but this server takes at most 64 people per request"),
+            std::string::npos)
+      << r->body;
+}
+
+// Class 2: idle and trickling connections, more than max_connections, starve nobody, and a
+// trickling client does not hold the shutdown.
+TEST(ServeHostile, IdleAndSlowConnectionsStarveNobodyAndStopIsPrompt) {
+  hg::infer::PredictorOptions p;
+  p.input_size = kSize;
+  hg::serve::ServerOptions o;
+  o.port = 0;
+  o.max_connections = 8;  // the crowd below is five times that
+  o.timeout_s = 30;
+  hg::serve::Server server(kModel, p, o);
+  const int port = server.bind();
+  std::thread running([&] { server.run(); });
+  wait_until_up(port);
+  std::vector<std::unique_ptr<RawClient>> crowd;
+  for (int i = 0; i < 40; ++i) {
+    crowd.push_back(std::make_unique<RawClient>(port));
+    if (i % 2) crowd.back()->send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");  // trickles
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int k = 0; k < 3; ++k) {
+    const double s = healthz_seconds(port);
+    EXPECT_GE(s, 0) << "no answer while 40 connections wait";
+    EXPECT_LT(s, 2) << "a good request waited";
+  }
+  // A partial head times out with 408 (here after o.timeout_s; this one is dropped sooner).
+  RawClient slow(port);
+  slow.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  const auto stopping = std::chrono::steady_clock::now();
+  server.stop();
+  running.join();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - stopping).count(), 5)
+      << "stop waited for a trickling client";
+}
+
+TEST(ServeHostile, APartialHeadIsAnswered408AfterTheTimeout) {
+  hg::infer::PredictorOptions p;
+  p.input_size = kSize;
+  hg::serve::ServerOptions o;
+  o.port = 0;
+  o.timeout_s = 1;
+  hg::serve::Server server(kModel, p, o);
+  const int port = server.bind();
+  std::thread running([&] { server.run(); });
+  wait_until_up(port);
+  RawClient c(port);
+  c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  const std::string answer = c.receive(4);
+  EXPECT_EQ(status_of(answer), 408) << answer;
+  EXPECT_NE(body_of(answer).value("error", "").find("did not arrive within 1 s"), std::string::npos)
+      << answer;
+  server.stop();
+  running.join();
+}
+
+// Class 1: a weights file whose name is not UTF-8 (every /v1/* answered 500 before).
+TEST(ServeHostile, AModelFileNameThatIsNotUtf8) {
+  const auto dir = hg::test::scratch_dir();
+  const auto weights = dir / std::string("model\xFF.pt");
+  std::filesystem::copy_file(kModel, weights);
+  hg::infer::PredictorOptions p;
+  p.input_size = kSize;
+  hg::serve::ServerOptions o;
+  o.port = 0;
+  hg::serve::Server server(weights.string(), p, o);
+  const int port = server.bind();
+  std::thread running([&] { server.run(); });
+  wait_until_up(port);
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/v1/model");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["model"], "model\xEF\xBF\xBD.pt");
+  server.stop();
+  running.join();
+}
+
+// Class 2: every numeric option is checked, NaN included (it turned the body limit off).
+TEST(ServeCli, NumericOptionsRefuseNanAndOutOfRange) {
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--max-body-mb nan", "--max-body-mb: nan is not a finite number"},
+           {"--max-body-mb inf", "--max-body-mb: Value inf not in range"},
+           {"--max-body-mb 1e30", "--max-body-mb: Value 1e30 not in range"},
+           {"--timeout 0", "--timeout: Value 0 not in range"},
+           {"--max-boxes 0", "--max-boxes: Value 0 not in range"}}) {
+    const auto r = hg::test::run_tool("serve --weights " + kModel + " --port 0 " + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.out;
+    EXPECT_NE(r.out.find(message), std::string::npos) << args << ": " << r.out;
+  }
+  const auto r =
+      hg::test::run_tool("predict " + kImage + " --weights " + kModel + " --min-score nan");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("nan is not a finite number"), std::string::npos) << r.out;
 }
 
 }  // namespace

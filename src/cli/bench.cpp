@@ -1,6 +1,7 @@
 #include "hg/infer/bench.h"
 #include "cli/cli.h"
 #include "hg/io/atomic_file.h"
+#include "hg/runtime/text.h"
 
 #include <cstdio>
 #include <memory>
@@ -49,7 +50,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
     const auto result = infer::run_bench(options);
     std::fputs(infer::format_bench_summary(result).c_str(), stdout);
     if (!args->json.empty())
-      io::write_file_atomic(args->json, infer::bench_to_json(result).dump(2) + "\n");
+      io::write_file_atomic(args->json, runtime::json_text(infer::bench_to_json(result), 2) + "\n");
   });
 }
 

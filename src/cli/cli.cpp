@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <iostream>
 
@@ -76,6 +77,23 @@ int usage_error(const CLI::App& app, const CLI::ParseError& e, int argc, char** 
   return 2;
 }
 
+// Every option that takes a real number refuses NaN and infinities (CLI11's Range and
+// PositiveNumber let "nan" through: every comparison with it is false).
+void require_finite_numbers(CLI::App& app) {
+  static const CLI::Validator finite(
+      [](std::string& text) {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() && !std::isfinite(v)) return text + " is not a finite number";
+        return std::string();
+      },
+      "", "finite");
+  for (CLI::Option* o : app.get_options())
+    if (o->get_type_name().find("FLOAT") != std::string::npos) o->check(finite);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    require_finite_numbers(*sub);
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -102,6 +120,7 @@ int run(int argc, char** argv) {
   add_export_command(app, global);
   add_serve_command(app, global);
   add_ablation_command(app, global);
+  require_finite_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,6 +5,7 @@
 #include "hg/eval/predictions.h"
 #include "hg/io/atomic_file.h"
 #include "hg/io/progress.h"
+#include "hg/runtime/text.h"
 
 #include <cstdio>
 #include <iostream>
@@ -23,7 +24,7 @@ struct Args {
 };
 
 void write_json(const std::string& path, const nlohmann::json& out) {
-  io::write_file_atomic(path, out.dump(2) + "\n");
+  io::write_file_atomic(path, runtime::json_text(out, 2) + "\n");
   std::printf("\nwrote %s\n", path.c_str());
 }
 

@@ -79,7 +79,8 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
       case ExportFormat::kOnnx: {
         io::DeploymentInfo info{infer::model_joints(loaded, args->weights),
                                 args->size > 0 ? args->size : infer::model_input_size(loaded),
-                                infer::model_grid(loaded)};
+                                infer::model_grid(loaded),
+                                infer::deployment_meta(loaded, args->weights)};
         args->onnx.fold_batch_norm = !args->no_fold;
         io::export_onnx(args->out, net, info, args->onnx);
         const std::string side = args->onnx.dynamic_size ? "H×W"
@@ -90,7 +91,7 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
       }
       case ExportFormat::kSafetensors:
         io::export_safetensors(args->out, net, infer::model_joints(loaded, args->weights),
-                               loaded.meta);
+                               infer::deployment_meta(loaded, args->weights));
         what = "safetensors";
         break;
       case ExportFormat::kPoseNet:

@@ -113,9 +113,14 @@ void add_person_options(CLI::App& cmd, PersonArgs& a) {
 }
 
 PersonFinder::PersonFinder(const PersonArgs& args) : args_(args) {
-  TORCH_CHECK(args_.center.empty() || args_.scale > 0, "--scale must be > 0, got ", args_.scale);
-  TORCH_CHECK(args_.box.empty() || (args_.box[2] > 0 && args_.box[3] > 0),
-              "--box needs a positive width and height");
+  if (!args_.center.empty()) {
+    // The crop square as a box: the same bounds as --box (finite, within the coordinate limit).
+    const double side = 200 * args_.scale;
+    TORCH_CHECK(args_.scale > 0 && side <= limits::kMaxCoordinate, "--scale ", args_.scale,
+                " is not a crop scale from 0 to ", limits::kMaxCoordinate / 200);
+    data::checked_box({args_.center[0], args_.center[1], side, side}, "--center X,Y with --scale");
+  }
+  if (!args_.box.empty()) data::checked_box(args_.box, "--box");
   if (args_.boxes.empty()) return;
   std::ifstream in(args_.boxes);
   TORCH_CHECK(in, "cannot open --boxes file ", args_.boxes);

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "hg/io/checkpoint.h"
+#include "hg/runtime/text.h"
 
 #include <torch/torch.h>
 
@@ -91,7 +92,7 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
       j["input"] = size;
       j["heatmap"] = size / 4;
       if (!facts.is_null()) j["checkpoint"] = facts;
-      std::cout << j.dump(2) << "\n";
+      std::cout << runtime::json_text(j, 2) << "\n";
       return;
     }
     std::printf("model:       %s\n", source.c_str());

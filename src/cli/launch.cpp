@@ -13,7 +13,9 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -100,6 +102,12 @@ void run_local_workers(int nproc, const std::vector<std::string>& args) {
   TORCH_CHECK(nproc >= 1, "--nproc must be at least 1, got ", nproc);
   TORCH_CHECK(!args.empty(), "cannot read this program's command line");
   const std::string port = std::to_string(free_port());
+  // The workers meet in a file of a fresh private folder (a c10d::FileStore): no listening
+  // socket, which LibTorch's TCPStore would open on every interface.
+  char folder[] = "/tmp/hourglass-rendezvous-XXXXXX";
+  TORCH_CHECK(::mkdtemp(folder) != nullptr,
+              "cannot create a rendezvous folder in /tmp: ", std::strerror(errno));
+  const std::string store_file = std::string(folder) + "/store";
   std::vector<pid_t> pids;
   std::vector<Stream> streams;
   std::fflush(nullptr);
@@ -110,12 +118,14 @@ void run_local_workers(int nproc, const std::vector<std::string>& args) {
                                     "WORLD_SIZE=" + std::to_string(nproc),
                                     "LOCAL_WORLD_SIZE=" + std::to_string(nproc),
                                     "MASTER_ADDR=127.0.0.1",
-                                    "MASTER_PORT=" + port};
+                                    "MASTER_PORT=" + port,
+                                    "HG_RENDEZVOUS_FILE=" + store_file};
     for (char** e = environ; *e; ++e) {
       const std::string var = *e;
       const std::string name = var.substr(0, var.find('='));
       if (name != "RANK" && name != "LOCAL_RANK" && name != "WORLD_SIZE" &&
-          name != "LOCAL_WORLD_SIZE" && name != "MASTER_ADDR" && name != "MASTER_PORT")
+          name != "LOCAL_WORLD_SIZE" && name != "MASTER_ADDR" && name != "MASTER_PORT" &&
+          name != "HG_RENDEZVOUS_FILE")
         env.push_back(var);
     }
     std::vector<char*> argv, envp;
@@ -179,6 +189,8 @@ void run_local_workers(int nproc, const std::vector<std::string>& args) {
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
+  std::error_code ec;
+  std::filesystem::remove_all(folder, ec);
   TORCH_CHECK(failed.empty(), "worker ", failed, " of ", nproc,
               " failed (their messages are above, behind [rank R])");
 }

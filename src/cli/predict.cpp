@@ -4,6 +4,7 @@
 #include "hg/infer/results.h"
 #include "hg/io/atomic_file.h"
 #include "hg/io/progress.h"
+#include "hg/runtime/text.h"
 #include "hg/viz/draw.h"
 
 #include <torch/torch.h>
@@ -85,7 +86,7 @@ std::pair<std::map<std::string, int64_t>, int64_t> read_image_ids(const std::str
   for (const auto& im : root["images"]) {
     TORCH_CHECK(im.is_object() && im.contains("id") && im["id"].is_number_integer() &&
                     im.contains("file_name") && im["file_name"].is_string(),
-                "--image-ids file ", path, ": the entry ", im.dump(),
+                "--image-ids file ", path, ": the entry ", runtime::json_text(im),
                 " of '.images' needs an integer 'id' and a string 'file_name'");
     ids[fs::path(im["file_name"].get<std::string>()).filename().string()] = im["id"].get<int64_t>();
   }
@@ -165,10 +166,15 @@ class Run {
   // Expands a folder into its images, each attributed its own failure.
   void dispatch(const std::string& path) {
     const fs::path p(path);
-    if (fs::is_directory(p)) {
+    std::error_code error;
+    const auto status = fs::status(p, error);  // a link loop is an error here, not an exception
+    if (fs::is_directory(status)) {
       std::vector<fs::path> files;
-      for (const auto& e : fs::directory_iterator(p))
-        if (e.is_regular_file() && has_extension(e.path(), kImageExtensions))
+      // An entry that cannot be followed (a symbolic link loop, a dangling link) or is a device
+      // is one input's error below, not the folder's.
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(p, ec))
+        if (has_extension(e.path(), kImageExtensions) && !e.is_directory(ec))
           files.push_back(e.path());
       std::sort(files.begin(), files.end());
       if (files.empty())
@@ -182,7 +188,9 @@ class Run {
         input(files[i].string());
       }
       progress.finish();
-    } else if (!fs::exists(p)) {
+    } else if (error && error != std::errc::no_such_file_or_directory) {
+      fail(path, "cannot be read (" + error.message() + ")");
+    } else if (!fs::exists(status)) {
       fail(path, "no such file or folder");
     } else if (has_extension(p, kVideoExtensions)) {
       video(path);
@@ -366,9 +374,9 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
     if (args->output.empty()) {
       print_summary(doc["results"]);
     } else if (args->output == "-") {
-      std::cout << doc.dump(1) << "\n";
+      std::cout << runtime::json_text(doc, 1) << "\n";
     } else {
-      io::write_file_atomic(args->output, doc.dump(1) + "\n");
+      io::write_file_atomic(args->output, runtime::json_text(doc, 1) + "\n");
       std::cerr << "wrote " << args->output << " (" << runtime::count(run.done(), "input") << ")\n";
     }
     if (!args->save_results.empty()) {

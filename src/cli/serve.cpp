@@ -18,6 +18,7 @@ struct Args {
   PredictorArgs model;
   serve::ServerOptions server;
   double max_body_mb = 16;
+  int max_header_kb = 16;
 };
 
 // SIGTERM and SIGINT, blocked in the calling thread and so in every thread it starts later.
@@ -85,26 +86,41 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-body-mb", args->max_body_mb, "larger request bodies get 413")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 65536.0));
+  cmd->add_option("--max-header-kb", args->max_header_kb,
+                  "larger request lines and headers get 431")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--max-pixels", s.max_pixels,
                   "images declaring more pixels get 413 without being decoded")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--http-threads", s.http_threads, "connections served at once")
+  cmd->add_option("--http-threads", s.http_threads,
+                  "requests answered at once (complete requests wait in line for one)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--timeout", s.timeout_s, "seconds a connection may stall reading or writing")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--max-connections", s.max_connections,
+                  "connections open at once; one more displaces the one that has waited longest "
+                  "without sending a whole request")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--timeout", s.timeout_s,
+                  "seconds for a request's headers to arrive, and for each later read or write")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   cmd->add_option("--max-people", s.max_people, "detector: at most this many people per image")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-boxes", s.max_boxes, "boxes a request may give (more get 413)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   cmd->callback([args, &global] {
     const sigset_t signals = block_stop_signals();
     apply_threads(global);
     auto options = args->model.options;
     options.backend.engine.threads = global.threads;
     args->server.max_body_bytes = static_cast<size_t>(args->max_body_mb * 1024 * 1024);
+    args->server.max_header_bytes = static_cast<size_t>(args->max_header_kb) * 1024;
     serve::Server server(args->model.weights, options, args->server);
     const int port = server.bind();
     std::cerr << "serve: " << server.model_info()["description"].get<std::string>() << " on http://"

@@ -36,7 +36,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
     std::string recipe = "cpu", config_file, run_dir = "runs/train", resume;
     std::vector<std::string> sets;
     int nproc = 1;
-    bool list_keys = false;
+    bool list_keys = false, overwrite = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("train", "train a stacked hourglass network");
@@ -51,8 +51,13 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
                 "list every config key with its type, default and meaning, then exit");
   cmd->add_option("--run-dir", args->run_dir, "where checkpoints and logs go")
       ->capture_default_str();
+  auto* overwrite =
+      cmd->add_flag("--overwrite", args->overwrite,
+                    "start over in a run folder that already holds a run (its checkpoints, log and "
+                    "config are replaced); without it such a folder is refused");
   cmd->add_option("--resume", args->resume,
-                  "continue the run in this folder (its config, plus --set)");
+                  "continue the run in this folder (its config, plus --set)")
+      ->excludes(overwrite);
   cmd->add_option("--nproc", args->nproc,
                   "start this many data-parallel workers on this machine (Gloo on 127.0.0.1); "
                   "batch_size stays the global batch. Under torchrun or srun leave it out")
@@ -74,7 +79,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       }
       for (const auto& s : args->sets) as_usage([&] { config.set(s); });
       if (global.threads > 0) config.threads = global.threads;
-      return train::Trainer(config, args->run_dir);
+      return train::Trainer(
+          config, args->run_dir,
+          args->overwrite ? train::ExistingRun::kOverwrite : train::ExistingRun::kRefuse);
     }();
     const auto result = trainer.run();
     std::cout << (result.outcome == train::Outcome::kFinished ? "finished" : "stopped") << " after "

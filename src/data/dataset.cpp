@@ -174,7 +174,20 @@ cv::Mat decode_image_rgb(std::string_view bytes, int64_t max_pixels, int reduce,
 }
 
 cv::Mat read_image_rgb(const std::string& path, int reduce) {
-  if (!std::filesystem::is_regular_file(path)) throw ImageError(path, "no such file");
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);  // a symbolic link is followed
+  if (!std::filesystem::exists(status))
+    throw ImageError(path, ec && ec != std::errc::no_such_file_or_directory
+                               ? "cannot be read (" + ec.message() + ")"
+                               : std::string("no such file"));
+  if (!std::filesystem::is_regular_file(status))
+    throw ImageError(path, "is not a regular file (a folder, device or pipe)");
+  // The size first: a huge file with an image header would otherwise be read whole.
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > limits::kMaxImageFileBytes)
+    throw ImageError(path, "is " + std::to_string(size) + " bytes: image files over " +
+                               std::to_string(limits::kMaxImageFileBytes) +
+                               " bytes are not read (the limit)");
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in.good() && !in.eof()) throw ImageError(path, "cannot be read");

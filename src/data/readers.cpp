@@ -1,4 +1,5 @@
 #include "hg/data/readers.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/json.h"
 #include "hg/data/synthetic.h"
@@ -229,7 +230,8 @@ const json& field(const std::string& file, const json& obj, const std::string& w
 }
 
 double number(const std::string& file, const json& v, const std::string& where) {
-  if (!v.is_number()) fail(file, "field '" + where + "' must be a number, got " + v.dump());
+  if (!v.is_number())
+    fail(file, "field '" + where + "' must be a number, got " + runtime::json_text(v));
   return v.get<double>();
 }
 
@@ -241,7 +243,7 @@ std::vector<double> numbers(const std::string& file, const json& v, const std::s
                             size_t expected, const std::string& what) {
   if (!v.is_array() || v.size() != expected)
     fail(file, "field '" + where + "' must be " + what + ", got " +
-                   (v.is_array() ? std::to_string(v.size()) + " values" : v.dump()));
+                   (v.is_array() ? std::to_string(v.size()) + " values" : runtime::json_text(v)));
   std::vector<double> out;
   for (size_t i = 0; i < v.size(); ++i)
     out.push_back(number(file, v[i], where + "[" + std::to_string(i) + "]"));
@@ -403,9 +405,10 @@ std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path) {
   const std::string& f = json_path;
   const json& format = field(f, root, "", "format");
   if (format != "hourglass-pose")
-    fail(f, "field '.format' must be \"hourglass-pose\", got " + format.dump());
+    fail(f, "field '.format' must be \"hourglass-pose\", got " + runtime::json_text(format));
   if (root.contains("version") && root["version"] != 1)
-    fail(f, "field '.version' = " + root["version"].dump() + " is not supported (expected 1)");
+    fail(f, "field '.version' = " + runtime::json_text(root["version"]) +
+                " is not supported (expected 1)");
   const JointSet joints = joint_set_from_json(root, f);
   const size_t nj = joints.names.size();
   std::string root_dir = fs::path(json_path).parent_path().string();
@@ -427,7 +430,7 @@ std::shared_ptr<FileDataset> read_custom_json(const std::string& json_path) {
     if (!js.is_array() || js.size() != nj)
       fail(f, "field '" + w + ".joints' must list " + std::to_string(nj) +
                   " joints [x, y, v], got " +
-                  (js.is_array() ? std::to_string(js.size()) : js.dump()));
+                  (js.is_array() ? std::to_string(js.size()) : runtime::json_text(js)));
     std::vector<double> flat;
     for (size_t k = 0; k < nj; ++k) {
       const std::string at = w + ".joints[" + std::to_string(k) + "]";
@@ -492,22 +495,26 @@ std::shared_ptr<Dataset> open_dataset(const std::string& spec, const std::string
   if (spec.rfind(prefix, 0) != 0) return open_annotations(spec, image_dir);
   const std::string rest = spec.substr(prefix.size());
   const size_t colon = rest.find(':');
+  bool too_many = false;
   try {
     size_t used = 0;
     const std::string count = rest.substr(0, colon);
     const long long n = std::stoll(count, &used);
     if (used != count.size() || n <= 0) throw std::invalid_argument("count");
+    if (n > limits::kMaxSyntheticPeople) too_many = true;
     uint64_t seed = 0;
     if (colon != std::string::npos) {
       const std::string s = rest.substr(colon + 1);
       seed = std::stoull(s, &used);
       if (used != s.size()) throw std::invalid_argument("seed");
     }
-    return std::make_shared<SyntheticDataset>(static_cast<size_t>(n), seed);
+    if (!too_many) return std::make_shared<SyntheticDataset>(static_cast<size_t>(n), seed);
   } catch (const std::logic_error&) {
     throw std::invalid_argument("bad dataset spec '" + spec +
                                 "': expected synthetic:N or synthetic:N:SEED with N > 0");
   }
+  throw std::invalid_argument("bad dataset spec '" + spec + "': synthetic:N takes at most " +
+                              std::to_string(limits::kMaxSyntheticPeople) + " people");
 }
 
 }  // namespace hg::data

@@ -1,8 +1,9 @@
 #include "hg/eval/coco_eval.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/dataset.h"
-#include "hg/io/atomic_file.h"
 #include "hg/data/json.h"
+#include "hg/io/atomic_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -159,7 +160,7 @@ void match_image(const std::vector<const CocoTruthPerson*>& truths,
         if (taken[g] && !truths[g]->crowd) continue;
         // A match with a counted truth is not traded for an ignored one.
         if (m > -1 && !ignore[static_cast<size_t>(m)] && ignore[g]) break;
-        if (oks[d][g] < best) continue;
+        if (!(oks[d][g] >= best)) continue;  // a NaN OKS matches nothing
         best = oks[d][g];
         m = static_cast<long>(g);
       }
@@ -224,16 +225,35 @@ std::vector<double> coco_keypoint_sigmas() {
   return data::coco_joints().sigmas;
 }
 
+// pycocotools indexes images and annotations by id, so a repeated id silently drops entries (an
+// AP of 1.0 where it gives 0.835): refused, naming the ids.
+void refuse_duplicates(const std::string& path, std::vector<int64_t> ids, const std::string& what) {
+  std::sort(ids.begin(), ids.end());
+  std::vector<int64_t> repeated;
+  for (size_t i = 1; i < ids.size(); ++i)
+    if (ids[i] == ids[i - 1] && (repeated.empty() || repeated.back() != ids[i]))
+      repeated.push_back(ids[i]);
+  if (repeated.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < repeated.size() && i < 5; ++i)
+    list += (i ? ", " : "") + std::to_string(repeated[i]);
+  fail(path, "'." + what + "' repeats the id" + (repeated.size() > 1 ? "s " : " ") + list +
+                 (repeated.size() > 5 ? ", …" : "") + ": every entry needs its own id");
+}
+
 CocoTruth read_coco_truth(const std::string& path) {
   const json root = read_json(path);
   CocoTruth truth;
   const json& images = field(path, root, "", "images");
   if (!images.is_array()) fail(path, "field '.images' must be a list");
   std::map<int64_t, std::string> files;
+  std::vector<int64_t> image_ids, annotation_ids;
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string w = ".images[" + std::to_string(i) + "]";
-    files[integer(path, images[i], w, "id")] = images[i].value("file_name", "");
+    image_ids.push_back(integer(path, images[i], w, "id"));
+    files[image_ids.back()] = images[i].value("file_name", "");
   }
+  refuse_duplicates(path, image_ids, "images");
   for (const auto& [id, file] : files) {
     truth.image_ids.push_back(id);
     truth.image_files.push_back(file);
@@ -261,6 +281,7 @@ CocoTruth read_coco_truth(const std::string& path) {
     p.image_id = integer(path, a, w, "image_id");
     if (!std::binary_search(truth.image_ids.begin(), truth.image_ids.end(), p.image_id)) continue;
     p.id = integer(path, a, w, "id");
+    annotation_ids.push_back(p.id);
     p.category_id = integer(path, a, w, "category_id");
     p.keypoints = flat_keypoints(path, field(path, a, w, "keypoints"), w + ".keypoints",
                                  truth.people.empty() ? 0 : truth.people[0].keypoints.size() / 3);
@@ -276,6 +297,7 @@ CocoTruth read_coco_truth(const std::string& path) {
     }
     truth.people.push_back(std::move(p));
   }
+  refuse_duplicates(path, annotation_ids, "annotations");
   const size_t joints = truth.people.empty() ? 0 : truth.people[0].keypoints.size() / 3;
   if (truth.sigmas.empty() && (joints == 17 || joints == 0)) truth.sigmas = coco_keypoint_sigmas();
   if (joints > 0 && truth.sigmas.size() != joints)
@@ -313,7 +335,7 @@ void write_coco_detections(const std::string& path, const std::vector<CocoDetect
                    {"category_id", d.category_id},
                    {"keypoints", d.keypoints},
                    {"score", d.score}});
-  io::write_file_atomic(path, out.dump() + "\n");
+  io::write_file_atomic(path, runtime::json_text(out) + "\n");
 }
 
 double object_keypoint_similarity(const std::vector<double>& det, const CocoTruthPerson& truth,

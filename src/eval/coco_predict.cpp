@@ -1,5 +1,6 @@
 #include "hg/eval/coco_predict.h"
 
+#include "hg/data/boxes.h"
 #include "hg/data/dataset.h"
 #include "hg/data/json.h"
 #include "hg/runtime/text.h"
@@ -36,10 +37,19 @@ std::vector<CocoBox> read_coco_boxes(const std::string& path) {
     CocoBox b;
     b.image_id = r["image_id"].get<int64_t>();
     b.category_id = r.value("category_id", int64_t{1});
+    std::vector<double> xywh;
     for (size_t k = 0; k < 4; ++k) {
       if (!r["bbox"][k].is_number()) throw bad("field '" + w + ".bbox' must hold numbers");
-      b.bbox[k] = r["bbox"][k].get<double>();
+      xywh.push_back(r["bbox"][k].get<double>());
     }
+    try {
+      data::checked_box(xywh, "field '" + w + ".bbox'");
+    } catch (const std::invalid_argument& e) {
+      throw bad(e.what());
+    }
+    std::copy(xywh.begin(), xywh.end(), b.bbox.begin());
+    if (r.contains("score") && !r["score"].is_number())
+      throw bad("field '" + w + ".score' must be a number");
     b.score = r.value("score", 1.0);
     out.push_back(b);
   }
@@ -65,6 +75,9 @@ std::vector<CocoDetection> coco_people(const std::vector<infer::PosePrediction>&
   std::vector<double> areas;
   for (size_t p = 0; p < people.size(); ++p) {
     const auto last = people[p].joints[-1].to(at::kDouble).contiguous();
+    // A person whose joints are not finite (a degenerate crop) is a miss, not a detection: COCO
+    // results hold numbers only.
+    if (!at::isfinite(last).all().item<bool>()) continue;
     const double* j = last.data_ptr<double>();
     CocoDetection d;
     d.image_id = image_id;

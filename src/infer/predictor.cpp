@@ -1,4 +1,5 @@
 #include "hg/infer/predictor.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/readers.h"
 #include "hg/data/sample.h"
@@ -212,7 +213,7 @@ namespace {
 template <typename E>
 E meta_name(const nlohmann::json& value, const std::string& where) {
   const auto& table = name_table(E{});
-  TORCH_CHECK(value.is_string(), where, " = ", value.dump(), " is not ",
+  TORCH_CHECK(value.is_string(), where, " = ", runtime::json_text(value), " is not ",
               runtime::names_listed(table));
   try {
     return runtime::parse_in(table, value.get<std::string>(), where);
@@ -239,9 +240,9 @@ InferenceDefaults model_defaults(const io::LoadedModel& model) {
   if (!model.meta.contains("inference")) return d;
   const auto& j = model.meta["inference"];
   const std::string where = model.source + ": checkpoint meta 'inference'";
-  TORCH_CHECK(j.is_object(), where, " = ", j.dump(), " is not an object");
+  TORCH_CHECK(j.is_object(), where, " = ", runtime::json_text(j), " is not an object");
   if (j.contains("flip")) {
-    TORCH_CHECK(j["flip"].is_boolean(), where, ".flip = ", j["flip"].dump(),
+    TORCH_CHECK(j["flip"].is_boolean(), where, ".flip = ", runtime::json_text(j["flip"]),
                 " is not true or false");
     d.flip = j["flip"].get<bool>();
   }
@@ -254,13 +255,22 @@ InferenceDefaults model_defaults(const io::LoadedModel& model) {
 int model_input_size(const io::LoadedModel& model) {
   if (!model.meta.contains("input_size")) return 256;
   const auto& size = model.meta["input_size"];
-  TORCH_CHECK(size.is_number_integer(), "checkpoint meta 'input_size' = ", size.dump(),
+  TORCH_CHECK(size.is_number_integer(), "checkpoint meta 'input_size' = ", runtime::json_text(size),
               " is not an integer");
   // Read as 64 bits and bounded: a narrowing read would take 2^32 + 256 for 256.
   const auto side = size.get<int64_t>();
   TORCH_CHECK(side > 0 && side <= limits::kMaxInputSize, "checkpoint meta 'input_size' = ", side,
               " is outside 1..", limits::kMaxInputSize, " (the limit); give the input size");
   return static_cast<int>(side);
+}
+
+nlohmann::json deployment_meta(const io::LoadedModel& model, const std::string& source) {
+  nlohmann::json meta = model.meta.is_object() ? model.meta : nlohmann::json::object();
+  meta["joints"] = data::joint_set_to_json(model_joints(model, source));
+  meta["pixel_grid"] = data::pixel_grid_name(model_grid(model));
+  meta["input_size"] = model_input_size(model);
+  meta["inference"] = inference_defaults_to_json(model_defaults(model));
+  return meta;
 }
 
 }  // namespace hg::infer

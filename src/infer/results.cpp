@@ -1,4 +1,5 @@
 #include "hg/infer/results.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/json.h"
 #include "hg/data/readers.h"
@@ -60,8 +61,8 @@ std::vector<ImageResult> read_results(const std::string& path, const data::Joint
               ": not a predictions file of `hourglass predict` (no \"format\": "
               "\"hourglass-predictions\")");
   TORCH_CHECK(root.contains("joints") && root["joints"] == json(joints.names), "cannot use ", path,
-              ": its joints ", root.value("joints", json()).dump(), " are not those of the '",
-              joints.name, "' dataset");
+              ": its joints ", runtime::json_text(root.value("joints", json())),
+              " are not those of the '", joints.name, "' dataset");
   TORCH_CHECK(root.contains("results") && root["results"].is_array(), "cannot read ", path,
               ": no 'results' list");
   std::vector<ImageResult> out;
@@ -73,7 +74,8 @@ std::vector<ImageResult> read_results(const std::string& path, const data::Joint
       ImageResult ir;
       ir.input = r.at("input").get<std::string>();
       const json frame = r.value("frame", json(-1));
-      TORCH_CHECK(frame.is_number_integer(), "'frame' must be an integer, got ", frame.dump());
+      TORCH_CHECK(frame.is_number_integer(), "'frame' must be an integer, got ",
+                  runtime::json_text(frame));
       ir.frame = frame.get<int64_t>();
       ir.error = r.value("error", "");
       for (const auto& p : r.value("people", json::array())) {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <stdexcept>
 #include <thread>
@@ -69,6 +70,12 @@ void sync_folder(const fs::path& folder) {
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   std::error_code ec;
   if (fs::is_symlink(path_, ec)) path_ = fs::weakly_canonical(path_, ec).string();
+  const auto status = fs::status(path_, ec);
+  if (fs::is_directory(status))
+    throw std::runtime_error("cannot write " + path_ + ": it is a folder; give a file name");
+  // A pipe or a device (/dev/stdout, a FIFO, /dev/null) is written in place: replacing it by a
+  // renamed regular file would remove it.
+  in_place_ = fs::exists(status) && !fs::is_regular_file(status);
   temp_ = temp_name(path_);
 }
 
@@ -86,7 +93,17 @@ void AtomicFile::fail(const std::string& reason) {
       (existed ? " (the existing file was left as it was)" : " (no file was written)"));
 }
 
+void AtomicFile::write_in_place(const std::string& bytes) {
+  done_ = true;  // nothing of this object's to clean up
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot write " + path_ + ": " + os_reason(errno));
+  int err = write_all(fd, bytes.data(), bytes.size());
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) throw std::runtime_error("cannot write " + path_ + ": " + os_reason(err));
+}
+
 void AtomicFile::write(const std::string& bytes) {
+  if (in_place_) return write_in_place(bytes);
   const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) fail(os_reason(errno));
   const size_t half = bytes.size() / 2;
@@ -101,6 +118,14 @@ void AtomicFile::write(const std::string& bytes) {
 }
 
 void AtomicFile::commit() {
+  if (done_) return;  // written in place
+  if (in_place_) {    // a writer that managed temp_path() itself: its bytes go to the device
+    std::ifstream in(temp_, std::ios::binary);
+    if (!in) fail("the writer produced no file");
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ::unlink(temp_.c_str());
+    return write_in_place(bytes);
+  }
   // Writers that manage the file themselves (HDF5, OpenCV) are synced here; for write() this
   // second fsync finds nothing to flush.
   const int fd = ::open(temp_.c_str(), O_RDONLY | O_CLOEXEC);

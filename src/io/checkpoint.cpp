@@ -1,9 +1,11 @@
 #include "hg/io/checkpoint.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/json.h"
 #include "hg/io/import_pytorch.h"
 #include "hg/io/safetensors.h"
 #include "hg/io/torch_file.h"
+#include "hg/runtime/limits.h"
 
 #include <torch/torch.h>
 
@@ -67,11 +69,11 @@ nlohmann::json options_to_json(const model::StackedHourglassOptions& o) {
 }
 
 model::StackedHourglassOptions options_from_json(const nlohmann::json& j) {
-  TORCH_CHECK(j.is_object(), "architecture must be a JSON object, got ", j.dump());
+  TORCH_CHECK(j.is_object(), "architecture must be a JSON object, got ", runtime::json_text(j));
   model::StackedHourglassOptions o;
   for (const auto& [key, value] : j.items()) {
     TORCH_CHECK(value.is_number_integer(), "architecture key '", key, "' must be an integer, got ",
-                value.dump());
+                runtime::json_text(value));
     const int64_t v = value.get<int64_t>();
     if (key == "stacks")
       o.stacks(v);
@@ -145,12 +147,29 @@ void load_state(model::StackedHourglassImpl& model, const std::map<std::string, 
   load_state_with(model, state, source, [](const at::Tensor& t) { return t; });
 }
 
+model::StackedHourglass build_model_for(const model::StackedHourglassOptions& options,
+                                        const std::map<std::string, at::Tensor>& state,
+                                        const std::string& source) {
+  options.validate();
+  const int64_t declared = options.parameter_count();
+  TORCH_CHECK(declared <= limits::kMaxParameters, "cannot load ", source, ": its architecture (",
+              options.describe(), ") has ", runtime::with_commas(declared),
+              " parameters, more than the limit of ", runtime::with_commas(limits::kMaxParameters));
+  int64_t present = 0;
+  for (const auto& [name, t] : state) present += t.numel();  // shapes only: no data is read
+  TORCH_CHECK(present >= declared, "cannot load ", source, ": its architecture (",
+              options.describe(), ") has ", runtime::with_commas(declared),
+              " parameters, but the file holds ", runtime::with_commas(present),
+              " values in all: the architecture it declares is not that of its tensors");
+  return model::StackedHourglass(options);
+}
+
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   auto root = PyValue::new_dict();
   root->set("format", PyValue::of(std::string(kFormatTag)))
       .set("version", PyValue::of(kFormatVersion))
-      .set("config", PyValue::of(options_to_json(ckpt.options).dump()))
-      .set("meta", PyValue::of(ckpt.meta.dump()))
+      .set("config", PyValue::of(runtime::json_text(options_to_json(ckpt.options))))
+      .set("meta", PyValue::of(runtime::json_text(ckpt.meta)))
       .set("state_dict", to_dict(ckpt.state))
       .set("extra", to_dict(ckpt.extra));
   write_torch_file(path, *root);
@@ -237,7 +256,7 @@ LoadedModel load_model(const std::string& path) {
     options = imported.options;
     state = std::move(imported.state);
   }
-  loaded.model = model::StackedHourglass(options);
+  loaded.model = build_model_for(options, state, path);
   load_state_with(*loaded.model, state, path, [&](const at::Tensor& t) {
     const auto it = values.find(t.unsafeGetTensorImpl());
     return it == values.end() ? t : load_tensor(*it->second);

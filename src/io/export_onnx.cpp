@@ -1,4 +1,5 @@
 #include "hg/io/export_onnx.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/readers.h"
 #include "hg/io/atomic_file.h"
@@ -259,21 +260,22 @@ void add_metadata(onnx::ModelProto& m, const model::StackedHourglassOptions& arc
   using nlohmann::json;
   const auto joints = data::joint_set_to_json(info.joints);
   add_metadata(m, "joint_set", info.joints.name);
-  add_metadata(m, "joint_names", joints.at("joints").dump());
-  add_metadata(m, "flip_pairs", joints.at("flip_pairs").dump());
-  add_metadata(m, "skeleton", joints.at("skeleton").dump());
+  add_metadata(m, "joint_names", runtime::json_text(joints.at("joints")));
+  add_metadata(m, "flip_pairs", runtime::json_text(joints.at("flip_pairs")));
+  add_metadata(m, "skeleton", runtime::json_text(joints.at("skeleton")));
   add_metadata(m, "input_size", std::to_string(info.input_size));
   add_metadata(m, "pixel_grid", data::pixel_grid_name(info.grid));
   add_metadata(m, "input",
                "image: N×3×H×W float32, RGB in [0, 1], a crop of side 200·scale "
                "pixels around the person");
-  add_metadata(m, "mean", json({0.0, 0.0, 0.0}).dump());
-  add_metadata(m, "std", json({1.0, 1.0, 1.0}).dump());
+  add_metadata(m, "mean", runtime::json_text(json({0.0, 0.0, 0.0})));
+  add_metadata(m, "std", runtime::json_text(json({1.0, 1.0, 1.0})));
   add_metadata(m, "output",
                "heatmaps: N×" + std::to_string(out_stacks) + "×" + std::to_string(arch.joints()) +
                    "×(H/4)×(W/4), one heatmap per joint per stack; the last stack is "
                    "the prediction");
-  add_metadata(m, "architecture", options_to_json(arch).dump());
+  add_metadata(m, "architecture", runtime::json_text(options_to_json(arch)));
+  if (!info.meta.is_null()) add_metadata(m, "meta", runtime::json_text(info.meta));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "hg/io/safetensors.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/json.h"
 #include "hg/data/readers.h"
@@ -52,35 +53,37 @@ Entry parse_entry(const std::string& name, const json& e, uint64_t data_size,
     TORCH_CHECK(false, "cannot read ", path, ": tensor '", name, "': ", what...);
   };
   if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
-    fail("the header entry must have dtype, shape and data_offsets, got ", e.dump());
+    fail("the header entry must have dtype, shape and data_offsets, got ", runtime::json_text(e));
   Entry out{name, c10::kFloat, {}, 0, 0};
   const auto& dtype = e["dtype"];
   const auto known = std::find_if(dtypes().begin(), dtypes().end(),
                                   [&](const auto& d) { return dtype == d.first; });
-  if (known == dtypes().end()) fail("unknown dtype ", dtype.dump());
+  if (known == dtypes().end()) fail("unknown dtype ", runtime::json_text(dtype));
   out.dtype = known->second;
-  if (!e["shape"].is_array()) fail("shape ", e["shape"].dump(), " is not a list");
+  if (!e["shape"].is_array()) fail("shape ", runtime::json_text(e["shape"]), " is not a list");
   uint64_t numel = 1;
   for (const auto& d : e["shape"]) {
-    if (!d.is_number_unsigned()) fail("shape ", e["shape"].dump(), " holds ", d.dump());
+    if (!d.is_number_unsigned())
+      fail("shape ", runtime::json_text(e["shape"]), " holds ", runtime::json_text(d));
     const uint64_t n = d.get<uint64_t>();
-    if (n != 0 && numel > (uint64_t{1} << 56) / n) fail("shape ", e["shape"].dump(), " is too big");
+    if (n != 0 && numel > (uint64_t{1} << 56) / n)
+      fail("shape ", runtime::json_text(e["shape"]), " is too big");
     numel *= n;
     out.shape.push_back(static_cast<int64_t>(n));
   }
   const auto& off = e["data_offsets"];
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
       !off[1].is_number_unsigned())
-    fail("data_offsets ", off.dump(), " is not a pair of offsets");
+    fail("data_offsets ", runtime::json_text(off), " is not a pair of offsets");
   out.begin = off[0].get<uint64_t>();
   out.end = off[1].get<uint64_t>();
   if (out.begin > out.end || out.end > data_size)
-    fail("data_offsets ", off.dump(), " are not a range inside the ", data_size,
+    fail("data_offsets ", runtime::json_text(off), " are not a range inside the ", data_size,
          " bytes of data (truncated file?)");
   const uint64_t bytes = numel * c10::elementSize(out.dtype);
   if (out.end - out.begin != bytes)
-    fail("shape ", e["shape"].dump(), " of ", dtype.get<std::string>(), " needs ", bytes,
-         " bytes, data_offsets ", off.dump(), " hold ", out.end - out.begin);
+    fail("shape ", runtime::json_text(e["shape"]), " of ", dtype.get<std::string>(), " needs ",
+         bytes, " bytes, data_offsets ", runtime::json_text(off), " hold ", out.end - out.begin);
   return out;
 }
 
@@ -109,7 +112,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
     offset += bytes;
     data.push_back(c);
   }
-  std::string text = header.dump();
+  std::string text = runtime::json_text(header);
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
   std::string bytes(8, '\0');
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
@@ -152,7 +155,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
       TORCH_CHECK(value.is_object(), "cannot read ", path, ": __metadata__ is not an object");
       for (const auto& [k, v] : value.items()) {
         TORCH_CHECK(v.is_string(), "cannot read ", path, ": __metadata__ '", k,
-                    "' is not a string: ", v.dump());
+                    "' is not a string: ", runtime::json_text(v));
         out.metadata.emplace(k, v.get<std::string>());
       }
       continue;
@@ -195,9 +198,9 @@ void export_safetensors(const std::string& path, model::StackedHourglassImpl& mo
               joints.name, "' has ", joints.size(), " joints, the model ", model.options.joints());
   write_safetensors(path, state_of(model),
                     {{"format", kFormatTag},
-                     {"architecture", options_to_json(model.options).dump()},
-                     {"joints", data::joint_set_to_json(joints).dump()},
-                     {"meta", meta.dump()}});
+                     {"architecture", runtime::json_text(options_to_json(model.options))},
+                     {"joints", runtime::json_text(data::joint_set_to_json(joints))},
+                     {"meta", runtime::json_text(meta)}});
 }
 
 LoadedModel load_safetensors_model(const std::string& path) {
@@ -234,7 +237,7 @@ LoadedModel load_safetensors_model(const std::string& path) {
     options = imported.options;
     state = std::move(imported.state);
   }
-  loaded.model = model::StackedHourglass(options);
+  loaded.model = build_model_for(options, state, path);
   load_state(*loaded.model, state, path);
   loaded.model->eval();
   return loaded;

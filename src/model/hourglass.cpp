@@ -147,6 +147,33 @@ StackedHourglassImpl::StackedHourglassImpl(const StackedHourglassOptions& o)
   }
 }
 
+namespace {
+
+// Parameters of a Conv2d (with bias), a BatchNorm2d (weight and bias) and a Residual.
+int64_t conv_parameters(int64_t in, int64_t out, int64_t kernel) {
+  return in * out * kernel * kernel + out;
+}
+
+int64_t residual_parameters(int64_t in, int64_t out) {
+  const int64_t mid = out / 2;
+  return 2 * in + conv_parameters(in, mid, 1) + 2 * mid + conv_parameters(mid, mid, 3) + 2 * mid +
+         conv_parameters(mid, out, 1) + (in != out ? conv_parameters(in, out, 1) : 0);
+}
+
+}  // namespace
+
+int64_t StackedHourglassOptions::parameter_count() const {
+  const int64_t f = features(), j = joints(), r = residuals();
+  const int64_t stem = conv_parameters(3, 64, 7) + 2 * 64 + residual_parameters(64, stem1()) +
+                       residual_parameters(stem1(), stem2()) + residual_parameters(stem2(), f);
+  // Each level of an hourglass has up1, low1 and low3 blocks; the lowest adds low2's.
+  const int64_t hourglass = (3 * depth() + 1) * r * residual_parameters(f, f);
+  const int64_t stack = hourglass + r * residual_parameters(f, f) + conv_parameters(f, f, 1) +
+                        2 * f + conv_parameters(f, j, 1);
+  const int64_t merge = conv_parameters(f, f, 1) + conv_parameters(j, f, 1);
+  return stem + stacks() * stack + (stacks() - 1) * merge;
+}
+
 void StackedHourglassOptions::check_input_size(int64_t height, int64_t width,
                                                const std::string& what) const {
   const int64_t m = input_multiple();

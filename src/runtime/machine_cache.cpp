@@ -1,4 +1,5 @@
 #include "hg/runtime/machine_cache.h"
+#include "hg/runtime/text.h"
 
 #include <unistd.h>
 #include <cstdlib>
@@ -89,7 +90,7 @@ void store_entry(const std::string& path, const std::string& key, const nlohmann
   const std::string tmp = path + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
+    out << runtime::json_text(j, 2) << "\n";
     if (!out.good()) {
       warn_once(path, "hourglass: warning: cannot write the " + what + " cache " + path + " (" +
                           hint + ")\n");

@@ -67,4 +67,8 @@ std::string did_you_mean(const std::string& value, const std::vector<std::string
   return name.empty() ? "" : " (did you mean '" + name + "'?)";
 }
 
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace hg::runtime

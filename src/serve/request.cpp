@@ -40,7 +40,7 @@ int64_t query_stacks(const httplib::Request& req, int64_t stacks) {
 
 // The boxes of a request: a list [[x, y, w, h], ...], or the --boxes file's object with one
 // entry (its one list is taken, whatever the image is called).
-std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
+std::vector<infer::PersonCrop> parse_boxes(const std::string& text, int64_t max_boxes) {
   json j;
   try {
     j = data::parse_json(text, "boxes");
@@ -50,6 +50,11 @@ std::vector<infer::PersonCrop> parse_boxes(const std::string& text) {
   if (j.is_object() && j.size() == 1) j = j.begin().value();
   if (!j.is_array())
     throw HttpError(400, "boxes: expected a list of [x, y, w, h] (or {\"image\": [...]})");
+  // Each box is a network pass: a request may not hold the network (or its memory) for long.
+  if (static_cast<int64_t>(j.size()) > max_boxes)
+    throw HttpError(413, "boxes: " + std::to_string(j.size()) +
+                             " boxes, but this server takes at most " + std::to_string(max_boxes) +
+                             " people per request (max_boxes): send them in several requests");
   std::vector<infer::PersonCrop> people;
   try {
     for (const auto& box : data::boxes_from_json(j, "boxes"))
@@ -78,7 +83,7 @@ PoseRequest read_pose_request(const httplib::Request& req, const RequestRules& r
     if (!req.has_file("image")) throw HttpError(400, "the multipart body has no 'image' part");
     r.image = &req.files.find("image")->second.content;
     if (req.has_file("boxes")) {
-      r.people = parse_boxes(req.files.find("boxes")->second.content);
+      r.people = parse_boxes(req.files.find("boxes")->second.content, rules.max_boxes);
       r.has_boxes = true;
     }
   } else {

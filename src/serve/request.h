@@ -25,6 +25,7 @@ struct RequestRules {
   bool flip = true;    // the flip test when the query does not say
   int64_t stacks = 1;  // the model's stacks: `stacks=K` must be 1..stacks
   int input_size = 256;
+  int64_t max_boxes = 64;  // boxes per request: more are answered 413
 };
 
 // What a request asks for.

@@ -1,5 +1,7 @@
 #include "hg/serve/server.h"
+#include "hg/runtime/text.h"
 
+#include "connections.h"
 #include "hg/data/readers.h"
 #include "hg/infer/results.h"
 #include "hg/io/checkpoint.h"
@@ -29,7 +31,7 @@ double ms_since(Clock::time_point t) {
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(runtime::json_text(body), "application/json");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& why) {
@@ -69,7 +71,7 @@ struct Server::Impl {
   json model_info;
   Metrics metrics;
   std::unique_ptr<Batcher> batcher;
-  httplib::Server http;
+  GuardedHttpServer http;
   bool bound = false;
 
   void pose(const httplib::Request& req, httplib::Response& res);
@@ -81,8 +83,8 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
   std::optional<Batcher::Arrival> arrival(batcher->arriving());
   json timing = json::object();
   const auto& popts = cropper->options();
-  auto request =
-      read_pose_request(req, {*popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size});
+  auto request = read_pose_request(
+      req, {*popts.flip, model_info["stacks"].get<int64_t>(), popts.input_size, options.max_boxes});
   const auto decoding = Clock::now();
   const cv::Mat rgb = decode_request_image(*request.image, options.max_pixels);
   timing["decode"] = ms_since(decoding);
@@ -129,12 +131,8 @@ void Server::Impl::pose(const httplib::Request& req, httplib::Response& res) {
 }
 
 void Server::Impl::routes() {
-  http.set_payload_max_length(options.max_body_bytes);
-  http.set_read_timeout(options.timeout_s);
-  http.set_write_timeout(options.timeout_s);
-  http.set_keep_alive_timeout(options.timeout_s);
-  const int threads = options.http_threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.limit({options.max_header_bytes, options.max_body_bytes, options.timeout_s},
+             options.http_threads, options.max_connections);
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // The request threads' tensor work is small; the network's thread keeps the cores' only
     // OpenMP team (see runtime::serial_tensor_ops_in_this_thread).
@@ -169,9 +167,13 @@ void Server::Impl::routes() {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string why = "HTTP " + std::to_string(res.status);
         if (res.status == 404) why = "no such endpoint: " + req.method + " " + req.path;
-        if (res.status == 413)
-          why = "the body is larger than the server's limit of " +
-                std::to_string(options.max_body_bytes) + " bytes (max_body_bytes)";
+        Refusal refused = GuardedHttpServer::current_refusal();
+        // httplib's own 413, from a Content-Length over the limit.
+        if (res.status == 413 && refused == Refusal::kNone) refused = Refusal::kBodyTooLarge;
+        if (refused != Refusal::kNone) {
+          std::tie(res.status, why) = refusal_answer(refused, http.limits());
+          res.set_header("Connection", "close");  // the rest of the request is unread
+        }
         send_error(res, res.status, why);
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -197,8 +199,17 @@ void Server::Impl::routes() {
 Server::Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options)
     : impl_(std::make_unique<Impl>()) {
   TORCH_CHECK(options.max_body_bytes > 0, "max_body_bytes must be > 0");
+  TORCH_CHECK(options.max_header_bytes >= 1024 && options.max_header_bytes <= (size_t{1} << 20),
+              "max_header_bytes must be from 1024 to 1048576, got ", options.max_header_bytes);
   TORCH_CHECK(options.max_pixels > 0, "max_pixels must be > 0, got ", options.max_pixels);
-  TORCH_CHECK(options.http_threads >= 1, "http_threads must be >= 1, got ", options.http_threads);
+  TORCH_CHECK(options.http_threads >= 1 && options.http_threads <= 4096,
+              "http_threads must be from 1 to 4096, got ", options.http_threads);
+  TORCH_CHECK(options.max_connections >= 1 && options.max_connections <= 65536,
+              "max_connections must be from 1 to 65536, got ", options.max_connections);
+  TORCH_CHECK(options.timeout_s >= 1 && options.timeout_s <= 3600,
+              "timeout_s must be from 1 to 3600 seconds, got ", options.timeout_s);
+  TORCH_CHECK(options.max_people >= 1, "max_people must be >= 1, got ", options.max_people);
+  TORCH_CHECK(options.max_boxes >= 1, "max_boxes must be >= 1, got ", options.max_boxes);
   TORCH_CHECK(options.port >= 0 && options.port <= 65535, "port ", options.port,
               " is not a port (0 to 65535)");
   impl_->options = options;
@@ -231,6 +242,11 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor, Se
       {"max_wait_ms", batching.max_wait_ms},
       {"max_arrival_wait_ms", batching.max_arrival_wait_ms},
       {"max_body_bytes", options.max_body_bytes},
+      {"max_header_bytes", options.max_header_bytes},
+      {"max_connections", options.max_connections},
+      {"http_threads", options.http_threads},
+      {"timeout_s", options.timeout_s},
+      {"max_boxes", options.max_boxes},
       {"max_pixels", options.max_pixels},
       {"auth", !options.token.empty()}};
   impl_->cropper = p;
@@ -258,6 +274,7 @@ int Server::bind() {
     TORCH_CHECK(impl_->http.bind_to_port(o.host, o.port), "cannot bind ", o.host, ":", o.port,
                 ": is the port in use, or the address not this machine's?");
   }
+  impl_->http.widen_listen_queue();
   impl_->bound = true;
   return o.port;
 }
@@ -277,7 +294,7 @@ void Server::run() {
 }
 
 void Server::stop() {
-  impl_->http.stop();
+  impl_->http.stop_now();
 }
 
 const nlohmann::json& Server::model_info() const {

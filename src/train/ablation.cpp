@@ -116,7 +116,7 @@ int64_t planned_steps(const AblationOptions& o, const std::vector<AblationModel>
   }
   const auto steps = calibrate(o, models, calibration);
   const nlohmann::json plan = {{"key", key}, {"steps", steps}, {"calibration", calibration}};
-  io::write_file_atomic(path.string(), plan.dump(2) + "\n");
+  io::write_file_atomic(path.string(), runtime::json_text(plan, 2) + "\n");
   return steps;
 }
 
@@ -145,7 +145,7 @@ TrainResult train_or_resume(const TrainConfig& config, const fs::path& dir) {
   }
   result.seconds += before;
   io::write_file_atomic(seconds_path.string(),
-                        nlohmann::json({{"seconds", result.seconds}}).dump());
+                        runtime::json_text(nlohmann::json({{"seconds", result.seconds}})));
   return result;
 }
 
@@ -351,7 +351,8 @@ AblationResult run_ablation(const AblationOptions& o) {
   auto json = ablation_to_json(r, o);
   if (!calibration.is_null())
     json["calibration"] = {{"minutes", o.minutes}, {"models", calibration}};
-  io::write_file_atomic((fs::path(o.out) / "ablation.json").string(), json.dump(2) + "\n");
+  io::write_file_atomic((fs::path(o.out) / "ablation.json").string(),
+                        runtime::json_text(json, 2) + "\n");
   io::write_file_atomic((fs::path(o.out) / "report.md").string(), report(r, o, shown));
   plot_fig9(r, shown, fs::path(o.out) / "fig9.png");
   return r;

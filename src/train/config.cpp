@@ -154,7 +154,8 @@ nlohmann::json TrainConfig::to_json() const {
 }
 
 void TrainConfig::merge(const nlohmann::json& j) {
-  TORCH_CHECK(j.is_object(), "a training config must be a JSON object, got ", j.dump());
+  TORCH_CHECK(j.is_object(), "a training config must be a JSON object, got ",
+              runtime::json_text(j));
   // Not a structured binding: the lambda below captures both (C++17 clang refuses bindings).
   for (const auto& item : j.items()) {
     const std::string& key = item.key();
@@ -195,11 +196,11 @@ void TrainConfig::merge(const nlohmann::json& j) {
           field = value.get<T>();
         }
       } catch (const c10::Error& e) {
-        TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (",
+        TORCH_CHECK(false, "config key '", key, "': ", runtime::json_text(value), " is invalid (",
                     e.what_without_backtrace(), ")");
       } catch (const std::exception& e) {
-        TORCH_CHECK(false, "config key '", key, "': ", value.dump(), " is invalid (", e.what(),
-                    ")");
+        TORCH_CHECK(false, "config key '", key, "': ", runtime::json_text(value), " is invalid (",
+                    e.what(), ")");
       }
     });
     TORCH_CHECK(found, unknown_key_message(key));
@@ -223,44 +224,68 @@ void TrainConfig::set(const std::string& assignment) {
   }
 }
 
+namespace {
+
+// "config key 'KEY' = VALUE is outside [LO, HI]" unless lo <= value <= hi (NaN is outside);
+// `below_hi`: the range is [LO, HI).
+template <typename T>
+void check_key(const char* key, T value, T lo, T hi, const char* note = "", bool below_hi = false) {
+  TORCH_CHECK(value >= lo && (below_hi ? value < hi : value <= hi), "config key '", key,
+              "' = ", value, " is outside [", lo, ", ", hi, below_hi ? ")" : "]", note);
+}
+
+}  // namespace
+
 void TrainConfig::validate() const {
   model.validate();
   model.check_input_size(input_size, input_size, "input_size");
-  TORCH_CHECK(lr > 0 && eps > 0 && lr_factor > 0, "lr, eps and lr_factor must be positive");
-  TORCH_CHECK(epochs > 0 && batch_size > 0 && iters_per_epoch >= 0,
-              "epochs and batch_size must be positive");
-  TORCH_CHECK(sigma > 0, "sigma must be positive, got ", sigma);
+  constexpr double kHuge = std::numeric_limits<double>::max();  // finite, and positive
+  check_key("lr", lr, 1e-12, kHuge);
+  check_key("eps", eps, 1e-30, 1.0);
+  check_key("lr_factor", lr_factor, 1e-12, kHuge);
+  check_key("rmsprop_alpha", rmsprop_alpha, 0.0, 1.0, "", true);
+  check_key<int64_t>("epochs", epochs, 1, 1'000'000);
+  check_key<int64_t>("iters_per_epoch", iters_per_epoch, 0, int64_t{1} << 40, " (0: one pass)");
+  check_key<int64_t>("batch_size", batch_size, 1, 4096);
+  check_key<int64_t>("val_samples", val_samples, 0, int64_t{1} << 40, " (0: all)");
+  check_key("threads", threads, 0, 4096, " (0: all cores)");
+  check_key("loader_threads", loader_threads, 0, 256, " (0: chosen by the cores)");
+  check_key<int64_t>("save_every", save_every, 0, 1'000'000, " (0: never)");
+  check_key<int64_t>("max_steps", max_steps, 0, int64_t{1} << 50, " (0: no limit)");
+  check_key("max_minutes", max_minutes, 0.0, 1e7, " (0: no limit)");
+  check_key<int64_t>("plateau_patience", plateau_patience, 0, 1'000'000, " (0: off)");
+  check_key("sigma", sigma, 1e-3, 100.0);
   TORCH_CHECK(!dataset.empty(), "a training dataset is needed (config key 'dataset')");
-  TORCH_CHECK(lr_drop_fraction >= 0 && lr_drop_fraction < 1,
-              "lr_drop_fraction must be in [0, 1), got ", lr_drop_fraction);
+  check_key("lr_drop_fraction", lr_drop_fraction, 0.0, 1.0, "", true);
   TORCH_CHECK(lr_drop_fraction == 0 || max_minutes > 0,
               "lr_drop_fraction is a fraction of max_minutes: set max_minutes too");
   TORCH_CHECK(lr_schedule == LrSchedule::kStep || (lr_drops.empty() && lr_drop_fraction == 0),
               "lr_schedule cosine sets the rate of every step: unset lr_drops and "
               "lr_drop_fraction (lr_drops=[] and lr_drop_fraction=0)");
-  TORCH_CHECK(warmup_fraction >= 0 && warmup_fraction < 1,
-              "warmup_fraction must be in [0, 1), got ", warmup_fraction);
-  TORCH_CHECK(lr_final_factor >= 0 && lr_final_factor <= 1,
-              "lr_final_factor must be in [0, 1], got ", lr_final_factor);
-  TORCH_CHECK(amp_probe_steps > 0, "amp_probe_steps must be positive, got ", amp_probe_steps);
-  TORCH_CHECK(accumulate > 0 && batch_size % accumulate == 0, "batch_size ", batch_size,
+  for (const auto drop : lr_drops) check_key<int64_t>("lr_drops", drop, 0, 1'000'000);
+  check_key("warmup_fraction", warmup_fraction, 0.0, 1.0, "", true);
+  check_key("lr_final_factor", lr_final_factor, 0.0, 1.0);
+  check_key<int64_t>("amp_probe_steps", amp_probe_steps, 1, 1000);
+  check_key<int64_t>("accumulate", accumulate, 1, 4096);
+  TORCH_CHECK(batch_size % accumulate == 0, "batch_size ", batch_size,
               " is not divisible by accumulate ", accumulate,
               ": the global batch splits into accumulate equal micro-batches");
-  TORCH_CHECK(checkpoint_every_minutes >= 0 && checkpoint_every_steps >= 0,
-              "checkpoint_every_minutes and checkpoint_every_steps must be >= 0 (0 = off), got ",
-              checkpoint_every_minutes, " and ", checkpoint_every_steps);
-  TORCH_CHECK(dist_timeout_s > 0, "dist_timeout_s must be positive, got ", dist_timeout_s);
+  check_key("checkpoint_every_minutes", checkpoint_every_minutes, 0.0, 1e7, " (0: off)");
+  check_key<int64_t>("checkpoint_every_steps", checkpoint_every_steps, 0, int64_t{1} << 50,
+                     " (0: off)");
+  check_key("dist_timeout_s", dist_timeout_s, 1e-3, 1e7);
 }
 
 std::vector<ConfigKey> config_keys() {
   std::vector<ConfigKey> keys;
   TrainConfig c;
   for_each_key(c, [&](const char* name, auto& value, const char* meaning) {
-    keys.push_back({name, type_name(value), value_json(value).dump(), meaning});
+    keys.push_back({name, type_name(value), runtime::json_text(value_json(value)), meaning});
   });
   const nlohmann::json model = io::options_to_json(c.model);
   for (const auto& [name, meaning] : kModelKeys)
-    keys.push_back({std::string("model.") + name, "integer", model.at(name).dump(), meaning});
+    keys.push_back(
+        {std::string("model.") + name, "integer", runtime::json_text(model.at(name)), meaning});
   return keys;
 }
 

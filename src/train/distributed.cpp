@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -22,9 +23,12 @@
 #endif
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace hg::train {
@@ -82,6 +86,7 @@ DistEnv read_launcher(const LauncherVariables& v) {
     TORCH_CHECK(addr, "environment variable MASTER_ADDR is not set: ", v.master_addr_hint);
     e.master_addr = addr;
     e.master_port = env_int("MASTER_PORT", 1, 65535, v.default_port);
+    if (const char* file = env_or_null("HG_RENDEZVOUS_FILE")) e.store_file = file;
   }
   return e;
 }
@@ -153,6 +158,112 @@ struct Distributed::Impl {
   }
 };
 
+namespace {
+
+// Every rank checks in: rank 0 publishes its launch variables, every other rank compares its own
+// with them (and says so in the store when they differ, for rank 0 to report too), each rank
+// number is claimed once, and all wait until WORLD_SIZE ranks have arrived, within `deadline`.
+void meet(c10d::Store& store, const DistEnv& env, Clock::time_point deadline) {
+  const std::string mine = "WORLD_SIZE=" + std::to_string(env.world_size);
+  const auto as_text = [](const std::vector<uint8_t>& v) {
+    return std::string(v.begin(), v.end());
+  };
+  const std::string where =
+      " at MASTER_ADDR:MASTER_PORT = " + env.master_addr + ":" + std::to_string(env.master_port);
+  if (env.rank == 0) {
+    store.set("launch", std::vector<uint8_t>(mine.begin(), mine.end()));
+  } else {
+    const std::string theirs = as_text(store.get("launch"));
+    if (theirs != mine) {
+      const std::string said = "rank " + std::to_string(env.rank) + " has " + mine;
+      store.set("mismatch", std::vector<uint8_t>(said.begin(), said.end()));
+      TORCH_CHECK(false, "rank ", env.rank, " was launched with ", mine, " but rank 0", where,
+                  " with ", theirs, ": launch every rank with the same WORLD_SIZE");
+    }
+  }
+  TORCH_CHECK(store.add("rank/" + std::to_string(env.rank), 1) == 1,
+              "two processes were launched as RANK ", env.rank, where,
+              ": give each rank its own RANK from 0 to WORLD_SIZE - 1");
+  for (int64_t arrived = store.add("arrived", 1); arrived < env.world_size;
+       arrived = store.add("arrived", 0)) {
+    if (env.rank == 0 && store.check({"mismatch"}))
+      TORCH_CHECK(false, "rank 0 was launched with ", mine, " but ", as_text(store.get("mismatch")),
+                  where, ": launch every rank with the same WORLD_SIZE");
+    TORCH_CHECK(Clock::now() < deadline, "rank ", env.rank, " of ", env.world_size, ": only ",
+                arrived, " of ", env.world_size, " ranks arrived", where,
+                " within dist_timeout_s: check that every rank started, with the same "
+                "MASTER_ADDR and MASTER_PORT");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// The store every rank shares (rank 0 hosts it), once every rank has met there. The whole
+// rendezvous runs in a thread of its own, so that no wait in it outlasts dist_timeout_s: not even
+// one on a port held by a program that accepts connections and never answers (the thread is
+// then left behind; the process is about to end with the error).
+c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::milliseconds timeout,
+                                           double timeout_s) {
+  struct Outcome {
+    std::mutex mutex;
+    std::condition_variable done;
+    bool finished = false;
+    c10::intrusive_ptr<c10d::Store> store;
+    std::string error;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  const auto deadline = Clock::now() + timeout;
+  std::thread([outcome, env, timeout, deadline] {
+    c10::intrusive_ptr<c10d::Store> store;
+    std::string error;
+    try {
+      c10::intrusive_ptr<c10d::Store> base;
+      if (!env.store_file.empty()) {
+        base = c10::make_intrusive<c10d::FileStore>(env.store_file, env.world_size);
+        base->setTimeout(timeout);
+      } else {
+        c10d::TCPStoreOptions so;
+        so.port = static_cast<uint16_t>(env.master_port);
+        so.isServer = env.rank == 0;
+        so.numWorkers = static_cast<size_t>(env.world_size);
+        so.waitWorkers = false;  // meet() waits, bounded, and says who is missing
+        so.timeout = timeout;
+        base = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+      }
+      store = c10::make_intrusive<c10d::PrefixStore>("hourglass", base);
+      meet(*store, env, deadline);
+    } catch (const c10::Error& e) {
+      error = e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    std::lock_guard<std::mutex> lock(outcome->mutex);
+    outcome->store = std::move(store);
+    outcome->error = error.substr(0, error.find('\n'));
+    outcome->finished = true;
+    outcome->done.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(outcome->mutex);
+  const bool finished = outcome->done.wait_until(lock, deadline + std::chrono::seconds(2),
+                                                 [&] { return outcome->finished; });
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  TORCH_CHECK(finished, "rank ", env.rank, " of ", env.world_size,
+              " could not meet the others at MASTER_ADDR:MASTER_PORT = ", where, " within ",
+              timeout_s,
+              " s (dist_timeout_s): the program on that port does not answer as rank "
+              "0's store would; check MASTER_ADDR and MASTER_PORT");
+  if (outcome->error.rfind("rank ", 0) == 0 || outcome->error.rfind("two processes", 0) == 0)
+    TORCH_CHECK(false, outcome->error);  // meet()'s own, already complete
+  TORCH_CHECK(outcome->error.empty(), "rank ", env.rank, " of ", env.world_size,
+              " could not meet the others at MASTER_ADDR:MASTER_PORT = ", where, " within ",
+              timeout_s,
+              " s (dist_timeout_s): check that every rank started and that the port is "
+              "free and reachable (",
+              outcome->error, ")");
+  return outcome->store;
+}
+
+}  // namespace
+
 Distributed::Distributed(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Distributed::~Distributed() = default;
 
@@ -178,24 +289,7 @@ std::unique_ptr<Distributed> Distributed::connect(const DistEnv& env, const Dist
               "this hourglass was built without NCCL (its LibTorch has no CUDA/NCCL): use "
               "dist_backend=gloo, or rebuild against a CUDA LibTorch");
 #endif
-  c10d::TCPStoreOptions so;
-  so.port = static_cast<uint16_t>(env.master_port);
-  so.isServer = env.rank == 0;
-  so.numWorkers = static_cast<size_t>(env.world_size);
-  so.waitWorkers = true;
-  so.timeout = impl->timeout;
-  try {
-    impl->store = c10::make_intrusive<c10d::PrefixStore>(
-        "hourglass", c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    TORCH_CHECK(false, "rank ", env.rank, " of ", env.world_size,
-                " could not meet the others at MASTER_ADDR:MASTER_PORT = ", env.master_addr, ":",
-                env.master_port, " within ", options.timeout_s,
-                " s (dist_timeout_s): check that every rank started and that the port is free "
-                "and reachable (",
-                what.substr(0, what.find('\n')), ")");
-  }
+  impl->store = rendezvous(env, impl->timeout, options.timeout_s);
 #ifdef HG_WITH_GLOO
   if (impl->backend == "gloo") {
     auto o = c10d::ProcessGroupGloo::Options::create(impl->timeout);

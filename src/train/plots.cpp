@@ -36,13 +36,17 @@ TrainingLog read_log(const fs::path& path) {
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) continue;
-    if (j.value("type", "") == "step" && j.contains("stacks") && j["stacks"].is_array()) {
+    if (!j.is_object()) continue;  // a line that is not JSON is skipped (see truncate_log)
+    const auto number = [](const nlohmann::json& v) {  // a tampered value plots as a gap
+      return v.is_number() ? v.get<double>() : std::nan("");
+    };
+    if (j.contains("type") && j["type"] == "step" && j.contains("stacks") &&
+        j["stacks"].is_array()) {
       const auto& stacks = j["stacks"];
       log.loss.resize(stacks.size());
       for (size_t s = 0; s < stacks.size() && s < log.loss.size(); ++s)
-        log.loss[s].push_back(stacks[s].get<double>());
-      log.lr.push_back(j.value("lr", 0.0));
+        log.loss[s].push_back(number(stacks[s]));
+      log.lr.push_back(j.contains("lr") ? number(j["lr"]) : 0.0);
       continue;
     }
     for (const auto& [key, v] : j.items()) {
@@ -51,7 +55,7 @@ TrainingLog read_log(const fs::path& path) {
       log.val.resize(v.size());
       for (size_t s = 0; s < v.size(); ++s) {
         const auto& mean = v[s].is_object() ? v[s].value("mean", nlohmann::json()) : v[s];
-        log.val[s].push_back(mean.is_number() ? mean.get<double>() : std::nan(""));
+        log.val[s].push_back(number(mean));
       }
     }
   }

@@ -1,4 +1,5 @@
 #include "hg/train/trainer.h"
+#include "hg/runtime/text.h"
 
 #include "hg/data/json.h"
 
@@ -10,6 +11,7 @@
 #include "hg/infer/predictor.h"
 #include "hg/io/atomic_file.h"
 #include "hg/io/checkpoint.h"
+#include "hg/io/folder_lock.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 #include "hg/runtime/autocast.h"
@@ -22,9 +24,11 @@
 #include <malloc.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -34,6 +38,7 @@
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <regex>
 #include <sstream>
 
 namespace hg::train {
@@ -118,7 +123,7 @@ void load_optimizer_state(torch::optim::Optimizer& opt, const at::Tensor& bytes,
 }
 
 // ---- run folder ----------------------------------------------------------------------------
-void check_run_dir(const fs::path& dir, uintmax_t bytes_needed) {
+void check_writable(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   TORCH_CHECK(!ec, "cannot create run folder ", dir.string(), ": ", ec.message());
@@ -131,6 +136,11 @@ void check_run_dir(const fs::path& dir, uintmax_t bytes_needed) {
                 "): make it writable or choose another run folder");
   }
   fs::remove(probe, ec);
+}
+
+void check_run_dir(const fs::path& dir, uintmax_t bytes_needed) {
+  check_writable(dir);
+  std::error_code ec;
   const auto space = fs::space(dir, ec);
   TORCH_CHECK(ec || space.available >= bytes_needed, "run folder ", dir.string(), " has ",
               space.available / (1 << 20), " MiB free, but checkpoints need about ",
@@ -193,6 +203,16 @@ RunState run_state_from(const nlohmann::json& j, const std::string& path) {
     s.drop_scale = j.contains("drop_scale") ? j.at("drop_scale") : j.at("plateau_scale");
     s.time_dropped = j.value("time_dropped", false);  // absent before lr_drop_fraction existed
     s.finished = j.at("finished");
+    // A tampered state would misplace the loader and the schedule: refused, naming the key.
+    const auto check = [&](const char* key, bool ok, const auto& value) {
+      TORCH_CHECK(ok, "cannot resume from ", path, ": its training state '", key, "' = ", value,
+                  " is impossible (the checkpoint was edited or damaged): use another checkpoint");
+    };
+    check("epoch", s.epoch >= 0 && s.epoch <= 1'000'000, s.epoch);
+    check("batch", s.batch >= 0, s.batch);
+    check("step", s.step >= 0, s.step);
+    check("plateau_wait", s.plateau_wait >= 0, s.plateau_wait);
+    check("drop_scale", std::isfinite(s.drop_scale) && s.drop_scale > 0, s.drop_scale);
     return s;
   } catch (const nlohmann::json::exception& e) {
     TORCH_CHECK(false, "cannot resume from ", path, ": its training state is incomplete (",
@@ -217,37 +237,79 @@ nlohmann::json table_json(const eval::PckTable& t) {
 
 // Cuts log.jsonl back to the checkpoint resumed from: a run killed after logging steps past its
 // last checkpoint takes those steps again, and each must appear once. A last line without its
-// newline (killed mid-write) goes too.
+// newline (killed mid-write) goes too. A line that is not JSON (edited by hand, a disk error) is
+// kept and reported: it says nothing about the steps, and the good lines after it stay.
 void truncate_log(const fs::path& log, const RunState& s) {
   std::ifstream in(log, std::ios::binary);
   if (!in) return;
   std::string kept, line;
   bool cut = false;
-  while (!cut && std::getline(in, line)) {
+  std::vector<int64_t> bad;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (in.eof()) {  // no newline: cut short
+      cut = true;
+      break;
+    }
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    cut = in.eof() || !j.is_object() ||
-          (j.value("type", "") == "step" && j.value("step", int64_t{0}) > s.step) ||
-          (j.value("type", "") == "epoch" && j.value("epoch", int64_t{0}) > s.epoch);
-    if (!cut) kept += line + "\n";
+    const auto field = [&](const char* key) {  // a tampered value counts as absent
+      return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : 0;
+    };
+    const std::string type = j.is_object() && j.contains("type") && j["type"].is_string()
+                                 ? j["type"].get<std::string>()
+                                 : "";
+    if (!j.is_object()) {
+      bad.push_back(number);
+    } else if ((type == "step" && field("step") > s.step) ||
+               (type == "epoch" && field("epoch") > s.epoch)) {
+      cut = true;  // this line and every later one come from after the checkpoint
+      break;
+    }
+    kept += line + "\n";
   }
   in.close();
+  if (!bad.empty()) {
+    std::string lines;
+    for (size_t i = 0; i < bad.size() && i < 5; ++i)
+      lines += (i ? ", " : "") + std::to_string(bad[i]);
+    std::cerr << log.string() << ": " << runtime::count(int64_t(bad.size()), "line")
+              << " not JSON (" << lines << (bad.size() > 5 ? ", …" : "")
+              << "): kept as they are and skipped\n";
+  }
   if (cut) io::write_file_atomic(log.string(), kept);
+}
+
+// What a run writes into its folder (besides save_every's epoch_K.hg): a new run that may
+// overwrite removes these.
+const char* const kRunFiles[] = {"last.hg",   "best.hg",  "config.json",
+                                 "log.jsonl", "loss.png", "validation.png"};
+
+// Up to `most` names in `dir` besides its lock, sorted; "…" when there are more.
+std::vector<std::string> entries_of(const fs::path& dir, size_t most) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename() != io::FolderLock::kName) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  if (names.size() > most) names.resize(most), names.push_back("…");
+  return names;
 }
 
 // ---- one run, step by step ---------------------------------------------------------------
 // Everything a run holds while it trains, with one method per step of the run.
 class Session {
  public:
-  Session(const TrainConfig& config, const std::string& run_dir, bool resuming)
+  Session(const TrainConfig& config, const std::string& run_dir, bool resuming,
+          ExistingRun existing)
       : c_(config),
         dir_(run_dir),
         last_path_((dir_ / "last.hg").string()),
         resuming_(resuming),
+        existing_(existing),
         wall_start_(Clock::now()) {}
 
   TrainResult run() {
     env_ = DistEnv::from_environment();
     lead_ = env_.rank == 0;
+    if (lead_) claim_run_dir();
     runtime::apply_threads(threads());
     device_ = device();
     check_batch_split();
@@ -318,7 +380,8 @@ class Session {
     // The optimizer's serialized state names parameters by address, which differs between
     // processes: its position (state_) and the weights tell checkpoints apart instead.
     auto start_state = weights_and_buffers();
-    start_state.push_back(bytes_tensor(same.dump() + to_json(state_).dump()));
+    start_state.push_back(
+        bytes_tensor(runtime::json_text(same) + runtime::json_text(to_json(state_))));
     const auto start = dist_->all_gather(tensors_hash(start_state));
     for (int r = 1; r < env_.world_size; ++r)
       TORCH_CHECK(start[r] == start[0], "rank ", r, " starts from a different config or checkpoint",
@@ -360,7 +423,12 @@ class Session {
     load_optimizer_state(*optimizer_, ckpt.extra.at("optimizer"), last_path_);
     if (ckpt.extra.count("rng")) {
       auto generator = at::detail::getDefaultCPUGenerator();
-      generator.set_state(ckpt.extra.at("rng"));
+      try {
+        generator.set_state(ckpt.extra.at("rng"));
+      } catch (const c10::Error& e) {
+        TORCH_CHECK(false, "cannot resume from ", last_path_,
+                    ": its random generator state is damaged (", e.what_without_backtrace(), ")");
+      }
     }
   }
 
@@ -429,6 +497,29 @@ class Session {
     for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(statistics[i]);
   }
 
+  // Before any work: the folder becomes this run's alone (its lock is held until the run ends),
+  // and a new run never mixes its files with another's.
+  void claim_run_dir() {
+    check_writable(dir_);
+    lock_.emplace(dir_.string());
+    if (resuming_) return;
+    const auto held = entries_of(dir_, 5);
+    if (held.empty()) return;
+    std::string names;
+    for (const auto& n : held) names += (names.empty() ? "" : ", ") + n;
+    TORCH_CHECK(existing_ == ExistingRun::kOverwrite, "run folder ", dir_.string(),
+                " is not empty (it holds ", names,
+                "): resume the run there, train in a new folder, or start over in it (overwrite)");
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      const std::string name = e.path().filename().string();
+      const bool numbered = std::regex_match(name, std::regex(R"(epoch_[0-9]+\.hg)"));
+      if (numbered ||
+          std::find(std::begin(kRunFiles), std::end(kRunFiles), name) != std::end(kRunFiles))
+        fs::remove(e.path(), ec);
+    }
+  }
+
   void prepare_run_dir() {
     // Model + optimizer state, three checkpoints at a time (temporary, last, best), plus margin.
     const uintmax_t ckpt_bytes = static_cast<uintmax_t>(net_->parameter_count()) * 4 * 3;
@@ -437,7 +528,7 @@ class Session {
       std::cerr << "removed " << stale << " (an interrupted write)\n";
     auto config = c_.to_json();
     if (c_.amp == Amp::kAuto) config["amp_probe"] = amp_.to_json();  // what auto chose, and why
-    io::write_file_atomic((dir_ / "config.json").string(), config.dump(2) + "\n");
+    io::write_file_atomic((dir_ / "config.json").string(), runtime::json_text(config, 2) + "\n");
     if (resuming_) truncate_log(dir_ / "log.jsonl", state_);
     log_.open(dir_ / "log.jsonl", std::ios::app);
     TORCH_CHECK(log_.good(), "cannot write ", (dir_ / "log.jsonl").string());
@@ -445,7 +536,7 @@ class Session {
       auto line = amp_.to_json();
       line["type"] = "amp_probe";
       line["chosen_bf16"] = bf16_;
-      log_ << line.dump() << "\n";
+      log_ << runtime::json_text(line) << "\n";
     }
   }
 
@@ -706,7 +797,7 @@ class Session {
       if (!choice.ms.empty()) line["layers"][layer]["ms"] = choice.ms;
       winograd += choice.method == engine::ConvMethod::kF32Winograd;
     }
-    log_ << line.dump() << "\n";
+    log_ << runtime::json_text(line) << "\n";
     if (conv3x3_logged_ == 0)
       std::cerr << "3x3 convolutions (conv3x3=" << engine::algorithm_name(c_.conv3x3)
                 << "): Winograd for " << winograd << " of " << choices.size()
@@ -733,7 +824,7 @@ class Session {
     const auto per_stack = losses.detach().cpu().contiguous();
     line["stacks"] = std::vector<double>(per_stack.data_ptr<float>(),
                                          per_stack.data_ptr<float>() + per_stack.numel());
-    log_ << line.dump() << "\n";
+    log_ << runtime::json_text(line) << "\n";
     log_conv3x3();
     log_.flush();  // a kill loses no logged step that a checkpoint covers
     const double per_step = elapsed / static_cast<double>(state_.batch + 1 - epoch_.first_batch);
@@ -877,7 +968,7 @@ class Session {
       }
     }
     if (lead_) {
-      log_ << epoch_line.dump() << "\n";
+      log_ << runtime::json_text(epoch_line) << "\n";
       log_.flush();
       draw_curves();
     }
@@ -925,6 +1016,8 @@ class Session {
   const fs::path dir_;
   const std::string last_path_;
   const bool resuming_;
+  const ExistingRun existing_;
+  std::optional<io::FolderLock> lock_;  // the lead's, on the run folder
   const Clock::time_point wall_start_;
   Clock::time_point last_checkpoint_ = Clock::now();  // of last.hg, for checkpoint_every_minutes
   DistEnv env_;
@@ -965,8 +1058,10 @@ at::Tensor stack_losses(const at::Tensor& heatmaps, const at::Tensor& target,
   return sq.mean({0, 2, 3, 4});
 }
 
-Trainer::Trainer(TrainConfig config, std::string run_dir)
-    : Trainer(std::move(config), std::move(run_dir), false) {}
+Trainer::Trainer(TrainConfig config, std::string run_dir, ExistingRun existing)
+    : Trainer(std::move(config), std::move(run_dir), false) {
+  existing_ = existing;
+}
 
 Trainer::Trainer(TrainConfig config, std::string run_dir, bool resuming)
     : config_(std::move(config)), run_dir_(std::move(run_dir)), resuming_(resuming) {
@@ -998,12 +1093,17 @@ Trainer Trainer::resume(const std::string& run_dir, const std::vector<std::strin
               last, ": it holds no training state (a converted or exported model?)");
   TrainConfig config;
   config.merge(ckpt.meta["config"]);
+  const Optimizer trained_with = config.optimizer;
   for (const auto& o : overrides) config.set(o);
+  TORCH_CHECK(config.optimizer == trained_with, "cannot resume from ", last, " with optimizer ",
+              runtime::name_in(name_table(Optimizer{}), config.optimizer),
+              ": it holds the state of ", runtime::name_in(name_table(Optimizer{}), trained_with),
+              "; resume with that optimizer, or start a new run from its weights");
   return Trainer(std::move(config), run_dir, true);
 }
 
 TrainResult Trainer::run() {
-  return Session(config_, run_dir_, resuming_).run();
+  return Session(config_, run_dir_, resuming_, existing_).run();
 }
 
 }  // namespace hg::train

@@ -10,6 +10,11 @@
 
 namespace hg::data {
 
+/// The box x, y, w, h when w, h > 0 and every value is finite and within
+/// limits::kMaxCoordinate; else throws std::invalid_argument "WHERE: [x, y, w, h] is not a box
+/// ..." with the values.
+cv::Rect2d checked_box(const std::vector<double>& xywh, const std::string& where);
+
 /// A JSON list of boxes [[x, y, w, h], ...] in image pixels: four numbers each, w and h > 0,
 /// every value within limits::kMaxCoordinate. Throws std::invalid_argument
 /// "WHERE: [..] is not a box [x, y, w, h] ..." naming the box.

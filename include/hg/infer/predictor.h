@@ -191,4 +191,9 @@ int model_input_size(const io::LoadedModel& model);
 /// key on a malformed value.
 InferenceDefaults model_defaults(const io::LoadedModel& model);
 
+/// A checkpoint's meta with everything its format implies made explicit: "joints" (model_joints),
+/// "pixel_grid", "input_size" and "inference" (model_defaults), every other key as it is. What
+/// `convert` and every export write, so that a converted or exported model predicts alike.
+nlohmann::json deployment_meta(const io::LoadedModel& model, const std::string& source);
+
 }  // namespace hg::infer

@@ -27,7 +27,9 @@ namespace hg::io {
 /// temporary file and leaves the target untouched.
 class AtomicFile {
  public:
-  /// Prepares a write of `path` (a symbolic link is followed: its target is replaced).
+  /// Prepares a write of `path` (a symbolic link is followed: its target is replaced). A path
+  /// that is a pipe or a device (/dev/stdout, a FIFO) is written in place instead, never
+  /// replaced; a folder is refused.
   explicit AtomicFile(const std::string& path);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
@@ -47,8 +49,11 @@ class AtomicFile {
   [[noreturn]] void fail(const std::string& reason);
 
  private:
+  void write_in_place(const std::string& bytes);
+
   std::string path_, temp_;
   bool done_ = false;
+  bool in_place_ = false;  // path_ is a pipe or device
 };
 
 /// Writes `bytes` to `path` atomically. Throws std::runtime_error naming `path` and the reason

@@ -53,6 +53,14 @@ std::map<std::string, at::Tensor> state_of(model::StackedHourglassImpl& model);
 void load_state(model::StackedHourglassImpl& model, const std::map<std::string, at::Tensor>& state,
                 const std::string& source);
 
+/// Builds the model `options` declare for `state`, once the declaration is checked against what
+/// is present: throws, naming `source`, when the architecture has more parameters than
+/// limits::kMaxParameters or than `state` holds values (a small file must not make it allocate
+/// gigabytes). Then load_state fills it.
+model::StackedHourglass build_model_for(const model::StackedHourglassOptions& options,
+                                        const std::map<std::string, at::Tensor>& state,
+                                        const std::string& source);
+
 /// Writes a native checkpoint atomically (temporary file + rename).
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 /// Reads a native checkpoint. Throws, naming the file and key, on anything malformed.

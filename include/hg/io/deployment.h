@@ -6,6 +6,8 @@
 #include "hg/data/dataset.h"
 #include "hg/data/transform.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 
 namespace hg::io {
@@ -15,6 +17,9 @@ struct DeploymentInfo {
   /// Side of the square network input in pixels.
   int64_t input_size = 256;
   data::PixelGrid grid = data::PixelGrid::kExact;
+  /// The checkpoint's whole meta (infer::deployment_meta), written as metadata "meta" so that an
+  /// export carries every field the native checkpoint has; null: not written.
+  nlohmann::json meta;
 };
 
 }  // namespace hg::io

@@ -10,7 +10,8 @@
 /// Reshape (Unsqueeze with dynamic_size), Concat. Metadata properties (each a string; lists and
 /// objects as JSON): "joint_set", "joint_names", "flip_pairs", "skeleton", "input_size",
 /// "pixel_grid", "input" (the layout and range), "mean", "std" (per RGB channel; 0 and 1: the
-/// network normalises nothing), "output", "architecture".
+/// network normalises nothing), "output", "architecture", and "meta": the native checkpoint's
+/// whole meta (DeploymentInfo::meta; training config and state, inference defaults, ...).
 
 #include "hg/io/deployment.h"
 #include "hg/model/hourglass.h"

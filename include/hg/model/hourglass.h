@@ -90,6 +90,10 @@ struct StackedHourglassOptions {
   /// Throws, naming `what` (e.g. "--size", "input_size"), unless height and width are positive
   /// multiples of input_multiple().
   void check_input_size(int64_t height, int64_t width, const std::string& what) const;
+  /// Trainable parameters of the network these options build (StackedHourglassImpl's
+  /// parameter_count), computed without building it: what a checkpoint's declared architecture
+  /// would allocate is known before it is allocated.
+  int64_t parameter_count() const;
 
   TORCH_ARG(int64_t, stacks) = 8;
   /// Channels inside the hourglasses (F).

@@ -2,6 +2,8 @@
 /// Numbers and names written for people, one definition for the tool, the reports and the
 /// library's errors.
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,5 +26,10 @@ std::string closest_name(const std::string& value, const std::vector<std::string
 
 /// " (did you mean 'NAME'?)" for closest_name's answer, or "" when there is none.
 std::string did_you_mean(const std::string& value, const std::vector<std::string>& names);
+
+/// `j` as JSON text (`indent` < 0: one line), with any byte sequence that is not UTF-8 in its
+/// strings written as U+FFFD: a file name, a header or a path from outside never makes it throw
+/// (nlohmann's dump() does), so every JSON this project writes goes through here.
+std::string json_text(const nlohmann::json& j, int indent = -1);
 
 }  // namespace hg::runtime

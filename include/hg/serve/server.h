@@ -32,11 +32,23 @@ struct ServerOptions {
   /// Crops per network call gathered across requests, how long a batch waits to fill, and the
   /// queue's bound (more waiting requests are answered 503).
   BatcherOptions batching;
-  int http_threads = 32;  ///< connections served at once (each keep-alive client holds one)
-  int timeout_s = 10;     ///< read and write timeout per connection (slow clients are dropped)
-  size_t max_body_bytes = size_t{16} << 20;  ///< larger bodies are answered 413
+  /// Requests answered at once (decoding, detection and the answer; the network is the batcher's).
+  /// A request waits in line for one only once its line and headers have all arrived.
+  int http_threads = 32;
+  /// Connections open at once, a thread each, reading their requests in parallel. One more
+  /// displaces the connection that has waited longest without sending a complete request (idle
+  /// keep-alive, or a head still arriving), or, when every one has a complete request, is
+  /// answered 503.
+  int max_connections = 256;
+  /// Seconds for a request's line and headers to arrive (whole; 408 after a partial head), and
+  /// for each later read or write; an idle keep-alive connection is closed after as long.
+  int timeout_s = 10;
+  size_t max_header_bytes = size_t{16} << 10;  ///< request line and headers; more: 431
+  /// Larger bodies are answered 413 (a chunked body's framing counts), as soon as they pass it.
+  size_t max_body_bytes = size_t{16} << 20;
   int64_t max_pixels = 40'000'000;  ///< images declaring more pixels are answered 413, undecoded
   int max_people = 10;              ///< detector: at most this many people per image
+  int64_t max_boxes = 64;           ///< boxes a request may give; more are answered 413
 };
 
 /// The HTTP server and its inference worker.

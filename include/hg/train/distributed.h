@@ -28,6 +28,9 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";  ///< host of rank 0, which serves the TCPStore
   int master_port = 29500;
   std::string launcher = "none";  ///< "torchrun" (RANK/WORLD_SIZE/...), "slurm" or "none"
+  /// `--nproc`'s workers meet in this file (HG_RENDEZVOUS_FILE, a c10d::FileStore) instead of
+  /// a TCPStore, so that a job on one machine opens no listening socket; "" otherwise.
+  std::string store_file;
 
   bool distributed() const { return world_size > 1; }
 

@@ -45,12 +45,19 @@ struct TrainResult {
   double seconds = 0;  ///< wall time of this call
 };
 
+/// What a new run does with a run folder that already holds files (a finished or stopped run,
+/// anything else): refuse to start, or remove the files a run writes (last.hg, best.hg,
+/// config.json, log.jsonl, the plots) and start over.
+enum class ExistingRun { kRefuse, kOverwrite };
+
 /// Runs training. Checks the run folder (created if needed, writable, room for checkpoints)
 /// before any training starts.
 class Trainer {
  public:
-  /// A new run in `run_dir` with `config`.
-  Trainer(TrainConfig config, std::string run_dir);
+  /// A new run in `run_dir` with `config`. The run folder must be empty or new unless `existing`
+  /// is kOverwrite; either way run() holds an exclusive lock on it (run_dir/.lock) while it runs,
+  /// so that a second run in the same folder is refused, naming the process that has it.
+  Trainer(TrainConfig config, std::string run_dir, ExistingRun existing = ExistingRun::kRefuse);
   /// Continues the run in `run_dir` from its last.hg, with its saved config; `overrides`
   /// (key=value) may change e.g. epochs or max_minutes. A run stopped before its first checkpoint
   /// starts again from its config.json. Stale temporary files are removed and log.jsonl is cut
@@ -70,6 +77,7 @@ class Trainer {
   TrainConfig config_;
   std::string run_dir_;
   bool resuming_ = false;
+  ExistingRun existing_ = ExistingRun::kRefuse;
 };
 
 }  // namespace hg::train
