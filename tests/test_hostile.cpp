@@ -178,6 +178,17 @@ TEST(NamedErrors, TamperedTrainingStateAndAnotherOptimizerOnResume) {
   EXPECT_ERROR_HAS(Trainer::resume(dir, {"optimizer=adam", "max_steps=3"}).run(),
                    "with optimizer adam: it holds the state of rmsprop",
                    "resume with that optimizer, or start a new run from its weights");
+  // A run stopped before its first checkpoint resumes from config.json: tampered, it is named.
+  const auto early = (hg::test::scratch_dir() / "early").string();
+  fs::create_directories(early);
+  auto saved = c.to_json();
+  saved["epochs"] = -5;
+  hg::test::write_text(early + "/config.json", saved.dump());
+  EXPECT_ERROR_HAS(Trainer::resume(early).run(), "config key 'epochs' = -5 is outside [1, ");
+  saved["epochs"] = "many";
+  hg::test::write_text(early + "/config.json", saved.dump());
+  EXPECT_ERROR_HAS(Trainer::resume(early).run(), "config key 'epochs'", "\"many\" is invalid");
+
   auto ckpt = hg::io::read_checkpoint(dir + "/last.hg");
   ckpt.meta["train"]["epoch"] = -5;
   hg::io::write_checkpoint(dir + "/last.hg", ckpt);
