@@ -9,7 +9,6 @@
 #include "../src/serve/connections.h"
 #include "../src/serve/request.h"
 #include "hg/data/sample.h"
-#include "hg/runtime/text.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,7 +25,7 @@ namespace {
 
 void answer(httplib::Response& res, int status, const std::string& why) {
   res.status = status;
-  res.set_content(hg::runtime::json_text({{"error", why}, {"status", status}}), "application/json");
+  res.set_content(hg::serve::error_body(status, why), "application/json");
 }
 
 struct Harness {

@@ -70,6 +70,10 @@ const char* reason_of(int status) {
 
 }  // namespace
 
+std::string error_body(int status, const std::string& why) {
+  return runtime::json_text({{"error", why}, {"status", status}});
+}
+
 std::pair<int, std::string> refusal_answer(Refusal why, const ConnectionLimits& limits) {
   switch (why) {
     case Refusal::kHeadTooLarge:
@@ -126,10 +130,6 @@ int ConnectionStream::wait_ms() const {
   if (!waiting_) return static_cast<int>(full.count());
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
   return static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), full).count());
-}
-
-bool ConnectionStream::wait_for_request() {
-  return begin_ < end_ || wait_for(sock_, POLLIN, wait_ms());
 }
 
 bool ConnectionStream::is_readable() const {
@@ -253,7 +253,7 @@ class ConnectionThreads final : public httplib::TaskQueue {
 
 // A whole answer written on the socket itself: a refusal before httplib has a request to answer.
 void write_answer(ConnectionStream& stream, int status, const std::string& message) {
-  const std::string body = runtime::json_text({{"error", message}, {"status", status}});
+  const std::string body = error_body(status, message);
   const std::string answer = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) +
                              "\r\nContent-Type: application/json\r\nConnection: close\r\n" +
                              (status == 503 ? "Retry-After: 1\r\n" : "") +
@@ -336,7 +336,7 @@ void GuardedHttpServer::stop_now() {
 void GuardedHttpServer::serve(ConnectionStream& stream) {
   for (size_t left = keep_alive_max_count_; left > 0 && is_running(); --left) {
     stream.begin_request();
-    if (!stream.wait_for_request()) return;
+    if (!stream.is_readable()) return;
     bool closed = false;
     const bool answered = process_request(stream, left == 1, closed, nullptr);
     stream.end_request();
@@ -367,7 +367,6 @@ bool GuardedHttpServer::process_and_close_socket(int sock) {
     current_stream = nullptr;
     leave(stream);
   }
-  stream.end_request();
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
   return true;

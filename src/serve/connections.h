@@ -32,6 +32,9 @@ enum class Refusal { kNone, kHeadTooLarge, kHeadTimeout, kBodyTooLarge };
 // The status and message a refusal is answered with (431, 408, 413).
 std::pair<int, std::string> refusal_answer(Refusal why, const ConnectionLimits& limits);
 
+// The JSON body of every answer other than 200: {"error": why, "status": status}.
+std::string error_body(int status, const std::string& why);
+
 // The requests answered at once: a connection whose request head is complete takes a slot
 // (waiting in line for one), and gives it back when its answer is written.
 class AnswerSlots {
@@ -59,8 +62,6 @@ class ConnectionStream final : public httplib::Stream {
   // A new request: counts and the head's deadline start now.
   void begin_request();
   void end_request();
-  // Waits (up to the head's deadline) until the request's first byte; false on timeout or close.
-  bool wait_for_request();
   Refusal refusal() const { return refusal_; }
   size_t written() const { return written_; }
   // Still waiting for this request's head (idle, or its head in progress).
@@ -70,6 +71,8 @@ class ConnectionStream final : public httplib::Stream {
   // When this request began (steady clock ticks; read from other threads).
   int64_t since() const { return since_; }
 
+  // Bytes are buffered, or arrive within the wait (up to the head's deadline while waiting for
+  // a request); false on timeout or close.
   bool is_readable() const override;
   bool is_writable() const override;
   ssize_t read(char* ptr, size_t size) override;

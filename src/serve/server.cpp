@@ -35,7 +35,8 @@ void send_json(httplib::Response& res, int status, const json& body) {
 }
 
 void send_error(httplib::Response& res, int status, const std::string& why) {
-  send_json(res, status, {{"error", why}, {"status", status}});
+  res.status = status;
+  res.set_content(error_body(status, why), "application/json");
 }
 
 // POST /v1/pose with a body type it cannot take: 415 from the headers, before the body is read

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace hg::train {
@@ -160,6 +161,16 @@ struct Distributed::Impl {
 
 namespace {
 
+// A refusal of meet() itself: its message is whole, where a failure of the store is wrapped.
+struct RendezvousError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename... Args>
+void refuse_unless(bool ok, const Args&... message) {
+  if (!ok) throw RendezvousError(c10::str(message...));
+}
+
 // Every rank checks in: rank 0 publishes its launch variables, every other rank compares its own
 // with them (and says so in the store when they differ, for rank 0 to report too), each rank
 // number is claimed once, and all wait until WORLD_SIZE ranks have arrived, within `deadline`.
@@ -177,22 +188,23 @@ void meet(c10d::Store& store, const DistEnv& env, Clock::time_point deadline) {
     if (theirs != mine) {
       const std::string said = "rank " + std::to_string(env.rank) + " has " + mine;
       store.set("mismatch", std::vector<uint8_t>(said.begin(), said.end()));
-      TORCH_CHECK(false, "rank ", env.rank, " was launched with ", mine, " but rank 0", where,
-                  " with ", theirs, ": launch every rank with the same WORLD_SIZE");
+      refuse_unless(false, "rank ", env.rank, " was launched with ", mine, " but rank 0", where,
+                    " with ", theirs, ": launch every rank with the same WORLD_SIZE");
     }
   }
-  TORCH_CHECK(store.add("rank/" + std::to_string(env.rank), 1) == 1,
-              "two processes were launched as RANK ", env.rank, where,
-              ": give each rank its own RANK from 0 to WORLD_SIZE - 1");
+  refuse_unless(store.add("rank/" + std::to_string(env.rank), 1) == 1,
+                "two processes were launched as RANK ", env.rank, where,
+                ": give each rank its own RANK from 0 to WORLD_SIZE - 1");
   for (int64_t arrived = store.add("arrived", 1); arrived < env.world_size;
        arrived = store.add("arrived", 0)) {
     if (env.rank == 0 && store.check({"mismatch"}))
-      TORCH_CHECK(false, "rank 0 was launched with ", mine, " but ", as_text(store.get("mismatch")),
-                  where, ": launch every rank with the same WORLD_SIZE");
-    TORCH_CHECK(Clock::now() < deadline, "rank ", env.rank, " of ", env.world_size, ": only ",
-                arrived, " of ", env.world_size, " ranks arrived", where,
-                " within dist_timeout_s: check that every rank started, with the same "
-                "MASTER_ADDR and MASTER_PORT");
+      refuse_unless(false, "rank 0 was launched with ", mine, " but ",
+                    as_text(store.get("mismatch")), where,
+                    ": launch every rank with the same WORLD_SIZE");
+    refuse_unless(Clock::now() < deadline, "rank ", env.rank, " of ", env.world_size, ": only ",
+                  arrived, " of ", env.world_size, " ranks arrived", where,
+                  " within dist_timeout_s: check that every rank started, with the same "
+                  "MASTER_ADDR and MASTER_PORT");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -209,12 +221,14 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::mill
     bool finished = false;
     c10::intrusive_ptr<c10d::Store> store;
     std::string error;
+    bool whole = false;  // meet()'s own refusal, complete as it is
   };
   auto outcome = std::make_shared<Outcome>();
   const auto deadline = Clock::now() + timeout;
   std::thread([outcome, env, timeout, deadline] {
     c10::intrusive_ptr<c10d::Store> store;
     std::string error;
+    bool whole = false;
     try {
       c10::intrusive_ptr<c10d::Store> base;
       if (!env.store_file.empty()) {
@@ -231,6 +245,9 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::mill
       }
       store = c10::make_intrusive<c10d::PrefixStore>("hourglass", base);
       meet(*store, env, deadline);
+    } catch (const RendezvousError& e) {
+      whole = true;
+      error = e.what();
     } catch (const c10::Error& e) {
       error = e.what_without_backtrace();
     } catch (const std::exception& e) {
@@ -239,6 +256,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::mill
     std::lock_guard<std::mutex> lock(outcome->mutex);
     outcome->store = std::move(store);
     outcome->error = error.substr(0, error.find('\n'));
+    outcome->whole = whole;
     outcome->finished = true;
     outcome->done.notify_all();
   }).detach();
@@ -251,8 +269,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistEnv& env, std::chrono::mill
               timeout_s,
               " s (dist_timeout_s): the program on that port does not answer as rank "
               "0's store would; check MASTER_ADDR and MASTER_PORT");
-  if (outcome->error.rfind("rank ", 0) == 0 || outcome->error.rfind("two processes", 0) == 0)
-    TORCH_CHECK(false, outcome->error);  // meet()'s own, already complete
+  TORCH_CHECK(!outcome->whole, outcome->error);
   TORCH_CHECK(outcome->error.empty(), "rank ", env.rank, " of ", env.world_size,
               " could not meet the others at MASTER_ADDR:MASTER_PORT = ", where, " within ",
               timeout_s,

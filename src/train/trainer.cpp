@@ -510,10 +510,11 @@ class Session {
     TORCH_CHECK(existing_ == ExistingRun::kOverwrite, "run folder ", dir_.string(),
                 " is not empty (it holds ", names,
                 "): resume the run there, train in a new folder, or start over in it (overwrite)");
+    static const std::regex kNumbered(R"(epoch_[0-9]+\.hg)");
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_)) {
       const std::string name = e.path().filename().string();
-      const bool numbered = std::regex_match(name, std::regex(R"(epoch_[0-9]+\.hg)"));
+      const bool numbered = std::regex_match(name, kNumbered);
       if (numbered ||
           std::find(std::begin(kRunFiles), std::end(kRunFiles), name) != std::end(kRunFiles))
         fs::remove(e.path(), ec);
