@@ -1,7 +1,9 @@
 #include "cli/cli.h"
 #include "hg/engine/engine.h"
+#include "hg/infer/center_decode.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
+#include "hg/io/import_centernet.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 
@@ -30,19 +32,56 @@ at::Tensor read_input(const std::string& path) {
   return v->tensor;
 }
 
+struct Args {
+  std::string weights, input, output;
+  int64_t batch = 8;
+  int64_t top_k = 100;
+  infer::BackendOptions backend;
+};
+
+// A CenterNet model: every head of every stack under its name, and the last stack's detections.
+void forward_centernet(const Args& args) {
+  TORCH_CHECK(args.backend.kind != infer::BackendKind::kEngine,
+              "the engine does not run CornerNet/CenterNet hourglasses yet (", args.weights,
+              "): use the torch backend");
+  auto loaded = io::load_centernet(args.weights);
+  loaded.model->to(args.backend.device);
+  const auto input = read_input(args.input).to(torch::kFloat).contiguous();
+  loaded.model->check_input(input);
+  torch::InferenceMode guard;
+  std::map<std::string, std::vector<at::Tensor>> parts;
+  const int64_t n = input.size(0);
+  io::ProgressLine progress;
+  for (int64_t i = 0; i < n; i += args.batch) {
+    const auto x = input.slice(0, i, std::min(n, i + args.batch)).to(args.backend.device);
+    auto heads = loaded.model->forward(x);
+    for (auto& [name, t] : heads) t = t.cpu();
+    parts["detections"].push_back(infer::decode_detections(heads, args.top_k));
+    for (const auto& [name, t] : heads) parts[name].push_back(t);
+    const int64_t done = std::min(n, i + args.batch);
+    if (n > args.batch)
+      progress.update("forward: " + std::to_string(done) + "/" + std::to_string(n) + " images",
+                      done == n);
+  }
+  progress.finish();
+  std::map<std::string, at::Tensor> outputs;
+  for (const auto& [name, list] : parts) outputs.emplace(name, torch::cat(list, 0));
+  io::write_tensor_dict(args.output, outputs);
+  std::cout << "wrote " << args.output << ":";
+  for (const auto& [name, t] : outputs) std::cout << " " << name << " " << t.sizes();
+  std::cout << " (" << loaded.model->options.describe() << ")\n";
+}
+
 }  // namespace
 
 void add_forward_command(CLI::App& app, const GlobalOptions& global) {
-  struct Args {
-    std::string weights, input, output;
-    int64_t batch = 8;
-    infer::BackendOptions backend;
-  };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "forward",
-      "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}");
-  cmd->add_option("--weights,-w", args->weights, "checkpoint (native, posenet or bearpaw)")
+      "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}; a "
+      "CenterNet model writes each head (N×S×C×H/4×W/4) and 'detections' (N×K×D)");
+  cmd->add_option("--weights,-w", args->weights,
+                  "checkpoint (native, posenet, bearpaw or CenterNet)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--input,-i", args->input, "torch.save'd dict with key 'input' (float32 NCHW)")
@@ -52,9 +91,13 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--batch", args->batch, "images per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--top-k", args->top_k, "CenterNet models: detections per image")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   add_backend_options(*cmd, args->backend);
   cmd->callback([args, &global] {
     apply_threads(global);
+    if (io::holds_centernet(args->weights)) return forward_centernet(*args);
     const auto device = args->backend.device;
     const bool use_engine = infer::uses_engine(args->backend);
     // This command is the bridge for cross-checks: keep cuDNN in full float32 (no TF32), which

@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 #include "hg/io/checkpoint.h"
+#include "hg/io/import_centernet.h"
+#include "hg/model/large_hourglass.h"
 #include "hg/runtime/text.h"
 
 #include <torch/torch.h>
@@ -48,6 +50,46 @@ void print_facts(const nlohmann::json& f) {
               best >= 0 ? (", best validation " + runtime::fixed(best) + " %").c_str() : "");
 }
 
+nlohmann::json large_options_json(const model::LargeHourglassOptions& o) {
+  nlohmann::json heads = nlohmann::json::object();
+  for (const auto& h : o.heads()) heads[h.name] = h.channels;
+  return {{"family", "large_hourglass"},
+          {"stacks", o.stacks()},
+          {"levels", o.levels()},
+          {"dims", o.dims()},
+          {"modules", o.modules()},
+          {"cnv_dim", o.cnv_dim()},
+          {"stem", o.stem()},
+          {"heads", heads}};
+}
+
+// A CornerNet/CenterNet hourglass: its shape, parameters and multiply-accumulates, computed from
+// the options (Hourglass-104 need not be allocated to be described).
+void print_large_hourglass(const model::LargeHourglassOptions& o, const std::string& source,
+                           int64_t size, bool json) {
+  o.check_input_size(size, size, "--size");
+  const int64_t params = o.parameter_count();
+  const int64_t macs = o.macs(size, size);
+  const double gmac = macs / 1e9;
+  if (json) {
+    auto j = large_options_json(o);
+    j["parameters"] = params;
+    j["macs"] = macs;
+    j["gmac"] = gmac;
+    j["input"] = size;
+    j["output"] = size / 4;
+    std::cout << runtime::json_text(j, 2) << "\n";
+    return;
+  }
+  std::printf("model:       %s\n", source.c_str());
+  std::printf("architecture: %s\n", o.describe().c_str());
+  std::printf("input:       3×%ld×%ld → %ld stacks × heads %s of %ld×%ld\n", long(size), long(size),
+              long(o.stacks()), o.heads().empty() ? "(none)" : model::heads_text(o.heads()).c_str(),
+              long(size / 4), long(size / 4));
+  std::printf("parameters:  %s\n", with_commas(params).c_str());
+  std::printf("GMAC:        %.2f per image (%.2f GFLOP)\n", gmac, 2 * gmac);
+}
+
 }  // namespace
 
 void add_info_command(CLI::App& app, const GlobalOptions& global) {
@@ -55,6 +97,7 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
     std::string weights;
     int64_t size = 0;
     model::StackedHourglassOptions options;
+    std::string arch, heads = "ctdet";
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -66,9 +109,24 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
                   "input side in pixels (default: the checkpoint's training size, else 256)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "print JSON instead of text");
+  cmd->add_option("--arch", args->arch,
+                  "a CornerNet/CenterNet hourglass instead of Newell's network (default size 512)")
+      ->check(CLI::IsMember({"hourglass104", "hourglass52"}));
+  cmd->add_option("--heads", args->heads,
+                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose)")
+      ->capture_default_str();
   add_architecture_options(*cmd, args->options);
   cmd->callback([args, &global] {
     apply_threads(global);
+    if (!args->arch.empty() || (!args->weights.empty() && io::holds_centernet(args->weights))) {
+      const auto heads = model::parse_heads(args->heads);
+      const auto options = !args->weights.empty() ? io::load_centernet(args->weights).model->options
+                           : args->arch == "hourglass104" ? model::hourglass104(heads)
+                                                          : model::hourglass52(heads);
+      const std::string source = !args->weights.empty() ? args->weights + " (CenterNet)"
+                                                        : args->arch + " (random weights)";
+      return print_large_hourglass(options, source, args->size > 0 ? args->size : 512, args->json);
+    }
     model::StackedHourglass net{nullptr};
     std::string source = "(random weights)";
     nlohmann::json facts;

@@ -6,6 +6,7 @@
 #include "hg/io/safetensors.h"
 #include "hg/io/torch_file.h"
 #include "hg/runtime/limits.h"
+#include "load_state.h"
 
 #include <torch/torch.h>
 
@@ -35,17 +36,6 @@ PyValuePtr to_dict(const std::map<std::string, at::Tensor>& tensors) {
   auto d = PyValue::new_dict();
   for (const auto& [k, v] : tensors) d->set(k, PyValue::of(v));
   return d;
-}
-
-// The state dict inside a PyTorch training checkpoint, or the file itself when it is one.
-const PyValue& foreign_state(const PyValue& root, const std::string& path) {
-  TORCH_CHECK(root.is_dict(), "cannot read ", path, ": the file holds a ", root.type_name(),
-              ", not a checkpoint dict");
-  if (const PyValue* sd = root.find("state_dict")) {
-    TORCH_CHECK(sd->is_dict(), "cannot read ", path, ": 'state_dict' holds a ", sd->type_name());
-    return *sd;
-  }
-  return root;
 }
 
 }  // namespace
@@ -103,64 +93,17 @@ std::map<std::string, at::Tensor> state_of(model::StackedHourglassImpl& model) {
   return state;
 }
 
-namespace {
-/// load_state where `get(t)` gives the data of `state`'s tensor t, called only when it is copied
-/// in (so that deferred tensors are read, and held, one at a time).
-template <typename Get>
-void load_state_with(model::StackedHourglassImpl& model,
-                     const std::map<std::string, at::Tensor>& state, const std::string& source,
-                     Get get) {
-  torch::NoGradGuard no_grad;
-  std::set<std::string> used;
-  auto assign = [&](const std::string& name, at::Tensor& target) {
-    auto it = state.find(name);
-    if (it == state.end()) {
-      TORCH_CHECK(
-          name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0,
-          "cannot load ", source, ": no tensor for '", name, "' (", model.options.describe(), ")");
-      return;
-    }
-    const at::Tensor& shape = it->second;  // a meta tensor if deferred: shape only
-    TORCH_CHECK(shape.sizes() == target.sizes(), "cannot load ", source, ": tensor '", name,
-                "' has shape ", shape.sizes(), ", the architecture (", model.options.describe(),
-                ") needs ", target.sizes());
-    const at::Tensor data = get(it->second);
-    if (data.is_floating_point()) {
-      const int64_t bad = data.numel() - torch::isfinite(data).sum().item<int64_t>();
-      TORCH_CHECK(bad == 0, "cannot load ", source, ": tensor '", name, "' holds ", bad,
-                  " NaN or infinite values (of ", data.numel(),
-                  "): the checkpoint is damaged or its training diverged; use another one");
-    }
-    target.copy_(data);
-    used.insert(name);
-  };
-  for (auto& p : model.named_parameters()) assign(p.key(), p.value());
-  for (auto& b : model.named_buffers()) assign(b.key(), b.value());
-  for (const auto& [name, t] : state)
-    TORCH_CHECK(used.count(name), "cannot load ", source, ": unexpected tensor '", name,
-                "' that the architecture (", model.options.describe(), ") does not have");
-}
-}  // namespace
-
 void load_state(model::StackedHourglassImpl& model, const std::map<std::string, at::Tensor>& state,
                 const std::string& source) {
-  load_state_with(model, state, source, [](const at::Tensor& t) { return t; });
+  load_state_with(model, model.options.describe(), state, source,
+                  [](const at::Tensor& t) { return t; });
 }
 
 model::StackedHourglass build_model_for(const model::StackedHourglassOptions& options,
                                         const std::map<std::string, at::Tensor>& state,
                                         const std::string& source) {
   options.validate();
-  const int64_t declared = options.parameter_count();
-  TORCH_CHECK(declared <= limits::kMaxParameters, "cannot load ", source, ": its architecture (",
-              options.describe(), ") has ", runtime::with_commas(declared),
-              " parameters, more than the limit of ", runtime::with_commas(limits::kMaxParameters));
-  int64_t present = 0;
-  for (const auto& [name, t] : state) present += t.numel();  // shapes only: no data is read
-  TORCH_CHECK(present >= declared, "cannot load ", source, ": its architecture (",
-              options.describe(), ") has ", runtime::with_commas(declared),
-              " parameters, but the file holds ", runtime::with_commas(present),
-              " values in all: the architecture it declares is not that of its tensors");
+  check_declared_size(options.parameter_count(), options.describe(), state, source);
   return model::StackedHourglass(options);
 }
 
@@ -205,18 +148,6 @@ Checkpoint parse_checkpoint(const PyValue* root, const std::string& path) {
   return ckpt;
 }
 
-/// A dict's string-keyed tensors as read (meta tensors when deferred), each also recorded in
-/// `values` under its TensorImpl, which survives renaming.
-std::map<std::string, at::Tensor> deferred_entries(
-    const PyValue& dict, std::unordered_map<const c10::TensorImpl*, const PyValue*>& values) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& [k, v] : dict.dict)
-    if (k->kind == PyValue::Kind::kString && v->kind == PyValue::Kind::kTensor) {
-      out.emplace(k->text, v->tensor);
-      values.emplace(v->tensor.unsafeGetTensorImpl(), v.get());
-    }
-  return out;
-}
 }  // namespace
 
 Checkpoint read_checkpoint(const std::string& path) {
@@ -238,7 +169,7 @@ LoadedModel load_model(const std::string& path) {
   // what the model does not need (a training checkpoint's optimizer state): the peak is about one
   // copy of the weights, not three.
   const auto root = read_torch_file(path, TensorData::kDeferred);
-  std::unordered_map<const c10::TensorImpl*, const PyValue*> values;
+  DeferredValues values;
   LoadedModel loaded;
   loaded.source = path;
   model::StackedHourglassOptions options;
@@ -257,10 +188,7 @@ LoadedModel load_model(const std::string& path) {
     state = std::move(imported.state);
   }
   loaded.model = build_model_for(options, state, path);
-  load_state_with(*loaded.model, state, path, [&](const at::Tensor& t) {
-    const auto it = values.find(t.unsafeGetTensorImpl());
-    return it == values.end() ? t : load_tensor(*it->second);
-  });
+  load_state_with(*loaded.model, options.describe(), state, path, read_deferred(values));
   loaded.model->eval();
   return loaded;
 }

@@ -45,19 +45,6 @@ const at::Tensor& need(const State& state, const std::string& key, const std::st
   return it->second;
 }
 
-// The largest index i for which some key starts with prefix + "i.", plus one.
-int64_t count_indexed(const State& state, const std::string& prefix) {
-  int64_t n = 0;
-  for (const auto& [k, v] : state) {
-    if (k.compare(0, prefix.size(), prefix) != 0) continue;
-    const auto rest = k.substr(prefix.size());
-    const auto dot = rest.find('.');
-    const auto idx = rest.substr(0, dot);
-    if (is_index(idx)) n = std::max<int64_t>(n, std::stoll(idx) + 1);
-  }
-  return n;
-}
-
 // ---- posenet (princeton-vl/pytorch_stacked_hourglass) -------------------------------------------
 // Residual: bnK.X, convK.conv.X, skip_layer.conv.X. Conv: conv.X, bn.X.
 
@@ -181,12 +168,6 @@ model::StackedHourglassOptions bearpaw_options(const State& state, const std::st
       .residuals(count_indexed(state, "hg.0.hg.0.0."))
       .stem1(need(state, "layer1.0.conv3.weight", source, f).size(0))
       .stem2(need(state, "layer2.0.conv3.weight", source, f).size(0));
-}
-
-std::string strip_prefix(std::string key) {
-  for (const char* prefix : {"model.", "module."})
-    if (key.rfind(prefix, 0) == 0) key = key.substr(std::strlen(prefix));
-  return key;
 }
 
 }  // namespace

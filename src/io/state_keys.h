@@ -1,8 +1,9 @@
 #pragma once
 // Splitting state_dict keys into their dotted parts: shared by the import and the export of the
-// PyTorch ports' key names (private to src/io).
+// PyTorch ports' and CenterNet's key names (private to src/io).
 
 #include <algorithm>
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,6 +24,28 @@ inline Parts split(const std::string& key) {
 /// Whether a key part is a module list index ("0", "12").
 inline bool is_index(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// The largest index i for which some key of `state` starts with prefix + "i.", plus one.
+template <typename Map>
+int64_t count_indexed(const Map& state, const std::string& prefix) {
+  int64_t n = 0;
+  for (const auto& entry : state) {
+    const std::string& k = entry.first;
+    if (k.compare(0, prefix.size(), prefix) != 0) continue;
+    const auto rest = k.substr(prefix.size());
+    const auto idx = rest.substr(0, rest.find('.'));
+    if (is_index(idx) && idx.size() <= 9) n = std::max<int64_t>(n, std::stoll(idx) + 1);
+  }
+  return n;
+}
+
+/// A key without the wrappers' prefixes: "model." (posenet's training wrapper), then "module."
+/// (DataParallel's).
+inline std::string strip_prefix(std::string key) {
+  for (const std::string prefix : {"model.", "module."})
+    if (key.rfind(prefix, 0) == 0) key = key.substr(prefix.size());
+  return key;
 }
 
 }  // namespace hg::io

@@ -1,0 +1,194 @@
+// The CornerNet/CenterNet hourglass family: its options, the network, CenterNet's decoders and the
+// import of CenterNet checkpoints. The values against CenterNet's own code are checked by
+// python/centernet_crosscheck.py (CTest's python_crosscheck_centernet).
+#include "test_util.h"
+
+#include "hg/infer/center_decode.h"
+#include "hg/io/import_centernet.h"
+#include "hg/io/torch_file.h"
+#include "hg/model/large_hourglass.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace hg {
+namespace {
+
+using model::HeadSpec;
+using model::LargeHourglassOptions;
+
+// Two levels, widths changing at every level, three stacks, CenterNet's multi_pose head set.
+LargeHourglassOptions small_options() {
+  return LargeHourglassOptions()
+      .levels(2)
+      .dims({8, 12, 16})
+      .modules({2, 1, 2})
+      .stacks(3)
+      .cnv_dim(10)
+      .stem(6)
+      .heads(model::parse_heads("hm:1,wh:2,reg:2,hps:6,hm_hp:3,hp_offset:2"));
+}
+
+// Random batch-norm statistics, so that a lost buffer shows in the outputs.
+void randomise_batch_norm(torch::nn::Module& net) {
+  torch::NoGradGuard no_grad;
+  for (auto& b : net.named_buffers())
+    if (b.key().find("running_") != std::string::npos) b.value().uniform_(0.5, 1.5);
+}
+
+TEST(LargeHourglass, AnalyticParameterCountIsTheBuiltNetworks) {
+  for (const auto& o :
+       {small_options(), small_options().stacks(1).heads({}),
+        LargeHourglassOptions().levels(1).dims({4, 4}).modules({1, 3}).cnv_dim(4).stem(4)}) {
+    SCOPED_TRACE(o.describe());
+    EXPECT_EQ(o.parameter_count(), model::LargeHourglass(o)->parameter_count());
+  }
+}
+
+TEST(LargeHourglass, Hourglass104HasCenterNetsParameterCount) {
+  // Counted by CenterNet's get_large_hourglass_net (python/centernet/large_hourglass.py, Debian's
+  // python3-torch 1.13): sum(p.numel() for p in model.parameters()).
+  EXPECT_EQ(model::hourglass104(model::parse_heads("ctdet")).parameter_count(), 191284008);
+  EXPECT_EQ(model::hourglass104(model::parse_heads("multi_pose")).parameter_count(), 194811124);
+  EXPECT_EQ(model::hourglass52({}).stacks(), 1);
+}
+
+TEST(LargeHourglass, ForwardGivesEveryHeadOfEveryStack) {
+  torch::manual_seed(1);
+  model::LargeHourglass net(small_options());
+  net->eval();
+  const auto out = net->forward(torch::rand({2, 3, 32, 32}));
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(out.at("hm").sizes(), (std::vector<int64_t>{2, 3, 1, 8, 8}));
+  EXPECT_EQ(out.at("hps").sizes(), (std::vector<int64_t>{2, 3, 6, 8, 8}));
+  // Heatmap heads start at CenterNet's prior: the last conv's bias is -2.19.
+  const auto& hm = net->heads[0]->at<torch::nn::SequentialImpl>(2);
+  EXPECT_FLOAT_EQ(hm[1]->as<torch::nn::Conv2dImpl>()->bias[0].item<float>(), -2.19f);
+  EXPECT_ERROR_HAS(net->forward(torch::rand({1, 3, 36, 36})),
+                   "the input height and width must be a positive multiple of 16 (4·2^levels for "
+                   "2 levels), got 36");
+}
+
+TEST(LargeHourglass, HeadsParseAndNameWhatIsWrong) {
+  EXPECT_EQ(model::heads_text(model::parse_heads("ctdet")), "hm:80,wh:2,reg:2");
+  EXPECT_EQ(model::parse_heads("multi_pose").size(), 6u);
+  EXPECT_ERROR_HAS(model::parse_heads("hm,wh:2"),
+                   "heads 'hm,wh:2': each head must be NAME:CHANNELS (e.g. hm:80,wh:2,reg:2), or "
+                   "a head set (ctdet, multi_pose); got 'hm'");
+  EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"pre", 2}}).validate(),
+                   "head name 'pre' must be an identifier");
+  EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"hm", 2}, {"hm", 3}}).validate(),
+                   "head 'hm' is named twice");
+  EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"wh", 0}}).validate(),
+                   "head 'wh' must have 1..1024 channels, got 0");
+  EXPECT_ERROR_HAS(LargeHourglassOptions().levels(2).validate(),
+                   "dims must have levels + 1 = 3 entries, got 6 (256-256-384-384-384-512)");
+}
+
+// One class's peak at (x 5, y 2) with a lower neighbour that the 3×3 maximum suppresses, another
+// class's at (1, 6); sizes 4×2 and offsets (0.25, 0.5) everywhere.
+TEST(CenterDecode, CtdetFindsPeaksAcrossClasses) {
+  auto heat = torch::zeros({1, 2, 8, 8});
+  heat[0][1][2][5] = 0.9;
+  heat[0][1][2][6] = 0.8;
+  heat[0][0][6][1] = 0.7;
+  auto wh = torch::stack({torch::full({8, 8}, 4.0), torch::full({8, 8}, 2.0)}).unsqueeze(0);
+  auto reg = torch::stack({torch::full({8, 8}, 0.25), torch::full({8, 8}, 0.5)}).unsqueeze(0);
+  const auto d = infer::ctdet_decode(heat, wh, reg, 3);
+  ASSERT_EQ(d.sizes(), (std::vector<int64_t>{1, 3, 6}));
+  const auto expected = torch::tensor(
+      {{3.25f, 1.5f, 7.25f, 3.5f, 0.9f, 1.0f}, {-0.75f, 5.5f, 3.25f, 7.5f, 0.7f, 0.0f}});
+  EXPECT_TRUE(torch::allclose(d[0].slice(0, 0, 2), expected)) << d;
+  EXPECT_EQ(d[0][2][4].item<float>(), 0.0f);  // the suppressed neighbour is not a detection
+  EXPECT_ERROR_HAS(infer::ctdet_decode(heat, wh, reg, 65),
+                   "top-k must be in 1..64 (the output's H·W for a 8×8 map), got 65");
+}
+
+TEST(CenterDecode, NeedsCenterNetsHeads) {
+  model::HeadOutputs corner{{"tl_heats", torch::zeros({1, 1, 2, 8, 8})}};
+  EXPECT_ERROR_HAS(infer::decode_detections(corner, 10),
+                   "detections need CenterNet's 'hm' and 'wh' heads",
+                   "corner pooling and grouping are outside this project");
+}
+
+// Saves `net` as CenterNet's training code does: {'epoch', 'state_dict'} with `module.` names.
+void save_as_centernet(const std::string& path, torch::nn::Module& net) {
+  auto state = io::PyValue::new_dict();
+  for (const auto& p : net.named_parameters())
+    state->set("module." + p.key(), io::PyValue::of(p.value()));
+  for (const auto& b : net.named_buffers())
+    state->set("module." + b.key(), io::PyValue::of(b.value()));
+  auto root = io::PyValue::new_dict();
+  root->set("epoch", io::PyValue::of(int64_t{70})).set("state_dict", state);
+  io::write_torch_file(path, *root);
+}
+
+TEST(ImportCenterNet, InfersTheArchitectureAndLoadsEveryTensor) {
+  torch::manual_seed(2);
+  model::LargeHourglass net(small_options());
+  randomise_batch_norm(*net);
+  net->eval();
+  const auto path = (test::scratch_dir() / "ctdet.pth").string();
+  save_as_centernet(path, *net);
+  ASSERT_TRUE(io::holds_centernet(path));
+  EXPECT_FALSE(io::holds_centernet(test::kData + "/fixtures/posenet_s1_f32_state_dict.pt"));
+  auto loaded = io::load_centernet(path);
+  // heads_of reads the heads in name order.
+  auto expected = small_options();
+  auto heads = expected.heads();
+  std::sort(heads.begin(), heads.end(),
+            [](const HeadSpec& a, const HeadSpec& b) { return a.name < b.name; });
+  EXPECT_EQ(loaded.model->options, expected.heads(heads));
+  torch::NoGradGuard no_grad;
+  const auto x = torch::rand({1, 3, 32, 32});
+  const auto want = net->forward(x), got = loaded.model->forward(x);
+  for (const auto& [name, t] : want) EXPECT_TRUE(torch::equal(got.at(name), t)) << name;
+}
+
+TEST(ImportCenterNet, RefusesCornerNetAndIncompleteFiles) {
+  std::map<std::string, at::Tensor> state = {
+      {"pre.0.conv.weight", torch::zeros({6, 3, 7, 7})},
+      {"kps.0.up1.0.conv1.weight", torch::zeros({8, 8, 3, 3})},
+      {"tl_cnvs.0.p1_conv1.conv.weight", torch::zeros({1})}};
+  EXPECT_ERROR_HAS(io::centernet_options(state, "corner.pkl"),
+                   "cannot import corner.pkl: a CornerNet checkpoint (corner pooling modules "
+                   "tl_cnvs/br_cnvs)");
+  state.erase("tl_cnvs.0.p1_conv1.conv.weight");
+  EXPECT_ERROR_HAS(io::centernet_options(state, "cut.pth"),
+                   "cannot import cut.pth: the CenterNet checkpoint lacks "
+                   "'kps.0.low2.0.conv1.weight'; is the file complete?");
+}
+
+TEST(ImportCenterNet, ForwardWritesHeadsAndDetections) {
+  torch::manual_seed(3);
+  model::LargeHourglass net(small_options().stacks(2));
+  const auto dir = test::scratch_dir();
+  save_as_centernet((dir / "pose.pth").string(), *net);
+  io::write_tensor_dict((dir / "in.pt").string(), {{"input", torch::rand({3, 3, 32, 32})}});
+  const std::string common = "forward -w " + (dir / "pose.pth").string() + " -i " +
+                             (dir / "in.pt").string() + " -o " + (dir / "out.pt").string();
+  const auto r = test::run_tool(common + " --batch 2 --top-k 7");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto out = io::read_torch_file((dir / "out.pt").string());
+  EXPECT_EQ(out->string_keys().size(), 7u);
+  EXPECT_EQ(out->find("detections")->tensor.sizes(), (std::vector<int64_t>{3, 7, 6 + 6}));
+  EXPECT_EQ(out->find("hm_hp")->tensor.sizes(), (std::vector<int64_t>{3, 2, 3, 8, 8}));
+  const auto engine = test::run_tool(common + " --backend engine");
+  EXPECT_EQ(engine.code, 1);
+  EXPECT_NE(engine.out.find("hourglass: error: the engine does not run CornerNet/CenterNet "
+                            "hourglasses yet"),
+            std::string::npos)
+      << engine.out;
+}
+
+TEST(ImportCenterNet, InfoDescribesHourglass104) {
+  const auto r = test::run_tool("info --arch hourglass104 --heads ctdet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("parameters:  191,284,008"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3×512×512 → 2 stacks × heads hm:80,wh:2,reg:2 of 128×128"),
+            std::string::npos)
+      << r.out;
+}
+
+}  // namespace
+}  // namespace hg
