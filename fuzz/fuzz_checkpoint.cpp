@@ -1,4 +1,6 @@
-// The native checkpoint (.hg): header, architecture, metadata JSON and tensors.
+// The native checkpoint (.hg): header, architecture, metadata JSON and tensors; and the
+// CornerNet/CenterNet family's loader (native, CenterNet and MMPose files, the architecture
+// inferred from names and shapes).
 #include "fuzz_util.h"
 #include "hg/io/checkpoint.h"
 
@@ -9,6 +11,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     hg::io::read_checkpoint(path);
   } catch (const std::exception&) {  // c10::Error and the JSON reader's errors
+  }
+  try {
+    hg::io::load_large_hourglass(path);
+  } catch (const std::exception&) {
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include <unistd.h>
@@ -248,6 +249,29 @@ TEST(CocoEval, OksNmsDropsNearDuplicatesAndPersonScoreAveragesConfidentJoints) {
   // Box 0.8 × mean(0.5, 0.7) (0.1 is below the 0.2 threshold).
   EXPECT_DOUBLE_EQ(hg::eval::person_score(0.8, {0.5, 0.1, 0.7}), 0.8 * 0.6);
   EXPECT_EQ(hg::eval::person_score(0.8, {0.1, 0.2}), 0);
+}
+
+// A person whose joints are not finite (a degenerate crop) is a miss: --save-results writes
+// numbers only, which pycocotools can read, with NMS on or off.
+TEST(CocoEval, PeopleWithNonFiniteJointsAreLeftOutOfTheResults) {
+  auto person = [](float x) {
+    hg::infer::PosePrediction p;
+    p.person.crop.scale = 1;
+    p.joints = torch::full({2, kJoints, 3}, 0.5f);
+    p.joints[-1][3][0] = x;
+    return p;
+  };
+  const std::vector<hg::infer::PosePrediction> people = {
+      person(std::nanf("")), person(40), person(std::numeric_limits<float>::infinity())};
+  for (const double nms : {1.0, 0.9}) {
+    hg::eval::CocoPredictOptions options;
+    options.oks_nms = nms;
+    const auto found = hg::eval::coco_people(people, {0.9, 0.8, 0.7}, 5, 1,
+                                             hg::eval::coco_keypoint_sigmas(), options);
+    ASSERT_EQ(found.size(), 1u) << "oks_nms " << nms;
+    EXPECT_EQ(found[0].keypoints[9], 40);
+    EXPECT_EQ(found[0].image_id, 5);
+  }
 }
 
 }  // namespace

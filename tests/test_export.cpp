@@ -60,16 +60,26 @@ hg::io::DeploymentInfo info_for(const StackedHourglassOptions& o, int64_t size) 
   return {joints_for(o.joints()), size, hg::data::PixelGrid::kExact};
 }
 
-// Runs an ONNX model in OpenCV's DNN module: N×3×H×W → its 5-D output.
-at::Tensor run_opencv(const std::string& bytes, const at::Tensor& input) {
+// Runs an ONNX model in OpenCV's DNN module: N×3×H×W → the outputs `names`, by name.
+std::map<std::string, at::Tensor> run_opencv(const std::string& bytes, const at::Tensor& input,
+                                             const std::vector<std::string>& names) {
   auto net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
   const auto x = input.contiguous();
   const int sizes[] = {int(x.size(0)), int(x.size(1)), int(x.size(2)), int(x.size(3))};
-  cv::Mat blob(4, sizes, CV_32F, x.data_ptr<float>());
-  net.setInput(blob, "image");
-  cv::Mat out = net.forward();
-  std::vector<int64_t> shape(out.size.p, out.size.p + out.dims);
-  return torch::from_blob(out.ptr<float>(), shape, torch::kFloat).clone();
+  net.setInput(cv::Mat(4, sizes, CV_32F, x.data_ptr<float>()), "image");
+  std::vector<cv::Mat> outs;
+  net.forward(outs, std::vector<cv::String>(names.begin(), names.end()));
+  std::map<std::string, at::Tensor> result;
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::vector<int64_t> shape(outs[i].size.p, outs[i].size.p + outs[i].dims);
+    result[names[i]] = torch::from_blob(outs[i].ptr<float>(), shape, torch::kFloat).clone();
+  }
+  return result;
+}
+
+// Its 5-D output `heatmaps` (a Newell network's export).
+at::Tensor run_opencv(const std::string& bytes, const at::Tensor& input) {
+  return run_opencv(bytes, input, {"heatmaps"}).at("heatmaps");
 }
 
 at::Tensor reference(hg::model::StackedHourglassImpl& net, const at::Tensor& x) {
@@ -236,6 +246,61 @@ TEST(OnnxExport, GraphPassesCheckerAndFoldsBatchNorm) {
   EXPECT_EQ(metadata(folded, "pixel_grid"), "exact");
   EXPECT_EQ(metadata(folded, "mean"), "[0.0,0.0,0.0]");
   EXPECT_EQ(metadata(folded, "architecture"), hg::io::options_to_json(o).dump());
+}
+
+// A CornerNet/CenterNet hourglass of either head style, every head a named output: in OpenCV as in
+// LibTorch, for each way of exporting (folded or not, opsets 11 and 17, last stack only).
+void expect_large_onnx_matches(const hg::model::LargeHourglassOptions& o) {
+  hg::model::LargeHourglass net(o);
+  hg::test::randomise_batch_norm(*net);
+  net->eval();
+  const auto x = torch::rand({2, 3, 32, 32});
+  hg::model::HeadOutputs want;
+  {
+    torch::NoGradGuard no_grad;
+    want = net->forward(x);
+  }
+  std::vector<std::string> names;
+  for (const auto& h : o.heads()) names.push_back(h.name);
+  hg::io::OnnxExportOptions plain, unfolded, last;
+  unfolded.opset = 11;
+  unfolded.fold_batch_norm = false;
+  last.opset = 17;
+  last.last_stack_only = true;
+  for (const auto* options : {&plain, &unfolded, &last}) {
+    const auto bytes = hg::io::onnx_model_bytes(*net, 32, nlohmann::json::object(), *options);
+    const auto got = run_opencv(bytes, x, names);
+    for (const auto& [name, t] : want) {
+      const auto expected = options->last_stack_only ? t.slice(1, 1) : t;
+      ASSERT_EQ(got.at(name).sizes(), expected.sizes()) << name;
+      const double err =
+          ((got.at(name) - expected).abs().max() / expected.abs().max()).item<double>();
+      EXPECT_LE(err, 1e-4) << name << " opset " << options->opset;
+    }
+    const auto m = parse_onnx(bytes);
+    EXPECT_EQ(hg::io::large_options_from_json(nlohmann::json::parse(metadata(m, "architecture"))),
+              o);
+    EXPECT_EQ(count_ops(m, "MaxPool"), 0);
+  }
+}
+
+TEST(OnnxExport, LargeHourglassHeadsMatchLibTorchInOpenCV) {
+  torch::manual_seed(11);
+  const auto o = hg::model::LargeHourglassOptions()
+                     .levels(2)
+                     .dims({8, 12, 16})
+                     .modules({2, 1, 2})
+                     .stacks(2)
+                     .cnv_dim(10)
+                     .stem(6)
+                     .heads(hg::model::parse_heads("hm:3,wh:2,reg:2"));
+  expect_large_onnx_matches(o);
+  expect_large_onnx_matches(hg::model::LargeHourglassOptions(o)
+                                .heads(hg::model::parse_heads("heatmaps:5"))
+                                .head_style(hg::model::HeadStyle::kMMPose));
+  auto headless = hg::model::LargeHourglass(hg::model::LargeHourglassOptions(o).heads({}));
+  EXPECT_ERROR_HAS(hg::io::onnx_model_bytes(*headless, 32, nlohmann::json::object()),
+                   "the model has no heads, so the graph would have no output");
 }
 
 TEST(OnnxExport, RefusesBadOptions) {

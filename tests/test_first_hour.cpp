@@ -50,6 +50,9 @@ TEST(FirstHour, NamesAndCountsAreWrittenForPeople) {
   EXPECT_EQ(hg::runtime::closest_name("lr_schedul", {"lr", "lr_schedule"}), "lr_schedule");
   EXPECT_EQ(hg::runtime::closest_name("zzzzzz", {"train", "eval"}), "");
   EXPECT_EQ(hg::runtime::did_you_mean("EVAL", {"train", "eval"}), " (did you mean 'eval'?)");
+  EXPECT_EQ(hg::runtime::listed({3, 8, 9}, 2), "3, 8, …");
+  EXPECT_EQ(hg::runtime::listed({3, 8, 9}), "3, 8, 9");
+  EXPECT_EQ(hg::runtime::listed({}), "");
 }
 
 // What `hourglass ARGS` prints, expecting a usage error (exit code 2).

@@ -5,6 +5,8 @@
 
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
+#include <torch/nn/module.h>
+#include <torch/utils.h>
 #include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
@@ -69,6 +71,14 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+/// Fills every batch norm's running statistics with values in [0.5, 1.5), so that a lost or
+/// misplaced buffer shows in a model's outputs.
+inline void randomise_batch_norm(torch::nn::Module& net) {
+  torch::NoGradGuard no_grad;
+  for (auto& b : net.named_buffers())
+    if (b.key().find("running_") != std::string::npos) b.value().uniform_(0.5, 1.5);
 }
 
 /// Expects `stmt` to throw, with every one of the strings after it in the message.

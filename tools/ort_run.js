@@ -4,8 +4,10 @@
 // tools/onnx_latency.py.
 //
 // Usage: ort_run.js MODEL.onnx INPUT.f32 N,C,H,W OUTPUT.f32 [--runs K] [--threads T]
-// Writes the first output as raw float32 and prints one JSON line:
-//   {"shape": [...], "median_ms": ..., "runs": K}   (median over K timed runs after one warm-up)
+// Writes the first output as raw float32 to OUTPUT.f32, and every output NAME to OUTPUT.f32.NAME
+// (a CornerNet/CenterNet export has one per head), and prints one JSON line:
+//   {"shape": [...], "outputs": {NAME: [...]}, "median_ms": ..., "runs": K}
+// (median over K timed runs after one warm-up)
 const fs = require('fs');
 const ort = require('onnxruntime-node');
 
@@ -31,9 +33,15 @@ async function main() {
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   times.sort((a, b) => a - b);
+  const bytes = (t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const out = result[session.outputNames[0]];
-  fs.writeFileSync(output, Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength));
-  console.log(JSON.stringify({shape: out.dims, median_ms: times[Math.floor(times.length / 2)], runs}));
+  fs.writeFileSync(output, bytes(out));
+  const outputs = {};
+  for (const name of session.outputNames) {
+    fs.writeFileSync(`${output}.${name}`, bytes(result[name]));
+    outputs[name] = result[name].dims;
+  }
+  console.log(JSON.stringify({shape: out.dims, outputs, median_ms: times[Math.floor(times.length / 2)], runs}));
 }
 
 main().catch((e) => {

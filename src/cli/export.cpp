@@ -28,6 +28,22 @@ ExportFormat format_of(const std::string& out) {
               "onnx|safetensors|posenet|bearpaw");
 }
 
+// A CornerNet/CenterNet hourglass, to ONNX only (its heads as named outputs).
+void export_large_hourglass(const std::string& weights, const std::string& out, int64_t size,
+                            const io::OnnxExportOptions& options) {
+  auto loaded = io::load_large_hourglass(weights);
+  auto meta = loaded.meta;
+  meta["exported_from"] = {{"path", weights}, {"format", io::format_name(loaded.format)}};
+  const int64_t side = size > 0 ? size : 512;
+  io::export_onnx(out, *loaded.model, side, meta, options);
+  const std::string input =
+      options.dynamic_size ? "H×W" : std::to_string(side) + "×" + std::to_string(side);
+  std::cout << "wrote " << out << " (ONNX opset " << options.opset << ", input N×3×" << input
+            << ", outputs " << model::heads_text(loaded.model->options.heads())
+            << "): " << loaded.model->options.describe() << ", "
+            << with_commas(loaded.model->parameter_count()) << " parameters\n";
+}
+
 }  // namespace
 
 void add_export_command(CLI::App& app, const GlobalOptions& global) {
@@ -64,14 +80,23 @@ void add_export_command(CLI::App& app, const GlobalOptions& global) {
                     ->default_str(std::to_string(io::kDefaultOnnxOpset));
   auto* dynamic = cmd->add_flag("--dynamic-size", args->onnx.dynamic_size,
                                 "ONNX: height and width dynamic too (else --size, batch always)");
-  auto* size = cmd->add_option("--size", args->size,
-                               "ONNX: input side; default the checkpoint's meta, else 256");
+  auto* size =
+      cmd->add_option("--size", args->size,
+                      "ONNX: input side; default the checkpoint's meta, else 256 (512 for a "
+                      "CornerNet/CenterNet hourglass)");
   cmd->callback([args, &global, last, no_fold, opset, dynamic, size] {
     apply_threads(global);
     const auto format = args->format == ExportFormat::kAuto ? format_of(args->out) : args->format;
     if (format != ExportFormat::kOnnx)
       for (const CLI::Option* o : {last, no_fold, opset, dynamic, size})
         TORCH_CHECK(o->count() == 0, o->get_name(), " applies to --format onnx only");
+    if (io::holds_large_hourglass(args->weights)) {
+      TORCH_CHECK(format == ExportFormat::kOnnx, args->weights,
+                  " holds a CornerNet/CenterNet hourglass, which exports to ONNX only (convert "
+                  "writes it as a native checkpoint)");
+      args->onnx.fold_batch_norm = !args->no_fold;
+      return export_large_hourglass(args->weights, args->out, args->size, args->onnx);
+    }
     auto loaded = io::load_model(args->weights);
     auto& net = *loaded.model;
     std::string what;

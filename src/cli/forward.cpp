@@ -3,7 +3,6 @@
 #include "hg/infer/center_decode.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
-#include "hg/io/import_centernet.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
 
@@ -39,16 +38,18 @@ struct Args {
   infer::BackendOptions backend;
 };
 
-// A CenterNet model: every head of every stack under its name, and the last stack's detections.
-void forward_centernet(const Args& args) {
+// A CornerNet/CenterNet hourglass: every head of every stack under its name, and the last stack's
+// detections when it has CenterNet's heads.
+void forward_large_hourglass(const Args& args) {
   TORCH_CHECK(args.backend.kind != infer::BackendKind::kEngine,
               "the engine does not run CornerNet/CenterNet hourglasses yet (", args.weights,
               "): use the torch backend");
-  auto loaded = io::load_centernet(args.weights);
+  auto loaded = io::load_large_hourglass(args.weights);
   loaded.model->to(args.backend.device);
   const auto input = read_input(args.input).to(torch::kFloat).contiguous();
   loaded.model->check_input(input);
   torch::InferenceMode guard;
+  const bool detects = infer::has_detection_heads(loaded.model->options);
   std::map<std::string, std::vector<at::Tensor>> parts;
   const int64_t n = input.size(0);
   io::ProgressLine progress;
@@ -56,7 +57,7 @@ void forward_centernet(const Args& args) {
     const auto x = input.slice(0, i, std::min(n, i + args.batch)).to(args.backend.device);
     auto heads = loaded.model->forward(x);
     for (auto& [name, t] : heads) t = t.cpu();
-    parts["detections"].push_back(infer::decode_detections(heads, args.top_k));
+    if (detects) parts["detections"].push_back(infer::decode_detections(heads, args.top_k));
     for (const auto& [name, t] : heads) parts[name].push_back(t);
     const int64_t done = std::min(n, i + args.batch);
     if (n > args.batch)
@@ -79,9 +80,10 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "forward",
       "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}; a "
-      "CenterNet model writes each head (N×S×C×H/4×W/4) and 'detections' (N×K×D)");
+      "CenterNet or MMPose hourglass writes each head (N×S×C×H/4×W/4) and, with CenterNet's "
+      "heads, 'detections' (N×K×D)");
   cmd->add_option("--weights,-w", args->weights,
-                  "checkpoint (native, posenet, bearpaw or CenterNet)")
+                  "checkpoint (native, posenet, bearpaw, centernet or mmpose)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--input,-i", args->input, "torch.save'd dict with key 'input' (float32 NCHW)")
@@ -97,7 +99,7 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   add_backend_options(*cmd, args->backend);
   cmd->callback([args, &global] {
     apply_threads(global);
-    if (io::holds_centernet(args->weights)) return forward_centernet(*args);
+    if (io::holds_large_hourglass(args->weights)) return forward_large_hourglass(*args);
     const auto device = args->backend.device;
     const bool use_engine = infer::uses_engine(args->backend);
     // This command is the bridge for cross-checks: keep cuDNN in full float32 (no TF32), which

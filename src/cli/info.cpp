@@ -1,6 +1,5 @@
 #include "cli/cli.h"
 #include "hg/io/checkpoint.h"
-#include "hg/io/import_centernet.h"
 #include "hg/model/large_hourglass.h"
 #include "hg/runtime/text.h"
 
@@ -50,19 +49,6 @@ void print_facts(const nlohmann::json& f) {
               best >= 0 ? (", best validation " + runtime::fixed(best) + " %").c_str() : "");
 }
 
-nlohmann::json large_options_json(const model::LargeHourglassOptions& o) {
-  nlohmann::json heads = nlohmann::json::object();
-  for (const auto& h : o.heads()) heads[h.name] = h.channels;
-  return {{"family", "large_hourglass"},
-          {"stacks", o.stacks()},
-          {"levels", o.levels()},
-          {"dims", o.dims()},
-          {"modules", o.modules()},
-          {"cnv_dim", o.cnv_dim()},
-          {"stem", o.stem()},
-          {"heads", heads}};
-}
-
 // A CornerNet/CenterNet hourglass: its shape, parameters and multiply-accumulates, computed from
 // the options (Hourglass-104 need not be allocated to be described).
 void print_large_hourglass(const model::LargeHourglassOptions& o, const std::string& source,
@@ -72,7 +58,7 @@ void print_large_hourglass(const model::LargeHourglassOptions& o, const std::str
   const int64_t macs = o.macs(size, size);
   const double gmac = macs / 1e9;
   if (json) {
-    auto j = large_options_json(o);
+    auto j = io::large_options_to_json(o);
     j["parameters"] = params;
     j["macs"] = macs;
     j["gmac"] = gmac;
@@ -90,6 +76,22 @@ void print_large_hourglass(const model::LargeHourglassOptions& o, const std::str
   std::printf("GMAC:        %.2f per image (%.2f GFLOP)\n", gmac, 2 * gmac);
 }
 
+// --arch (random weights: only the options are built) or a checkpoint of the family.
+void describe_large_hourglass(const std::string& weights, const std::string& arch,
+                              const std::string& heads, int64_t size, bool json) {
+  if (weights.empty()) {
+    const auto h = model::parse_heads(!heads.empty()           ? heads
+                                      : arch == "hourglass104" ? "ctdet"
+                                                               : "heatmaps:17");
+    return print_large_hourglass(
+        arch == "hourglass104" ? model::hourglass104(h) : model::hourglass52(h),
+        arch + " (random weights)", size, json);
+  }
+  const auto loaded = io::load_large_hourglass(weights);
+  print_large_hourglass(loaded.model->options,
+                        weights + " (" + io::format_name(loaded.format) + ")", size, json);
+}
+
 }  // namespace
 
 void add_info_command(CLI::App& app, const GlobalOptions& global) {
@@ -97,13 +99,14 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
     std::string weights;
     int64_t size = 0;
     model::StackedHourglassOptions options;
-    std::string arch, heads = "ctdet";
+    std::string arch, heads;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "info", "architecture, parameter count and GMACs of a model; what a checkpoint records");
-  cmd->add_option("--weights,-w", args->weights, "a checkpoint (native, posenet or bearpaw)")
+  cmd->add_option("--weights,-w", args->weights,
+                  "a checkpoint (native, posenet, bearpaw, centernet or mmpose)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--size", args->size,
                   "input side in pixels (default: the checkpoint's training size, else 256)")
@@ -113,20 +116,14 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
                   "a CornerNet/CenterNet hourglass instead of Newell's network (default size 512)")
       ->check(CLI::IsMember({"hourglass104", "hourglass52"}));
   cmd->add_option("--heads", args->heads,
-                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose)")
-      ->capture_default_str();
+                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose); default ctdet "
+                  "for hourglass104, MMPose's heatmaps:17 for hourglass52");
   add_architecture_options(*cmd, args->options);
   cmd->callback([args, &global] {
     apply_threads(global);
-    if (!args->arch.empty() || (!args->weights.empty() && io::holds_centernet(args->weights))) {
-      const auto heads = model::parse_heads(args->heads);
-      const auto options = !args->weights.empty() ? io::load_centernet(args->weights).model->options
-                           : args->arch == "hourglass104" ? model::hourglass104(heads)
-                                                          : model::hourglass52(heads);
-      const std::string source = !args->weights.empty() ? args->weights + " (CenterNet)"
-                                                        : args->arch + " (random weights)";
-      return print_large_hourglass(options, source, args->size > 0 ? args->size : 512, args->json);
-    }
+    if (!args->arch.empty() || (!args->weights.empty() && io::holds_large_hourglass(args->weights)))
+      return describe_large_hourglass(args->weights, args->arch, args->heads,
+                                      args->size > 0 ? args->size : 512, args->json);
     model::StackedHourglass net{nullptr};
     std::string source = "(random weights)";
     nlohmann::json facts;

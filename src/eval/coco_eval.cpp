@@ -234,11 +234,8 @@ void refuse_duplicates(const std::string& path, std::vector<int64_t> ids, const 
     if (ids[i] == ids[i - 1] && (repeated.empty() || repeated.back() != ids[i]))
       repeated.push_back(ids[i]);
   if (repeated.empty()) return;
-  std::string list;
-  for (size_t i = 0; i < repeated.size() && i < 5; ++i)
-    list += (i ? ", " : "") + std::to_string(repeated[i]);
-  fail(path, "'." + what + "' repeats the id" + (repeated.size() > 1 ? "s " : " ") + list +
-                 (repeated.size() > 5 ? ", …" : "") + ": every entry needs its own id");
+  fail(path, "'." + what + "' repeats the id" + (repeated.size() > 1 ? "s " : " ") +
+                 runtime::listed(repeated) + ": every entry needs its own id");
 }
 
 CocoTruth read_coco_truth(const std::string& path) {

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 namespace hg::infer {
 namespace {
 
@@ -144,6 +146,14 @@ at::Tensor multi_pose_decode(const at::Tensor& heat, const at::Tensor& wh, const
   return torch::cat({boxes, top.scores.reshape({n, k, 1}), joints.reshape({n, k, 2 * j}),
                      top.classes.reshape({n, k, 1}).to(torch::kFloat)},
                     2);
+}
+
+bool has_detection_heads(const model::LargeHourglassOptions& options) {
+  auto has = [&](const std::string& name) {
+    return std::any_of(options.heads().begin(), options.heads().end(),
+                       [&](const model::HeadSpec& h) { return h.name == name; });
+  };
+  return has("hm") && has("wh");
 }
 
 at::Tensor decode_detections(const model::HeadOutputs& heads, int64_t k) {

@@ -57,7 +57,7 @@ class GraphBuilder {
     for (int64_t s = 0; s < stacks; ++s) {
       const std::string i = std::to_string(s);
       auto y = hourglass(x, "hourglasses." + i, m.hourglasses->at<model::HourglassImpl>(s));
-      y = sequence(y, "res." + i, m.res->at<nn::SequentialImpl>(s));
+      y = sequence<model::ResidualImpl>(y, "res." + i, m.res->at<nn::SequentialImpl>(s));
       y = relu(conv(y, "fc_conv." + i, m.fc_conv->at<nn::Conv2dImpl>(s),
                     &m.fc_bn->at<nn::BatchNorm2dImpl>(s), "fc_bn." + i),
                "fc_relu." + i);
@@ -69,12 +69,44 @@ class GraphBuilder {
         x = add(x, conv(h, "merge_preds." + i, m.merge_preds->at<nn::Conv2dImpl>(s)), "merge." + i);
       }
     }
-    const int64_t joints = m.options.joints();
-    if (options_.last_stack_only || stacks == 1)
-      return add_stack_axis(heads.back(), joints, output);
-    std::vector<std::string> stacked;
-    for (const auto& h : heads) stacked.push_back(add_stack_axis(h, joints, h + ".unsqueeze"));
-    return node("Concat", output, stacked, {{"axis", {1}}});
+    return stacked(heads, m.options.joints(), output, "heatmaps.shape");
+  }
+
+  /// CenterNet's `exkp`: one output per head, named after it (N×S×C×h×w).
+  void network(model::LargeHourglassImpl& m, const std::string& input) {
+    auto inter = residual(conv_bn_relu(input, "pre.0", m.pre->at<model::ConvBnReluImpl>(0)),
+                          "pre.1", m.pre->at<model::BasicResidualImpl>(1));
+    const auto& heads = m.options.heads();
+    std::vector<std::vector<std::string>> outputs(heads.size());
+    for (int64_t s = 0; s < m.options.stacks(); ++s) {
+      const std::string i = std::to_string(s);
+      const auto kp = level(inter, "kps." + i, m.kps->at<model::HourglassLevelImpl>(s));
+      const auto cnv = conv_bn_relu(kp, "cnvs." + i, m.cnvs->at<model::ConvBnReluImpl>(s));
+      for (size_t h = 0; h < heads.size(); ++h) {
+        const std::string p = heads[h].name + "." + i;
+        const auto& head = m.heads[h]->ptr(s);
+        if (m.options.head_style() == model::HeadStyle::kMMPose) {
+          outputs[h].push_back(conv(cnv, p, *head->as<nn::Conv2dImpl>()));
+          continue;
+        }
+        auto& seq = *head->as<nn::SequentialImpl>();
+        const auto y = conv_bn_relu(cnv, p + ".0", *seq.ptr<model::ConvBnReluImpl>(0));
+        outputs[h].push_back(conv(y, p + ".1", *seq.ptr<nn::Conv2dImpl>(1)));
+      }
+      if (s + 1 < m.options.stacks()) {
+        auto& a = m.inters_->at<nn::SequentialImpl>(s);
+        auto& b = m.cnvs_->at<nn::SequentialImpl>(s);
+        inter = relu(add(conv(inter, "inters_." + i + ".0", *a.ptr<nn::Conv2dImpl>(0),
+                              a.ptr(1)->as<nn::BatchNorm2dImpl>(), "inters_." + i + ".1"),
+                         conv(cnv, "cnvs_." + i + ".0", *b.ptr<nn::Conv2dImpl>(0),
+                              b.ptr(1)->as<nn::BatchNorm2dImpl>(), "cnvs_." + i + ".1"),
+                         "merge." + i),
+                     "merge." + i + ".relu");
+        inter = residual(inter, "inters." + i, m.inters->at<model::BasicResidualImpl>(s));
+      }
+    }
+    for (size_t h = 0; h < heads.size(); ++h)
+      stacked(outputs[h], heads[h].channels, heads[h].name, heads[h].name + ".shape");
   }
 
  private:
@@ -206,13 +238,25 @@ class GraphBuilder {
     return name;
   }
 
-  // N×J×h×w → N×1×J×h×w. A fixed size is a Reshape: OpenCV 4.6 misplaces the new axis of an
-  // Unsqueeze whose input has a dynamic batch alone (it returns N×1×1×J×h×w).
-  std::string add_stack_axis(const std::string& x, int64_t joints, const std::string& name) {
+  // N×C×h×w → N×1×C×h×w. A fixed size is a Reshape (to the initializer `shape`): OpenCV 4.6
+  // misplaces the new axis of an Unsqueeze whose input has a dynamic batch alone (it returns
+  // N×1×1×C×h×w).
+  std::string add_stack_axis(const std::string& x, int64_t channels, const std::string& name,
+                             const std::string& shape) {
     if (heatmap_side_ == 0) return unsqueeze(x, name);
-    return node(
-        "Reshape", name,
-        {x, int64_initializer("heatmaps.shape", {-1, 1, joints, heatmap_side_, heatmap_side_})});
+    return node("Reshape", name,
+                {x, int64_initializer(shape, {-1, 1, channels, heatmap_side_, heatmap_side_})});
+  }
+
+  // Every stack's N×C×h×w output as `output`, N×S×C×h×w (only the last with last_stack_only).
+  std::string stacked(const std::vector<std::string>& per_stack, int64_t channels,
+                      const std::string& output, const std::string& shape) {
+    if (options_.last_stack_only || per_stack.size() == 1)
+      return add_stack_axis(per_stack.back(), channels, output, shape);
+    std::vector<std::string> parts;
+    for (const auto& x : per_stack)
+      parts.push_back(add_stack_axis(x, channels, x + ".unsqueeze", shape));
+    return node("Concat", output, parts, {{"axis", {1}}});
   }
 
   std::string unsqueeze(const std::string& x, const std::string& name) {
@@ -228,17 +272,43 @@ class GraphBuilder {
     return add(y, r.has_skip() ? conv(x, p + ".skip", *r.skip) : x, p + ".add");
   }
 
+  // The residuals of a Sequential, of Newell's (ResidualImpl) or CenterNet's (BasicResidualImpl).
+  template <typename Residual>
   std::string sequence(std::string x, const std::string& p, nn::SequentialImpl& seq) {
     for (size_t i = 0; i < seq.size(); ++i)
-      x = residual(x, p + "." + std::to_string(i), *seq.ptr<model::ResidualImpl>(i));
+      x = residual(x, p + "." + std::to_string(i), *seq.ptr<Residual>(i));
     return x;
   }
 
+  std::string conv_bn_relu(const std::string& x, const std::string& p, model::ConvBnReluImpl& c) {
+    return relu(conv(x, p + ".conv", *c.conv, c.bn.is_empty() ? nullptr : c.bn.get(), p + ".bn"),
+                p + ".relu");
+  }
+
+  std::string residual(const std::string& x, const std::string& p, model::BasicResidualImpl& r) {
+    auto y = relu(conv(x, p + ".conv1", *r.conv1, r.bn1.get(), p + ".bn1"), p + ".relu1");
+    y = conv(y, p + ".conv2", *r.conv2, r.bn2.get(), p + ".bn2");
+    const auto skip = r.has_skip() ? conv(x, p + ".skip.0", *r.skip->ptr<nn::Conv2dImpl>(0),
+                                          r.skip->ptr(1)->as<nn::BatchNorm2dImpl>(), p + ".skip.1")
+                                   : x;
+    return relu(add(y, skip, p + ".add"), p + ".relu");
+  }
+
+  std::string level(const std::string& x, const std::string& p, model::HourglassLevelImpl& l) {
+    const auto up = sequence<model::BasicResidualImpl>(x, p + ".up1", *l.up1);
+    auto low = sequence<model::BasicResidualImpl>(x, p + ".low1", *l.low1);
+    low = l.low2 ? level(low, p + ".low2", *l.low2)
+                 : sequence<model::BasicResidualImpl>(low, p + ".low2", *l.low2_res);
+    low = sequence<model::BasicResidualImpl>(low, p + ".low3", *l.low3);
+    return add(up, upsample(low, p + ".up2"), p + ".add");
+  }
+
   std::string hourglass(const std::string& x, const std::string& p, model::HourglassImpl& h) {
-    const auto up = sequence(x, p + ".up1", *h.up1);
-    auto low = sequence(max_pool(x, p + ".pool"), p + ".low1", *h.low1);
-    low = h.low2 ? hourglass(low, p + ".low2", *h.low2) : sequence(low, p + ".low2", *h.low2_res);
-    low = sequence(low, p + ".low3", *h.low3);
+    const auto up = sequence<model::ResidualImpl>(x, p + ".up1", *h.up1);
+    auto low = sequence<model::ResidualImpl>(max_pool(x, p + ".pool"), p + ".low1", *h.low1);
+    low = h.low2 ? hourglass(low, p + ".low2", *h.low2)
+                 : sequence<model::ResidualImpl>(low, p + ".low2", *h.low2_res);
+    low = sequence<model::ResidualImpl>(low, p + ".low3", *h.low3);
     return add(up, upsample(low, p + ".up2"), p + ".add");
   }
 
@@ -280,57 +350,116 @@ void add_metadata(onnx::ModelProto& m, const model::StackedHourglassOptions& arc
 
 }  // namespace
 
-std::string onnx_model_bytes(model::StackedHourglassImpl& model, const DeploymentInfo& info,
-                             const OnnxExportOptions& options) {
+namespace {
+
+onnx::ModelProto new_model(const OnnxExportOptions& options, const std::string& doc,
+                           const std::string& graph_name) {
   TORCH_CHECK(options.opset >= kMinOpset && options.opset <= kMaxOpset, "ONNX opset ",
               options.opset, " is not supported: use ", kMinOpset, " to ", kMaxOpset, " (default ",
               kDefaultOnnxOpset, ")");
+  onnx::ModelProto m;
+  m.set_ir_version(onnx::IR_VERSION);
+  m.set_producer_name("hourglass");
+  m.set_doc_string(doc);
+  auto* opset = m.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(options.opset);
+  m.mutable_graph()->set_name(graph_name);
+  return m;
+}
+
+// The input `image` N×3×side×side (height and width symbolic with dynamic_size).
+void describe_image(onnx::GraphProto& graph, int64_t side, bool dynamic, const std::string& doc) {
+  const std::string h = dynamic ? "height" : "", w = dynamic ? "width" : "";
+  describe_tensor(graph.add_input(), "image", {{0, "batch"}, {3, ""}, {side, h}, {side, w}}, doc);
+}
+
+// An output N×S×C×(side/4)×(side/4).
+void describe_output(onnx::GraphProto& graph, const std::string& name, int64_t stacks,
+                     int64_t channels, int64_t side, bool dynamic, const std::string& doc) {
+  describe_tensor(graph.add_output(), name,
+                  {{0, "batch"},
+                   {stacks, ""},
+                   {channels, ""},
+                   {side / 4, dynamic ? "height/4" : ""},
+                   {side / 4, dynamic ? "width/4" : ""}},
+                  doc);
+}
+
+// Checks the model with libonnx (checker, then strict shape inference on a copy: a shape it
+// derives that contradicts a declared output throws) and serialises it.
+std::string checked_bytes(const onnx::ModelProto& m, const std::string& description) {
+  try {
+    onnx::checker::check_model(m);
+    onnx::ModelProto inferred = m;
+    onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions(true, 1, false));
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "ONNX export of ", description, " failed validation: ", e.what());
+  }
+  std::string bytes;
+  TORCH_CHECK(m.SerializeToString(&bytes), "ONNX export: protobuf cannot serialise the model (",
+              description, "); is it over 2 GB?");
+  return bytes;
+}
+
+}  // namespace
+
+std::string onnx_model_bytes(model::StackedHourglassImpl& model, const DeploymentInfo& info,
+                             const OnnxExportOptions& options) {
   const auto& arch = model.options;
   TORCH_CHECK(info.joints.size() == arch.joints(), "ONNX export: the joint set '", info.joints.name,
               "' has ", info.joints.size(), " joints, the model ", arch.joints());
   if (!options.dynamic_size)
     arch.check_input_size(info.input_size, info.input_size, "the ONNX export's input size");
   torch::NoGradGuard no_grad;
-
-  onnx::ModelProto m;
-  m.set_ir_version(onnx::IR_VERSION);
-  m.set_producer_name("hourglass");
-  m.set_doc_string("Stacked hourglass network (" + arch.describe() + ")");
-  auto* opset = m.add_opset_import();
-  opset->set_domain("");
-  opset->set_version(options.opset);
+  auto m = new_model(options, "Stacked hourglass network (" + arch.describe() + ")",
+                     "stacked_hourglass");
   auto* graph = m.mutable_graph();
-  graph->set_name("stacked_hourglass");
-
   const int64_t side = info.input_size, out_stacks = options.last_stack_only ? 1 : arch.stacks();
-  const std::string h = options.dynamic_size ? "height" : "",
-                    w = options.dynamic_size ? "width" : "";
-  describe_tensor(graph->add_input(), "image", {{0, "batch"}, {3, ""}, {side, h}, {side, w}},
-                  "N×3×H×W float32 RGB in [0, 1]");
-  describe_tensor(graph->add_output(), "heatmaps",
-                  {{0, "batch"},
-                   {out_stacks, ""},
-                   {arch.joints(), ""},
-                   {side / 4, options.dynamic_size ? "height/4" : ""},
-                   {side / 4, options.dynamic_size ? "width/4" : ""}},
+  describe_image(*graph, side, options.dynamic_size, "N×3×H×W float32 RGB in [0, 1]");
+  describe_output(*graph, "heatmaps", out_stacks, arch.joints(), side, options.dynamic_size,
                   "N×S×J×(H/4)×(W/4) heatmaps");
   GraphBuilder(*graph, options, options.dynamic_size ? 0 : side / 4)
       .network(model, "image", "heatmaps");
   add_metadata(m, arch, info, out_stacks);
+  return checked_bytes(m, arch.describe());
+}
 
-  try {
-    onnx::checker::check_model(m);
-    // Strict inference on a copy: a shape it derives that contradicts the declared output throws.
-    onnx::ModelProto inferred = m;
-    onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
-                                       onnx::ShapeInferenceOptions(true, 1, false));
-  } catch (const std::exception& e) {
-    TORCH_CHECK(false, "ONNX export of ", arch.describe(), " failed validation: ", e.what());
-  }
-  std::string bytes;
-  TORCH_CHECK(m.SerializeToString(&bytes), "ONNX export: protobuf cannot serialise the model (",
-              arch.describe(), "); is it over 2 GB?");
-  return bytes;
+std::string onnx_model_bytes(model::LargeHourglassImpl& model, int64_t input_size,
+                             const nlohmann::json& meta, const OnnxExportOptions& options) {
+  const auto& arch = model.options;
+  TORCH_CHECK(!arch.heads().empty(), "ONNX export of ", arch.describe(),
+              ": the model has no heads, so the graph would have no output");
+  if (!options.dynamic_size)
+    arch.check_input_size(input_size, input_size, "the ONNX export's input size");
+  torch::NoGradGuard no_grad;
+  auto m = new_model(options, "CornerNet/CenterNet hourglass (" + arch.describe() + ")",
+                     "large_hourglass");
+  auto* graph = m.mutable_graph();
+  const int64_t out_stacks = options.last_stack_only ? 1 : arch.stacks();
+  describe_image(*graph, input_size, options.dynamic_size,
+                 "N×3×H×W float32, normalised as the model was trained");
+  for (const auto& head : arch.heads())
+    describe_output(*graph, head.name, out_stacks, head.channels, input_size, options.dynamic_size,
+                    "N×S×C×(H/4)×(W/4) head '" + head.name + "'");
+  GraphBuilder(*graph, options, options.dynamic_size ? 0 : input_size / 4).network(model, "image");
+  add_metadata(m, "architecture", runtime::json_text(large_options_to_json(arch)));
+  add_metadata(m, "input_size", std::to_string(input_size));
+  add_metadata(m, "input",
+               "image: N×3×H×W float32, normalised as the model was trained (CenterNet's COCO "
+               "models: BGR channel order, (value/255 - mean) / std)");
+  add_metadata(m, "output",
+               "one output per head, N×" + std::to_string(out_stacks) +
+                   "×C×(H/4)×(W/4); the last stack is the prediction; heads named hm* are "
+                   "logits (CenterNet decodes their sigmoid)");
+  if (!meta.is_null() && !meta.empty()) add_metadata(m, "meta", runtime::json_text(meta));
+  return checked_bytes(m, arch.describe());
+}
+
+void export_onnx(const std::string& path, model::LargeHourglassImpl& model, int64_t input_size,
+                 const nlohmann::json& meta, const OnnxExportOptions& options) {
+  write_file_atomic(path, onnx_model_bytes(model, input_size, meta, options));
 }
 
 void export_onnx(const std::string& path, model::StackedHourglassImpl& model,

@@ -1,4 +1,5 @@
 #include "hg/io/import_pytorch.h"
+#include "hg/io/import_centernet.h"
 #include "state_keys.h"
 
 #include <torch/torch.h>
@@ -173,8 +174,7 @@ model::StackedHourglassOptions bearpaw_options(const State& state, const std::st
 }  // namespace
 
 ImportedState import_state_dict(const State& raw, const std::string& source) {
-  State state;
-  for (const auto& [k, v] : raw) state.emplace(strip_prefix(k), v);
+  const State state = without_prefixes(raw);
 
   ImportedState out;
   if (state.count("outs.0.conv.weight") || state.count("hgs.0.0.up1.bn1.weight")) {
@@ -184,6 +184,10 @@ ImportedState import_state_dict(const State& raw, const std::string& source) {
     out.format = CheckpointFormat::kBearpaw;
     out.options = bearpaw_options(state, source);
   } else {
+    TORCH_CHECK(!is_centernet_state(state) && !is_mmpose_hourglass_state(state), "cannot import ",
+                source, ": it holds a ", is_centernet_state(state) ? "CenterNet" : "MMPose",
+                " hourglass, which predict, eval, show, serve and train do not run yet (forward, "
+                "info, convert and export do)");
     std::string first = state.empty() ? "(none)" : state.begin()->first;
     TORCH_CHECK(false, "cannot import ", source,
                 ": not a stacked hourglass state dict of a known implementation (native, posenet "

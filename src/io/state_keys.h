@@ -48,4 +48,12 @@ inline std::string strip_prefix(std::string key) {
   return key;
 }
 
+/// A state dict with strip_prefix applied to every key.
+template <typename Map>
+Map without_prefixes(const Map& raw) {
+  Map state;
+  for (const auto& [key, value] : raw) state.emplace(strip_prefix(key), value);
+  return state;
+}
+
 }  // namespace hg::io

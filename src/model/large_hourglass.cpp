@@ -92,9 +92,10 @@ Cost network_cost(const LargeHourglassOptions& o, int64_t h, int64_t w) {
   c += residual_cost(o.stem(), d, true, pixels);
   Cost stack = level_cost(o.levels(), o.dims().data(), o.modules().data(), h / 4, w / 4);
   stack += conv_cost(d, cnv, 3, false, true, pixels);
+  const bool centernet = o.head_style() == HeadStyle::kCenterNet;
   for (const auto& head : o.heads()) {
-    stack += conv_cost(cnv, d, 3, true, false, pixels);
-    stack += conv_cost(d, head.channels, 1, true, false, pixels);
+    if (centernet) stack += conv_cost(cnv, d, 3, true, false, pixels);
+    stack += conv_cost(centernet ? d : cnv, head.channels, 1, true, false, pixels);
   }
   Cost between = conv_cost(d, d, 1, false, true, pixels);
   between += conv_cost(cnv, d, 1, false, true, pixels);
@@ -105,6 +106,12 @@ Cost network_cost(const LargeHourglassOptions& o, int64_t h, int64_t w) {
 }
 
 }  // namespace
+
+const runtime::NameTable<HeadStyle>& name_table(HeadStyle) {
+  static const runtime::NameTable<HeadStyle> table = {{"centernet", HeadStyle::kCenterNet},
+                                                      {"mmpose", HeadStyle::kMMPose}};
+  return table;
+}
 
 bool operator==(const HeadSpec& a, const HeadSpec& b) {
   return a.name == b.name && a.channels == b.channels;
@@ -175,7 +182,8 @@ std::string LargeHourglassOptions::describe() const {
   s << "Hourglass, " << stacks() << (stacks() == 1 ? " stack, " : " stacks, ") << levels()
     << " levels, widths " << joined(dims()) << ", modules " << joined(modules()) << ", cnv "
     << cnv_dim() << ", stem " << stem() << ", heads "
-    << (heads().empty() ? std::string("none") : heads_text(heads()));
+    << (heads().empty() ? std::string("none") : heads_text(heads()))
+    << (head_style() == HeadStyle::kMMPose ? " (MMPose's)" : "");
   return s.str();
 }
 
@@ -204,7 +212,7 @@ int64_t LargeHourglassOptions::macs(int64_t h, int64_t w) const {
 bool operator==(const LargeHourglassOptions& a, const LargeHourglassOptions& b) {
   return a.levels() == b.levels() && a.dims() == b.dims() && a.modules() == b.modules() &&
          a.stacks() == b.stacks() && a.cnv_dim() == b.cnv_dim() && a.stem() == b.stem() &&
-         a.heads() == b.heads();
+         a.heads() == b.heads() && a.head_style() == b.head_style();
 }
 
 LargeHourglassOptions hourglass104(std::vector<HeadSpec> heads) {
@@ -212,7 +220,7 @@ LargeHourglassOptions hourglass104(std::vector<HeadSpec> heads) {
 }
 
 LargeHourglassOptions hourglass52(std::vector<HeadSpec> heads) {
-  return LargeHourglassOptions().stacks(1).heads(std::move(heads));
+  return LargeHourglassOptions().stacks(1).heads(std::move(heads)).head_style(HeadStyle::kMMPose);
 }
 
 ConvBnReluImpl::ConvBnReluImpl(const ConvBnReluOptions& o)
@@ -287,13 +295,17 @@ LargeHourglassImpl::LargeHourglassImpl(const LargeHourglassOptions& o)
     }
   }
   torch::NoGradGuard no_grad;
+  const bool centernet = o.head_style() == HeadStyle::kCenterNet;
   for (const auto& head : o.heads()) {
     nn::ModuleList per_stack;
     for (int64_t s = 0; s < o.stacks(); ++s) {
-      auto last = conv2d(d, head.channels, 1, 1, true);
+      auto last = conv2d(centernet ? d : o.cnv_dim(), head.channels, 1, 1, true);
       if (head.name.find("hm") != std::string::npos) last->bias.fill_(-2.19);
-      per_stack->push_back(
-          nn::Sequential(ConvBnRelu(ConvBnReluOptions(3, o.cnv_dim(), d).with_bn(false)), last));
+      if (centernet)
+        per_stack->push_back(
+            nn::Sequential(ConvBnRelu(ConvBnReluOptions(3, o.cnv_dim(), d).with_bn(false)), last));
+      else
+        per_stack->push_back(last);
     }
     heads.push_back(register_module(head.name, per_stack));
   }
@@ -314,8 +326,12 @@ HeadOutputs LargeHourglassImpl::forward(const torch::Tensor& image) {
   for (int64_t s = 0; s < options.stacks(); ++s) {
     const auto kp = kps->at<HourglassLevelImpl>(s).forward(inter);
     const auto cnv = cnvs->at<ConvBnReluImpl>(s).forward(kp);
-    for (size_t h = 0; h < heads.size(); ++h)
-      per_head[h].push_back(heads[h]->at<nn::SequentialImpl>(s).forward(cnv));
+    for (size_t h = 0; h < heads.size(); ++h) {
+      const auto& head = heads[h]->ptr(s);
+      per_head[h].push_back(options.head_style() == HeadStyle::kCenterNet
+                                ? head->as<nn::SequentialImpl>()->forward(cnv)
+                                : head->as<nn::Conv2dImpl>()->forward(cnv));
+    }
     if (s + 1 < options.stacks()) {
       inter = torch::relu(inters_->at<nn::SequentialImpl>(s).forward(inter) +
                           cnvs_->at<nn::SequentialImpl>(s).forward(cnv));

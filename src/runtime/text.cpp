@@ -50,6 +50,13 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
+std::string listed(const std::vector<int64_t>& values, size_t shown) {
+  std::string out;
+  for (size_t i = 0; i < values.size() && i < shown; ++i)
+    out += (i ? ", " : "") + std::to_string(values[i]);
+  return values.size() > shown ? out + ", …" : out;
+}
+
 std::string closest_name(const std::string& value, const std::vector<std::string>& names) {
   const std::string v = lower(value);
   const size_t limit = std::max<size_t>(2, v.size() / 3);

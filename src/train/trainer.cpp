@@ -268,12 +268,8 @@ void truncate_log(const fs::path& log, const RunState& s) {
   }
   in.close();
   if (!bad.empty()) {
-    std::string lines;
-    for (size_t i = 0; i < bad.size() && i < 5; ++i)
-      lines += (i ? ", " : "") + std::to_string(bad[i]);
     std::cerr << log.string() << ": " << runtime::count(int64_t(bad.size()), "line")
-              << " not JSON (" << lines << (bad.size() > 5 ? ", …" : "")
-              << "): kept as they are and skipped\n";
+              << " not JSON (" << runtime::listed(bad) << "): kept as they are and skipped\n";
   }
   if (cut) io::write_file_atomic(log.string(), kept);
 }

@@ -8,7 +8,9 @@ by `exkp` with random weights and random batch-norm statistics are saved as Cent
 ({'epoch', 'state_dict'} with DataParallel's `module.` prefix, or a bare state dict); `hourglass
 forward` must give every head of every stack within 1e-4 of its largest magnitude and the
 detections of CenterNet's detectors (sigmoid of hm and hm_hp on the last stack, then ctdet_decode
-or multi_pose_decode) within 1e-3. `hourglass info` must give the reference's parameter count
+or multi_pose_decode) within 1e-3. Where ONNX Runtime is available (npm onnxruntime-node, as for crosscheck_export.py), `hourglass
+export`'s ONNX of each gives every head within 1e-4 too. `hourglass info` must give the
+reference's parameter count
 (Hourglass-104 with the ctdet and multi_pose heads included) and its multiply-accumulates,
 counted here by hooks on every convolution.
 Usage: centernet_crosscheck.py HOURGLASS_BINARY WORK_DIR
@@ -23,6 +25,8 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 from centernet import decode, large_hourglass as lh  # noqa: E402
+import mmpose_hourglass as mp  # noqa: E402
+import onnx_runtime  # noqa: E402
 
 CTDET = {"hm": 3, "wh": 2, "reg": 2}
 MULTI_POSE = {"hm": 1, "wh": 2, "reg": 2, "hps": 10, "hm_hp": 5, "hp_offset": 2}
@@ -89,8 +93,16 @@ def info(*args):
     return json.loads(hourglass("info", "--json", *args))
 
 
+def onnx_runtime_heads(weights, x, stem, extra):
+    """Every head of `hourglass export`'s ONNX of `weights`, run in ONNX Runtime."""
+    onnx_path = os.path.join(work, stem + ".onnx")
+    hourglass("export", weights, onnx_path, "--size", str(x.shape[2]), *extra)
+    return onnx_runtime.run(ort, onnx_path, x, work)
+
+
 binary, work = sys.argv[1], sys.argv[2]
 os.makedirs(work, exist_ok=True)
+ort = onnx_runtime.available()
 configs = [
     # name, (levels, dims, modules, stacks, cnv_dim, stem, heads), wrapped, side, K
     ("ctdet_s1", (2, [8, 12, 16], [1, 2, 2], 1, 12, 8, CTDET), True, 64, 100),
@@ -125,11 +137,57 @@ for i, (name, shape, wrapped, side, k) in enumerate(configs):
                 err = ((got[head] - r).abs().max() / r.abs().max()).item()
                 worst_head = max(worst_head, err)
                 assert err <= 1e-4, f"{name} {backend} {head}: relative max |Δ| {err}"
+    for extra in ([], ["--no-fold", "--opset", "11"]) if ort is not None else []:
+        got = onnx_runtime_heads(weights, x, name, extra)
+        for head in shape[6]:
+            r = ref[head]
+            err = ((got[head].view(r.shape) - r).abs().max() / r.abs().max()).item()
+            worst_head = max(worst_head, err)
+            assert err <= 1e-4, f"{name} ONNX {extra} {head}: relative max |Δ| {err}"
     described = info("--weights", weights, "--size", str(side))
     params = sum(p.numel() for p in model.parameters())
     assert described["parameters"] == params, (name, described["parameters"], params)
     assert described["macs"] == conv_macs(model, x), (name, described["macs"])
     print(f"{name}: heads and detections match; {params} parameters")
+
+# MMPose's top-down HourglassNet + CPMHead (python/mmpose_hourglass.py, a transcription: see there),
+# saved as mmengine saves a checkpoint; the one head is `heatmaps`, every stack's.
+mmpose_configs = [
+    # name, (levels, stacks, dims, modules, feat_channel, stem, joints), side
+    ("mmpose_s1", (2, 1, [8, 12, 16], [1, 2, 2], 10, 6, 5), 64),
+    ("mmpose_s2", (1, 2, [8, 8], [2, 1], 8, 6, 17), 32),
+]
+for i, (name, (levels, stacks, dims, modules, feat, stem, joints), side) in enumerate(mmpose_configs):
+    model = randomise(mp.TopdownPoseEstimator(mp.HourglassNet(levels, stacks, dims, modules, feat, stem),
+                                              mp.CPMHead(feat, joints, stacks)), 500 + i)
+    weights = os.path.join(work, name + ".pth")
+    torch.save({"meta": {"epoch": 210, "mmpose_version": "1.3.2"}, "state_dict": model.state_dict()},
+               weights)
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(600 + i))
+    torch.save({"input": x}, os.path.join(work, name + ".in.pt"))
+    with torch.no_grad():
+        ref = torch.stack(model(x), 1)
+    out = os.path.join(work, name + ".out.pt")
+    hourglass("forward", "--weights", weights, "--input", os.path.join(work, name + ".in.pt"),
+              "--output", out)
+    got = torch.load(out, weights_only=True)
+    assert set(got) == {"heatmaps"}, (name, sorted(got))
+    err = ((got["heatmaps"] - ref).abs().max() / ref.abs().max()).item()
+    worst_head = max(worst_head, err)
+    assert err <= 1e-4, f"{name} heatmaps: relative max |Δ| {err}"
+    if ort is not None:
+        onnx_got = onnx_runtime_heads(weights, x, name, [])["heatmaps"].view(ref.shape)
+        err = ((onnx_got - ref).abs().max() / ref.abs().max()).item()
+        worst_head = max(worst_head, err)
+        assert err <= 1e-4, f"{name} ONNX heatmaps: relative max |Δ| {err}"
+    described = info("--weights", weights, "--size", str(side))
+    # A one-stack HourglassNet holds an `inters.0` its forward never uses (MMPose's ResLayer always
+    # builds a block): the import leaves it out, so the count leaves it out too.
+    params = sum(p.numel() for n, p in model.named_parameters()
+                 if not (n.startswith("backbone.inters.") and int(n.split(".")[2]) >= stacks - 1))
+    assert described["parameters"] == params, (name, described["parameters"], params)
+    assert described["macs"] == conv_macs(model, x), (name, described["macs"])
+    print(f"{name}: heatmaps match; {params} parameters")
 
 for heads_name, heads in [("ctdet", {"hm": 80, "wh": 2, "reg": 2}),
                           ("multi_pose", {"hm": 1, "wh": 2, "reg": 2, "hps": 34, "hm_hp": 17,
@@ -143,4 +201,6 @@ for heads_name, heads in [("ctdet", {"hm": 80, "wh": 2, "reg": 2}),
     assert described["macs"] == macs, (heads_name, described["macs"], macs)
     print(f"hourglass104 {heads_name}: {params} parameters, {macs / 1e9:.2f} GMAC at 512²")
     del model
+if ort is None:
+    print("ONNX Runtime (npm onnxruntime-node) not found: the ONNX Runtime check is skipped")
 print(f"passed (worst head error {worst_head:.2e} relative, worst detection error {worst_det:.2e})")

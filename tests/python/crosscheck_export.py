@@ -13,18 +13,18 @@ Usage: crosscheck_export.py HOURGLASS_BINARY WORK_DIR
 """
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
 
-import numpy
 import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
 tools = os.path.join(here, "..", "..", "tools")
 sys.path.insert(0, tools)
 import make_fixtures as mf  # noqa: E402
+sys.path.insert(0, here)
+import onnx_runtime  # noqa: E402
 
 
 def run(*args):
@@ -46,19 +46,9 @@ def ours(weights, io_path, stem):
     return load(out)["output"]
 
 
-def ort_available():
-    node = shutil.which("node")
-    if node is None:
-        return None
-    env = dict(os.environ)
-    env["NODE_PATH"] = os.pathsep.join(filter(None, [env.get("NODE_PATH"), os.path.join(tools, "node_modules")]))
-    probe = subprocess.run([node, "-e", "require('onnxruntime-node')"], env=env, capture_output=True)
-    return (node, env) if probe.returncode == 0 else None
-
-
 hourglass, work = sys.argv[1], sys.argv[2]
 os.makedirs(work, exist_ok=True)
-ort = ort_available()
+ort = onnx_runtime.available()
 worst = 0.0
 # (name, reference module, export format, module the export loads into)
 configs = [
@@ -108,14 +98,7 @@ for i, (stem, model, fmt, fresh) in enumerate(configs):
     for extra in ([], ["--no-fold", "--opset", "11"]):
         onnx_path = os.path.join(work, stem + ".onnx")
         run("export", src, onnx_path, "--size", "64", *extra)
-        x = io["input"].contiguous()
-        x.numpy().tofile(os.path.join(work, "x.f32"))
-        node, env = ort
-        subprocess.run([node, os.path.join(tools, "ort_run.js"), onnx_path, os.path.join(work, "x.f32"),
-                        ",".join(map(str, x.shape)), os.path.join(work, "y.f32")], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-        got = torch.from_numpy(numpy.fromfile(os.path.join(work, "y.f32"), dtype=numpy.float32))
-        got = got.view(io["output"].shape)
+        got = onnx_runtime.run(ort, onnx_path, io["input"], work)["heatmaps"].view(io["output"].shape)
         err = relative_error(got, io["output"])
         worst = max(worst, err)
         print(f"{stem} -> ONNX {' '.join(extra) or '(default)'} in ONNX Runtime: relative max |Δ| {err:.2e}")

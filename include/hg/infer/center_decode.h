@@ -29,6 +29,9 @@ at::Tensor multi_pose_decode(const at::Tensor& heat, const at::Tensor& wh, const
                              const at::Tensor& reg, const at::Tensor& hm_hp,
                              const at::Tensor& hp_offset, int64_t k);
 
+/// Whether decode_detections applies to a model: its heads include CenterNet's `hm` and `wh`.
+bool has_detection_heads(const model::LargeHourglassOptions& options);
+
 /// The detections of a CenterNet model's last stack, as CenterNet's detectors compute them: the
 /// sigmoid of `hm` (and of `hm_hp`), then multi_pose_decode when the heads include `hps`, else
 /// ctdet_decode. heads: every head N×S×C×H×W (LargeHourglassImpl::forward). Throws when `hm` or

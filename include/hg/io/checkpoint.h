@@ -3,6 +3,7 @@
 /// supported checkpoint, native or imported from PyTorch implementations.
 
 #include "hg/model/hourglass.h"
+#include "hg/model/large_hourglass.h"
 
 #include <nlohmann/json.hpp>
 
@@ -13,9 +14,11 @@ namespace hg::io {
 
 /// Where a loaded model came from.
 enum class CheckpointFormat {
-  kNative,   ///< this project's own file (`hourglass convert`, training)
-  kPoseNet,  ///< the official PyTorch re-implementation (princeton-vl), state_dict or checkpoint
-  kBearpaw,  ///< bearpaw's pytorch-pose HourglassNet training checkpoint
+  kNative,     ///< this project's own file (`hourglass convert`, training)
+  kPoseNet,    ///< the official PyTorch re-implementation (princeton-vl), state_dict or checkpoint
+  kBearpaw,    ///< bearpaw's pytorch-pose HourglassNet training checkpoint
+  kCenterNet,  ///< CenterNet's hourglass checkpoint (model::LargeHourglass)
+  kMMPose,     ///< MMPose's top-down HourglassNet with its CPMHead (model::LargeHourglass)
 };
 std::string format_name(CheckpointFormat format);
 
@@ -45,7 +48,7 @@ nlohmann::json options_to_json(const model::StackedHourglassOptions& options);
 model::StackedHourglassOptions options_from_json(const nlohmann::json& j);
 
 /// The model's parameters and buffers by name, detached and on the CPU.
-std::map<std::string, at::Tensor> state_of(model::StackedHourglassImpl& model);
+std::map<std::string, at::Tensor> state_of(torch::nn::Module& model);
 
 /// Copies `state` into `model`. Every parameter and buffer must be present with its shape,
 /// except batch norm's `num_batches_tracked`; tensors the model lacks are an error. `source`
@@ -72,5 +75,37 @@ void save_model(const std::string& path, model::StackedHourglassImpl& model,
 
 /// Loads any supported checkpoint, detecting its format, and returns the model in eval mode.
 LoadedModel load_model(const std::string& path);
+
+// ---- The CornerNet/CenterNet hourglass family (model::LargeHourglass)
+// ---------------------------- Its native checkpoint is the same file as above, its config carrying
+// "family": "large_hourglass" (large_options_to_json). The commands that run Newell's networks only
+// (predict, eval, show, serve, train) refuse it by name.
+
+/// A CornerNet/CenterNet hourglass ready to run (eval mode), and what its file said about it.
+struct LoadedLargeHourglass {
+  model::LargeHourglass model{nullptr};
+  CheckpointFormat format = CheckpointFormat::kNative;
+  nlohmann::json meta = nlohmann::json::object();
+  std::string source;  ///< the file it was read from (for messages)
+};
+
+/// {"family": "large_hourglass", "levels", "dims", "modules", "stacks", "cnv_dim", "stem",
+/// "heads": [{"name", "channels"}, ...]}.
+nlohmann::json large_options_to_json(const model::LargeHourglassOptions& options);
+/// The inverse; every key is required and unknown keys are an error, each named.
+model::LargeHourglassOptions large_options_from_json(const nlohmann::json& j);
+
+/// Whether `path` holds a model of this family: a CenterNet or MMPose checkpoint, or a native
+/// checkpoint of the family. Reads keys and shapes only; false for anything else, readable or not.
+bool holds_large_hourglass(const std::string& path);
+
+/// Loads a CenterNet, MMPose or native checkpoint of the family (architecture inferred from a
+/// CenterNet or MMPose file's names and shapes: io::large_hourglass_options). Throws, naming the
+/// file, on anything malformed.
+LoadedLargeHourglass load_large_hourglass(const std::string& path);
+
+/// Saves `model`'s weights and architecture as a native checkpoint.
+void save_large_hourglass(const std::string& path, model::LargeHourglassImpl& model,
+                          const nlohmann::json& meta = nlohmann::json::object());
 
 }  // namespace hg::io

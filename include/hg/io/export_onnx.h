@@ -1,7 +1,8 @@
 #pragma once
-/// Export of a stacked hourglass network to ONNX (ONNX Runtime, OpenCV's DNN module, TensorRT,
-/// OpenVINO). The graph is built from the model's modules with Debian's libonnx and is checked
-/// by onnx::checker and strict shape inference before it is written.
+/// Export of a stacked hourglass network (and of a CornerNet/CenterNet hourglass) to ONNX (ONNX
+/// Runtime, OpenCV's DNN module, TensorRT, OpenVINO). The graph is built from the model's modules
+/// with Debian's libonnx and is checked by onnx::checker and strict shape inference before it is
+/// written.
 ///
 /// Graph: input `image` N×3×H×W float32 RGB in [0, 1] (N dynamic; H, W too with dynamic_size),
 /// output `heatmaps` N×S×J×(H/4)×(W/4), S = stacks (1 with last_stack_only). Operators: Conv,
@@ -15,6 +16,9 @@
 
 #include "hg/io/deployment.h"
 #include "hg/model/hourglass.h"
+#include "hg/model/large_hourglass.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -44,5 +48,17 @@ std::string onnx_model_bytes(model::StackedHourglassImpl& model, const Deploymen
 /// Writes onnx_model_bytes(...) to `path` atomically.
 void export_onnx(const std::string& path, model::StackedHourglassImpl& model,
                  const DeploymentInfo& info, const OnnxExportOptions& options = {});
+
+/// The checked, serialised ONNX model of a CornerNet/CenterNet hourglass: input `image`
+/// N×3×H×W (input_size², or dynamic), one output per head under its name, N×S×C×(H/4)×(W/4)
+/// (S = 1 with last_stack_only), the same operators as above less MaxPool (strided convolutions
+/// instead). Metadata: "architecture" (io::large_options_to_json), "input_size", "input",
+/// "output" and, when not empty, "meta". Throws for a model without heads.
+std::string onnx_model_bytes(model::LargeHourglassImpl& model, int64_t input_size,
+                             const nlohmann::json& meta, const OnnxExportOptions& options = {});
+
+/// Writes that model to `path` atomically.
+void export_onnx(const std::string& path, model::LargeHourglassImpl& model, int64_t input_size,
+                 const nlohmann::json& meta, const OnnxExportOptions& options = {});
 
 }  // namespace hg::io

@@ -1,8 +1,10 @@
 #pragma once
-/// Import of CenterNet's hourglass checkpoints (xingyizhou/CenterNet, `large_hourglass.py`): the
-/// architecture (levels, widths, residuals per block, stacks, cnv width, stem width and every
-/// head) is inferred from the tensors' names and shapes, which are already this project's names
-/// (model::LargeHourglassImpl keeps CenterNet's).
+/// Import of the CornerNet/CenterNet hourglass family's checkpoints: CenterNet's
+/// (xingyizhou/CenterNet, `large_hourglass.py`, whose names model::LargeHourglassImpl keeps) and
+/// MMPose's top-down HourglassNet with its CPMHead (open-mmlab/mmpose, `backbone.*`, `head.*` or
+/// `keypoint_head.*`, renamed here). These files carry no configuration: the architecture
+/// (levels, widths, residuals per block, stacks, cnv width, stem width, every head and its style)
+/// is inferred from the tensors' names and shapes. Loading: io::load_large_hourglass.
 
 #include "hg/model/large_hourglass.h"
 
@@ -13,29 +15,27 @@
 
 namespace hg::io {
 
-/// Whether a state dict (prefixes `module.` removed) has CenterNet's hourglass layout:
+/// Whether a state dict (prefixes `module.` removed) has CenterNet's layout:
 /// `pre.0.conv.weight` and `kps.0.up1.0.conv1.weight`.
 bool is_centernet_state(const std::map<std::string, at::Tensor>& state);
 
-/// The architecture of a CenterNet state dict. Throws, naming `source` and the key, when a key
-/// the architecture needs is missing or the inferred values are out of range, and when the file
-/// is a CornerNet checkpoint (its corner pooling modules are not supported).
-model::LargeHourglassOptions centernet_options(const std::map<std::string, at::Tensor>& state,
-                                               const std::string& source);
+/// Whether a state dict is MMPose's HourglassNet: `backbone.stem.0.conv.weight` and
+/// `backbone.hourglass_modules.0.up1.0.conv1.weight`.
+bool is_mmpose_hourglass_state(const std::map<std::string, at::Tensor>& state);
 
-/// A CornerNet/CenterNet hourglass ready to run (eval mode).
-struct LoadedLargeHourglass {
-  model::LargeHourglass model{nullptr};
-  std::string source;  ///< the file it was read from (for messages)
-};
+/// An MMPose HourglassNet state dict under this project's (CenterNet's) names: `backbone.stem` →
+/// `pre`, `hourglass_modules` → `kps`, `out_convs` → `cnvs`, `conv1x1s` → `inters_`,
+/// `remap_convs` → `cnvs_`, `downsample` → `skip`, and the CPMHead's `multi_final_layers` → the
+/// head `heatmaps`. Throws, naming `source` and the key, for a tensor that has no place.
+std::map<std::string, at::Tensor> from_mmpose(const std::map<std::string, at::Tensor>& state,
+                                              const std::string& source);
 
-/// Whether the file at `path` is a CenterNet checkpoint (`{'epoch', 'state_dict'}` or a bare
-/// state dict; DataParallel's `module.` prefix or not). Reads its keys and shapes only; false for
-/// any file that is not a readable checkpoint.
-bool holds_centernet(const std::string& path);
-
-/// Loads a CenterNet checkpoint, its architecture inferred. Throws, naming the file, on anything
-/// malformed or a tensor the architecture does not have.
-LoadedLargeHourglass load_centernet(const std::string& path);
+/// The architecture of a state dict in this project's names (CenterNet's, or MMPose's renamed).
+/// Heads are the top-level names with `NAME.0.1.weight` (CenterNet's style) or `NAME.0.weight`
+/// (MMPose's). Throws, naming `source` and the key, when a key the architecture needs is missing,
+/// the heads mix both styles, the inferred values are out of range, or the file is a CornerNet
+/// checkpoint (its corner pooling modules are not supported).
+model::LargeHourglassOptions large_hourglass_options(const std::map<std::string, at::Tensor>& state,
+                                                     const std::string& source);
 
 }  // namespace hg::io

@@ -12,6 +12,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include "hg/runtime/names.h"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -27,6 +29,13 @@ struct HeadSpec {
   int64_t channels = 0;
 };
 bool operator==(const HeadSpec& a, const HeadSpec& b);
+
+/// How each head is built: the layouts of the checkpoints this family is imported from.
+enum class HeadStyle {
+  kCenterNet,  ///< per stack: 3×3 conv (bias) + ReLU, then 1×1 conv (CenterNet's make_kp_layer)
+  kMMPose,     ///< per stack: one 1×1 conv (MMPose's CPMHead, its multi_final_layers)
+};
+const runtime::NameTable<HeadStyle>& name_table(HeadStyle);
 
 /// Parses "hm:80,wh:2,reg:2", or a named head set: "ctdet" (80 COCO classes, size, offset) or
 /// "multi_pose" (the person centre, size, offset, 17 joints' offsets, heatmaps and offsets).
@@ -65,12 +74,14 @@ struct LargeHourglassOptions {
   /// Width of the stem's 7×7 convolution (128 in CenterNet).
   TORCH_ARG(int64_t, stem) = 128;
   TORCH_ARG(std::vector<HeadSpec>, heads);
+  TORCH_ARG(HeadStyle, head_style) = HeadStyle::kCenterNet;
 };
 bool operator==(const LargeHourglassOptions& a, const LargeHourglassOptions& b);
 
 /// Hourglass-104 (CenterNet's and CornerNet's backbone: 2 stacks) with `heads`.
 LargeHourglassOptions hourglass104(std::vector<HeadSpec> heads);
-/// Hourglass-52: the same with one stack (MMPose's top-down "hourglass52").
+/// Hourglass-52: the same with one stack and MMPose's heads (its top-down "hourglass52";
+/// MMPose's COCO model has one head of 17 heatmaps).
 LargeHourglassOptions hourglass52(std::vector<HeadSpec> heads);
 
 /// A k×k convolution, then batch norm (or, without it, a bias), then ReLU (CenterNet's
@@ -162,7 +173,8 @@ class LargeHourglassImpl : public torch::nn::Module {
   torch::nn::ModuleList kps, cnvs;
   /// Between stacks: ReLU(inters_(x) + cnvs_(cnv)) then the residual inters.
   torch::nn::ModuleList inters, inters_, cnvs_;
-  /// Per head (in options.heads order): per stack, 3×3 conv (bias) + ReLU, then 1×1 conv.
+  /// Per head (in options.heads order), per stack: a Sequential of ConvBnRelu (3×3, bias, no
+  /// BN) and a 1×1 Conv2d (HeadStyle::kCenterNet), or a 1×1 Conv2d (kMMPose).
   std::vector<torch::nn::ModuleList> heads;
 };
 TORCH_MODULE(LargeHourglass);

@@ -20,6 +20,10 @@ std::string count(int64_t n, const std::string& noun, const std::string& plural 
 /// `v` with `digits` decimals (91.234 -> "91.2"); NaN (nothing to measure) -> "–".
 std::string fixed(double v, int digits = 1);
 
+/// The first `shown` of `values`, then "…" when there are more: ({3, 8, 9}, 2) -> "3, 8, …". For
+/// messages that name what is at fault (line numbers, ids) without listing thousands.
+std::string listed(const std::vector<int64_t>& values, size_t shown = 5);
+
 /// The name of `names` nearest to `value` (Levenshtein distance, case-insensitive), or "" when
 /// none is within max(2, |value|/3) edits: the "did you mean" of a mistyped key or command.
 std::string closest_name(const std::string& value, const std::vector<std::string>& names);
