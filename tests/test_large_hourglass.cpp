@@ -72,6 +72,8 @@ TEST(LargeHourglass, HeadsParseAndNameWhatIsWrong) {
                    "a head set (ctdet, multi_pose); got 'hm'");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"pre", 2}}).validate(),
                    "head name 'pre' must be an identifier");
+  EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"detections", 2}}).validate(),
+                   "other than pre, kps, cnvs, inters, inters_, cnvs_, detections and image");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"hm", 2}, {"hm", 3}}).validate(),
                    "head 'hm' is named twice");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"wh", 0}}).validate(),
@@ -97,6 +99,19 @@ TEST(CenterDecode, CtdetFindsPeaksAcrossClasses) {
   EXPECT_EQ(d[0][2][4].item<float>(), 0.0f);  // the suppressed neighbour is not a detection
   EXPECT_ERROR_HAS(infer::ctdet_decode(heat, wh, reg, 65),
                    "top-k must be in 1..64 (the output's H·W for a 8×8 map), got 65");
+}
+
+TEST(CenterDecode, HeadsOfTheWrongShapeAreNamed) {
+  const auto heat = torch::rand({1, 2, 8, 8});
+  EXPECT_ERROR_HAS(infer::ctdet_decode(heat, torch::zeros({1, 4, 8, 8}), {}, 10),
+                   "the 'wh' head must have 2 channels (width and height; CenterNet's "
+                   "class-specific sizes are not decoded), got 4");
+  EXPECT_ERROR_HAS(
+      infer::multi_pose_decode(heat, torch::zeros({1, 2, 8, 8}), torch::zeros({1, 6, 8, 8}), {},
+                               torch::zeros({1, 2, 8, 8}), {}, 10),
+      "the 'hm_hp' head must have 3 channels (a heatmap per joint of 'hps'), got 2");
+  EXPECT_ERROR_HAS(infer::ctdet_decode(heat, torch::zeros({1, 2, 4, 8}), {}, 10),
+                   "the 'wh' head must be N×C×H×W like 'hm'");
 }
 
 TEST(CenterDecode, NeedsCenterNetsHeads) {
@@ -252,7 +267,10 @@ TEST(ImportCenterNet, InfoDescribesHourglass104) {
   EXPECT_NE(r.out.find("parameters:  191,284,008"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("3×512×512 → 2 stacks × heads hm:80,wh:2,reg:2 of 128×128"),
             std::string::npos)
-      << r.out;
+      << r.out;  // Newell's shape flags, or --heads without --arch, are usage errors, never
+                 // silently ignored.
+  EXPECT_EQ(test::run_tool("info --arch hourglass104 --stacks 4").code, 2);
+  EXPECT_EQ(test::run_tool("info --heads ctdet").code, 2);
 }
 
 }  // namespace

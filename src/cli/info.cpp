@@ -112,13 +112,18 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
                   "input side in pixels (default: the checkpoint's training size, else 256)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "print JSON instead of text");
-  cmd->add_option("--arch", args->arch,
-                  "a CornerNet/CenterNet hourglass instead of Newell's network (default size 512)")
-      ->check(CLI::IsMember({"hourglass104", "hourglass52"}));
+  auto* arch =
+      cmd->add_option(
+             "--arch", args->arch,
+             "a CornerNet/CenterNet hourglass instead of Newell's network (default size 512)")
+          ->check(CLI::IsMember({"hourglass104", "hourglass52"}));
   cmd->add_option("--heads", args->heads,
                   "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose); default ctdet "
-                  "for hourglass104, MMPose's heatmaps:17 for hourglass52");
+                  "for hourglass104, MMPose's heatmaps:17 for hourglass52")
+      ->needs(arch);
   add_architecture_options(*cmd, args->options);
+  // Newell's shape flags describe another network: with --arch they are a usage error.
+  for (auto* o : cmd->get_option_group("architecture")->get_options()) arch->excludes(o);
   cmd->callback([args, &global] {
     apply_threads(global);
     if (!args->arch.empty() || (!args->weights.empty() && io::holds_large_hourglass(args->weights)))

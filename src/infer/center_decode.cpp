@@ -69,6 +69,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_at(const TopK& top, const a
   return {xs, ys, torch::cat({xs - w / 2, ys - h / 2, xs + w / 2, ys + h / 2}, 2)};
 }
 
+// Throws unless `map` is undefined (an optional head that is absent) or N×channels×H×W like heat.
+void check_head(const at::Tensor& map, const char* name, int64_t channels, const at::Tensor& heat,
+                const char* what) {
+  if (!map.defined()) return;
+  TORCH_CHECK(map.dim() == 4 && map.size(0) == heat.size(0) && map.size(2) == heat.size(2) &&
+                  map.size(3) == heat.size(3),
+              "the '", name, "' head must be N×C×H×W like 'hm' (", heat.sizes(), "), got ",
+              map.sizes());
+  TORCH_CHECK(map.size(1) == channels, "the '", name, "' head must have ", channels, " channels (",
+              what, "), got ", map.size(1));
+}
+
 void check_k(const at::Tensor& heat, int64_t k) {
   TORCH_CHECK(heat.dim() == 4, "a centre heatmap must be N×C×H×W, got shape ", heat.sizes());
   TORCH_CHECK(k >= 1 && k <= heat.size(2) * heat.size(3), "top-k must be in 1..",
@@ -125,6 +137,9 @@ at::Tensor snap_to_peaks(at::Tensor kps, const at::Tensor& boxes, const at::Tens
 at::Tensor ctdet_decode(const at::Tensor& heat, const at::Tensor& wh, const at::Tensor& reg,
                         int64_t k) {
   check_k(heat, k);
+  check_head(wh, "wh", 2, heat,
+             "width and height; CenterNet's class-specific sizes are not decoded");
+  check_head(reg, "reg", 2, heat, "the centre's x and y offsets");
   const auto top = top_overall(peaks_only(heat), k);
   const auto [xs, ys, boxes] = boxes_at(top, wh, reg);
   const int64_t n = heat.size(0);
@@ -136,7 +151,17 @@ at::Tensor multi_pose_decode(const at::Tensor& heat, const at::Tensor& wh, const
                              const at::Tensor& reg, const at::Tensor& hm_hp,
                              const at::Tensor& hp_offset, int64_t k) {
   check_k(heat, k);
+  TORCH_CHECK(
+      kps.dim() == 4 && kps.size(1) % 2 == 0,
+      "the 'hps' head must have an x and a y offset per joint (an even channel count), got ",
+      kps.sizes());
   const int64_t n = heat.size(0), j = kps.size(1) / 2;
+  check_head(wh, "wh", 2, heat,
+             "width and height; CenterNet's class-specific sizes are not decoded");
+  check_head(reg, "reg", 2, heat, "the centre's x and y offsets");
+  check_head(kps, "hps", 2 * j, heat, "an x and a y offset per joint");
+  check_head(hm_hp, "hm_hp", j, heat, "a heatmap per joint of 'hps'");
+  check_head(hp_offset, "hp_offset", 2, heat, "the joints' x and y offsets");
   const auto top = top_overall(peaks_only(heat), k);
   // The offsets are read at the integer centre, before the centre's own sub-pixel offset.
   auto joints = gather_at(kps, top.inds).reshape({n, k, j, 2}) +

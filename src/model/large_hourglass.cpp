@@ -14,8 +14,10 @@ namespace {
 
 namespace nn = torch::nn;
 
-// Names the network's own modules take: a head may not take them too.
-const std::set<std::string> kReservedNames = {"pre", "kps", "cnvs", "inters", "inters_", "cnvs_"};
+// Names the network's own modules take, and those of the input and of the decoded detections
+// beside the heads in `forward`'s and the ONNX export's outputs: a head may not take them too.
+const std::set<std::string> kReservedNames = {"pre",     "kps",   "cnvs",       "inters",
+                                              "inters_", "cnvs_", "detections", "image"};
 
 nn::Conv2d conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, bool bias) {
   return nn::Conv2d(
@@ -170,7 +172,7 @@ void LargeHourglassOptions::validate() const {
                             });
     TORCH_CHECK(identifier && !kReservedNames.count(h.name), "head name '", h.name,
                 "' must be an identifier (letters, digits, _) other than ",
-                "pre, kps, cnvs, inters, inters_ and cnvs_");
+                "pre, kps, cnvs, inters, inters_, cnvs_, detections and image");
     TORCH_CHECK(seen.insert(h.name).second, "head '", h.name, "' is named twice");
     TORCH_CHECK(h.channels >= 1 && h.channels <= limits::kMaxJoints, "head '", h.name,
                 "' must have 1..", limits::kMaxJoints, " channels, got ", h.channels);
