@@ -24,7 +24,8 @@ std::pair<std::vector<model::HeadSpec>, model::HeadStyle> heads_of(const State& 
   std::vector<model::HeadSpec> centernet, mmpose;
   for (const auto& [key, t] : state) {
     const auto parts = split(key);
-    if (kBody.count(parts[0]) || parts.size() < 3 || parts[1] != "0" || t.dim() != 4) continue;
+    // The size first: a key of the file may be empty, and split("") has no parts.
+    if (parts.size() < 3 || kBody.count(parts[0]) || parts[1] != "0" || t.dim() != 4) continue;
     if (parts.size() == 4 && parts[2] == "1" && parts[3] == "weight")
       centernet.push_back({parts[0], t.size(0)});
     if (parts.size() == 3 && parts[2] == "weight") mmpose.push_back({parts[0], t.size(0)});
