@@ -68,7 +68,8 @@ void BM_Convolution(benchmark::State& state) {
     omp_set_num_threads(hg::runtime::cores());
     for (auto _ : state)
       hg::engine::winograd_conv3x3(shape, src.data(), w.data(), b.data(), dst.data(), false,
-                                   scratch.data(), scratch.size(), true, hg::runtime::cores());
+                                   scratch.data(), scratch.size(), {false, true},
+                                   hg::runtime::cores());
     state.SetLabel("the engine's winograd");
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * in * out * k * k * side * side,
                                                    benchmark::Counter::kIsIterationInvariantRate);

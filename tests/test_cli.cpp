@@ -2,6 +2,7 @@
 #include "hg/engine/engine.h"
 #include "hg/io/progress.h"
 #include "hg/io/torch_file.h"
+#include "hg/model/large_hourglass.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -90,6 +91,31 @@ TEST(Cli, BenchMeasuresLibTorchAndTheEngineModesWithAProfile) {
   EXPECT_GT(profiled_ms, 0);
   if (hg::engine::winograd_supported()) EXPECT_TRUE(winograd) << j.at("profile").dump();
   EXPECT_GT(j.at("peak_rss_mb").get<double>(), 0);
+  std::filesystem::remove(json);
+}
+
+/// `hourglass bench --arch`: the CornerNet/CenterNet family (here MMPose's Hourglass-52, whose
+/// strided layers wide enough for bf16 are timed where the CPU has it), and the usage errors.
+TEST(Cli, BenchMeasuresTheCenterNetFamily) {
+  const auto json = hg::test::scratch_dir() / "bench_family.json";
+  const auto r =
+      run("bench --threads 2 --arch hourglass52 --size 128 --runs 1 --batch 1 --modes "
+          "auto-auto --json " +
+          json.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model: Hourglass, 1 stack, 5 levels"), std::string::npos) << r.out;
+  std::ifstream in(json);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j.at("model").at("family"), "large_hourglass");
+  EXPECT_NEAR(j.at("gmac_per_image").get<double>(),
+              hg::model::hourglass52(hg::model::parse_heads("heatmaps:17")).macs(128, 128) / 1e9,
+              1e-9);
+  std::set<std::string> seen;
+  for (const auto& m : j.at("results"))
+    seen.insert(m.at("backend").get<std::string>() + " " + m.at("mode").get<std::string>());
+  EXPECT_EQ(seen, (std::set<std::string>{"torch eager", "engine auto-auto", "engine fastest"}));
+  EXPECT_EQ(run("bench --arch hourglass104 --stacks 2").code, 2);
+  EXPECT_EQ(run("bench --heads ctdet").code, 2);
   std::filesystem::remove(json);
 }
 

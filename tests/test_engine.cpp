@@ -8,6 +8,7 @@
 #include "hg/engine/kernels.h"
 #include "hg/io/checkpoint.h"
 #include "hg/model/hourglass.h"
+#include "hg/model/large_hourglass.h"
 
 #include "test_util.h"
 
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,12 +37,10 @@ using hg::engine::Precision;
 using hg::model::StackedHourglass;
 using hg::model::StackedHourglassOptions;
 
-/// A model with random weights and random (but plausible) batch-norm statistics and affines.
-StackedHourglass random_model(const StackedHourglassOptions& options, uint64_t seed) {
-  torch::manual_seed(seed);
-  StackedHourglass net(options);
+/// Gives every batch norm of `net` random (but plausible) statistics and affines, and sets eval.
+void randomise_batch_norms(torch::nn::Module& net) {
   torch::NoGradGuard no_grad;
-  for (const auto& m : net->modules(false)) {
+  for (const auto& m : net.modules(false)) {
     if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
       bn->running_mean.normal_(0, 0.3);
       bn->running_var.uniform_(0.4, 2.0);
@@ -48,7 +48,14 @@ StackedHourglass random_model(const StackedHourglassOptions& options, uint64_t s
       bn->bias.normal_(0, 0.2);
     }
   }
-  net->eval();
+  net.eval();
+}
+
+/// A model with random weights and random (but plausible) batch-norm statistics and affines.
+StackedHourglass random_model(const StackedHourglassOptions& options, uint64_t seed) {
+  torch::manual_seed(seed);
+  StackedHourglass net(options);
+  randomise_batch_norms(*net);
   return net;
 }
 
@@ -206,6 +213,137 @@ INSTANTIATE_TEST_SUITE_P(Configs, EngineShapes,
                                            Shape{3, 32, 2, 2, 11, 32, 48, 3, 48, 32},
                                            Shape{2, 24, 1, 3, 5, 16, 24, 2, 16, 24}),
                          shape_name);
+
+// ---- The CornerNet/CenterNet hourglass: post-activation basic residuals, strided convolutions,
+// upsample-adds, stack merges and named heads, against LargeHourglassImpl::forward.
+
+struct LargeShape {
+  std::string name;
+  hg::model::LargeHourglassOptions options;
+  int64_t batch, h, w;
+};
+
+class EngineLargeHourglass : public ::testing::TestWithParam<LargeShape> {
+ protected:
+  hg::model::LargeHourglass model() const {
+    torch::manual_seed(17);
+    hg::model::LargeHourglass net(GetParam().options);
+    randomise_batch_norms(*net);
+    return net;
+  }
+  at::Tensor input() const {
+    const auto& s = GetParam();
+    return smooth_images(s.batch, s.h, s.w, 11);
+  }
+  Engine build(hg::model::LargeHourglassImpl& net, Precision precision, Algorithm algorithm,
+               bool consume = false) const {
+    EngineOptions o;
+    o.precision = precision;
+    o.algorithm = algorithm;
+    o.batch = GetParam().batch;
+    o.height = GetParam().h;
+    o.width = GetParam().w;
+    return consume ? Engine::build_consuming(net, o) : Engine::build(net, o);
+  }
+  static hg::model::HeadOutputs reference(hg::model::LargeHourglassImpl& net, const at::Tensor& x) {
+    torch::InferenceMode guard;
+    return net.forward(x);
+  }
+  /// The largest relative error of any head of `got` against `want`, which must hold the same.
+  static double worst_head(const std::map<std::string, at::Tensor>& got,
+                           const hg::model::HeadOutputs& want) {
+    EXPECT_EQ(got.size(), want.size());
+    double worst = 0;
+    for (const auto& [name, t] : want) {
+      EXPECT_EQ(got.at(name).sizes(), t.sizes()) << name;
+      worst = std::max(worst, relative_error(got.at(name), t));
+    }
+    return worst;
+  }
+};
+
+TEST_P(EngineLargeHourglass, DirectF32EqualsLibTorchOnEveryHead) {
+  auto net = model();
+  const auto x = input();
+  const auto want = reference(*net, x);
+  auto engine = build(*net, Precision::kF32, Algorithm::kDirect);
+  std::vector<std::string> names;
+  for (const auto& head : GetParam().options.heads()) names.push_back(head.name);
+  EXPECT_EQ(engine.output_names(), names);
+  const auto got = engine.forward_all(x);
+  EXPECT_LE(worst_head(got, want), 1e-4) << engine.summary().layers;
+  // A second pass through the same plan (buffers reused) gives the same result.
+  for (const auto& [name, t] : engine.forward_all(x)) EXPECT_TRUE(torch::equal(t, got.at(name)));
+  auto consuming = build(*net, Precision::kF32, Algorithm::kDirect, true);
+  for (const auto& t : net->parameters()) EXPECT_EQ(t.numel(), 0);
+  for (const auto& [name, t] : consuming.forward_all(x)) EXPECT_TRUE(torch::equal(t, got.at(name)));
+}
+
+TEST_P(EngineLargeHourglass, WinogradAutoAndBf16AreClose) {
+  auto net = model();
+  const auto x = input();
+  const auto want = reference(*net, x);
+  auto winograd = build(*net, Precision::kF32, Algorithm::kWinograd);
+  const bool wide = GetParam().options.dims()[0] % 16 == 0;
+  if (hg::engine::winograd_supported() && wide)
+    EXPECT_GT(winograd.summary().winograd, 0) << winograd.summary().layers;
+  EXPECT_LE(worst_head(winograd.forward_all(x), want), 1e-3) << winograd.summary().layers;
+  EXPECT_LE(worst_head(build(*net, Precision::kF32, Algorithm::kAuto).forward_all(x), want), 1e-3);
+  if (!hg::engine::bf16_supported()) return;
+  auto bf16 = build(*net, Precision::kBf16, Algorithm::kDirect);
+  EXPECT_LE(worst_head(bf16.forward_all(x), want), 3e-2) << bf16.summary().layers;
+}
+
+// Widths that change at every level and are not multiples of 16 (padded blocks), up to three
+// stacks, both head styles, non-square inputs and batches; the last has Winograd's widths.
+INSTANTIATE_TEST_SUITE_P(
+    Configs, EngineLargeHourglass,
+    ::testing::Values(
+        LargeShape{"centernet_s3",
+                   hg::test::small_large_hourglass().heads(hg::model::parse_heads("multi_pose")), 2,
+                   32, 48},
+        LargeShape{"mmpose_s1",
+                   hg::model::hourglass52(hg::model::parse_heads("heatmaps:17"))
+                       .levels(2)
+                       .dims({16, 32, 32})
+                       .modules({1, 2, 2})
+                       .cnv_dim(16)
+                       .stem(16),
+                   1, 64, 64},
+        LargeShape{"centernet_s2",
+                   hg::model::LargeHourglassOptions()
+                       .levels(1)
+                       .dims({32, 48})
+                       .modules({1, 1})
+                       .stacks(2)
+                       .cnv_dim(32)
+                       .stem(16)
+                       .heads(hg::model::parse_heads("hm:3,wh:2,reg:2")),
+                   2, 32, 32}),
+    [](const ::testing::TestParamInfo<LargeShape>& info) { return info.param.name; });
+
+TEST(EngineLargeHourglassOutputs, ForwardNeedsOneOutputAndTheNetworkAHead) {
+  const auto options = hg::model::LargeHourglassOptions()
+                           .levels(1)
+                           .dims({8, 8})
+                           .modules({1, 1})
+                           .stacks(1)
+                           .cnv_dim(8)
+                           .stem(8)
+                           .heads(hg::model::parse_heads("hm:3,wh:2"));
+  hg::model::LargeHourglass net(options);
+  net->eval();
+  EngineOptions o;
+  o.height = o.width = 16;
+  auto engine = Engine::build(*net, o);
+  EXPECT_ERROR_HAS(engine.forward(torch::zeros({1, 3, 16, 16})),
+                   std::string("this engine's network has 2 outputs (hm, wh): use forward_all"));
+  hg::model::LargeHourglass bare(hg::model::LargeHourglassOptions(options).heads({}));
+  EXPECT_ERROR_HAS(Engine::build(*bare, o),
+                   std::string("the engine needs a network with at least one head"));
+  o.height = 20;
+  EXPECT_ERROR_HAS(Engine::build(*net, o), std::string("the engine's input height and width"));
+}
 
 TEST(EngineWinograd, IsUsedWhereTheShapesAllowIt) {
   if (!hg::engine::winograd_supported())
@@ -495,23 +633,32 @@ TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
     const auto weights = torch::randn({shape.in * 9 * shape.out}) / std::sqrt(9.0 * shape.in);
     const auto bias = torch::randn({shape.out});
     const int64_t out_size = shape.batch * shape.out * shape.height * shape.width;
-    for (const bool relu : {false, true}) {
-      auto ref = torch::empty({out_size});
+    // With accumulate, dst starts as the skip the convolution is added onto.
+    const auto skip = torch::randn({out_size});
+    for (const hg::engine::ConvEpilogue epilogue :
+         {hg::engine::ConvEpilogue{false, false}, hg::engine::ConvEpilogue{false, true},
+          hg::engine::ConvEpilogue{true, true}}) {
+      const bool relu = epilogue.relu;
+      const auto start = [&] {
+        return epilogue.accumulate ? skip.clone() : torch::full({out_size}, std::nanf(""));
+      };
+      auto ref = start();
       hg::engine::conv3x3_reference(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
-                                    bias.data_ptr<float>(), ref.data_ptr<float>(), relu);
+                                    bias.data_ptr<float>(), ref.data_ptr<float>(), epilogue);
       if (relu) EXPECT_EQ(ref.min().item<float>(), 0.f);
       const double scale = ref.abs().max().item<double>();
       for (const int threads : {1, 2, 3}) {
-        auto fast = torch::full({out_size}, std::nanf(""));
+        auto fast = start();
         std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape, threads));
         hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
                                      bias.data_ptr<float>(), fast.data_ptr<float>(), false,
-                                     scratch.data(), scratch.size(), relu, threads);
+                                     scratch.data(), scratch.size(), epilogue, threads);
         EXPECT_LT((fast - ref).abs().max().item<double>(), 1e-5 * scale)
             << shape.in << "->" << shape.out << " @" << shape.height << "x" << shape.width
-            << (relu ? " relu" : "") << " on " << threads << " threads";
+            << (relu ? " relu" : "") << (epilogue.accumulate ? " accumulate" : "") << " on "
+            << threads << " threads";
       }
-      if (hg::engine::bf16_supported()) {
+      if (hg::engine::bf16_supported() && !epilogue.accumulate) {
         // bfloat16 output: the float32 result rounded to nearest, ties to even.
         std::vector<float> scratch(hg::engine::winograd_scratch_floats(shape, 2));
         auto f32 = torch::empty({out_size});
@@ -520,7 +667,7 @@ TEST(EngineKernels, WinogradConvolutionMatchesItsDirectReference) {
           hg::engine::winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
                                        bias.data_ptr<float>(),
                                        bf16 ? bits.data_ptr() : f32.data_ptr(), bf16,
-                                       scratch.data(), scratch.size(), relu, 2);
+                                       scratch.data(), scratch.size(), epilogue, 2);
         EXPECT_TRUE(torch::equal(bits.view(torch::kBFloat16), f32.to(torch::kBFloat16)))
             << "bf16 output " << shape.in << "->" << shape.out;
       }
@@ -542,7 +689,7 @@ TEST(EngineKernels, DirectReferenceEqualsLibTorch) {
   const auto src = blocked(x), weights = w.permute({1, 2, 3, 0}).contiguous();
   auto dst = torch::empty({1, shape.out / 16, shape.height, shape.width, 16});
   hg::engine::conv3x3_reference(shape, src.data_ptr<float>(), weights.data_ptr<float>(),
-                                b.data_ptr<float>(), dst.data_ptr<float>(), false);
+                                b.data_ptr<float>(), dst.data_ptr<float>(), {});
   EXPECT_TRUE(torch::allclose(dst, blocked(torch::conv2d(x, w, b, 1, 1)), 1e-4, 1e-4));
 }
 

@@ -4,6 +4,7 @@
 #include "test_util.h"
 
 #include "hg/infer/center_decode.h"
+#include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/import_centernet.h"
 #include "hg/io/torch_file.h"
@@ -12,22 +13,18 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
+
 namespace hg {
 namespace {
 
 using model::HeadSpec;
 using model::LargeHourglassOptions;
 
-// Two levels, widths changing at every level, three stacks, CenterNet's multi_pose head set.
+// test::small_large_hourglass with a small multi_pose-like head set.
 LargeHourglassOptions small_options() {
-  return LargeHourglassOptions()
-      .levels(2)
-      .dims({8, 12, 16})
-      .modules({2, 1, 2})
-      .stacks(3)
-      .cnv_dim(10)
-      .stem(6)
-      .heads(model::parse_heads("hm:1,wh:2,reg:2,hps:6,hm_hp:3,hp_offset:2"));
+  return test::small_large_hourglass().heads(
+      model::parse_heads("hm:1,wh:2,reg:2,hps:6,hm_hp:3,hp_offset:2"));
 }
 
 TEST(LargeHourglass, AnalyticParameterCountIsTheBuiltNetworks) {
@@ -202,19 +199,26 @@ TEST(ImportCenterNet, ForwardWritesHeadsAndDetections) {
   save_as_centernet((dir / "pose.pth").string(), *net);
   io::write_tensor_dict((dir / "in.pt").string(), {{"input", torch::rand({3, 3, 32, 32})}});
   const std::string common = "forward -w " + (dir / "pose.pth").string() + " -i " +
-                             (dir / "in.pt").string() + " -o " + (dir / "out.pt").string();
-  const auto r = test::run_tool(common + " --batch 2 --top-k 7");
+                             (dir / "in.pt").string() + " --batch 2 --top-k 7 -o ";
+  const auto r = test::run_tool(common + (dir / "out.pt").string());
   ASSERT_EQ(r.code, 0) << r.out;
   const auto out = io::read_torch_file((dir / "out.pt").string());
   EXPECT_EQ(out->string_keys().size(), 7u);
   EXPECT_EQ(out->find("detections")->tensor.sizes(), (std::vector<int64_t>{3, 7, 6 + 6}));
   EXPECT_EQ(out->find("hm_hp")->tensor.sizes(), (std::vector<int64_t>{3, 2, 3, 8, 8}));
-  const auto engine = test::run_tool(common + " --backend engine");
-  EXPECT_EQ(engine.code, 1);
-  EXPECT_NE(engine.out.find("hourglass: error: the engine does not run CornerNet/CenterNet "
-                            "hourglasses yet"),
-            std::string::npos)
-      << engine.out;
+  // The engine (in f32) gives the same heads and detections, with a batch plan of 2 and one of 1.
+  const auto engine = test::run_tool(common + (dir / "engine.pt").string() +
+                                     " --backend engine --precision f32 --algorithm direct");
+  ASSERT_EQ(engine.code, 0) << engine.out;
+  const auto got = io::read_torch_file((dir / "engine.pt").string());
+  for (const auto& name : out->string_keys()) {
+    const auto& want = out->find(name)->tensor;
+    const auto& t = got->find(name)->tensor;
+    ASSERT_EQ(t.sizes(), want.sizes()) << name;
+    EXPECT_LE((t - want).abs().max().item<double>(),
+              name == "detections" ? 1e-3 : 1e-4 * want.abs().max().item<double>())
+        << name;
+  }
 }
 
 TEST(ImportCenterNet, ConvertsToANativeCheckpointThatOnlyThisFamilyLoads) {
@@ -236,9 +240,10 @@ TEST(ImportCenterNet, ConvertsToANativeCheckpointThatOnlyThisFamilyLoads) {
   for (const auto& [name, t] : want) EXPECT_TRUE(torch::equal(got.at(name), t)) << name;
   // Newell's loaders name what the file holds instead of failing on its keys.
   EXPECT_ERROR_HAS(io::load_model(dst), "cannot read " + dst,
-                   std::string("it holds a CornerNet/CenterNet hourglass, which predict, eval, "
-                               "show, serve and train do not run yet (forward, info, convert "
-                               "and export do)"));
+                   std::string("it holds a CornerNet/CenterNet hourglass, which Newell's loader "
+                               "does not read: forward, info, convert, export and bench run this "
+                               "family, predict, eval, show and serve its top-down pose models "
+                               "(MMPose's), and train neither"));
   EXPECT_ERROR_HAS(io::load_model(src), "cannot import " + src,
                    std::string("it holds a CenterNet hourglass"));
   const auto info = test::run_tool("info --json -w " + dst + " --size 64");
@@ -272,6 +277,57 @@ TEST(ImportCenterNet, InfoDescribesHourglass104) {
                  // silently ignored.
   EXPECT_EQ(test::run_tool("info --arch hourglass104 --stacks 4").code, 2);
   EXPECT_EQ(test::run_tool("info --heads ctdet").code, 2);
+}
+
+TEST(MMPosePredictor, NormalisesAsMMPoseOnBothBackends) {
+  auto net = test::small_pose_model();
+  const auto path = (test::scratch_dir() / "mmpose.hg").string();
+  io::save_large_hourglass(path, *net);
+  infer::PredictorOptions po;
+  po.input_size = 64;
+  po.flip = false;
+  po.backend.kind = infer::BackendKind::kTorch;
+  const auto predictor = infer::Predictor::load(path, po);
+  EXPECT_EQ(predictor.joints().name, "coco");
+  EXPECT_EQ(*predictor.options().grid, data::PixelGrid::kOriginal);
+  EXPECT_TRUE(predictor.options().flip_shift);
+  const auto x = torch::rand({2, 3, 64, 64});
+  const auto mean = torch::tensor({123.675f, 116.28f, 103.53f}).view({1, 3, 1, 1});
+  const auto std = torch::tensor({58.395f, 57.12f, 57.375f}).view({1, 3, 1, 1});
+  at::Tensor want;
+  {
+    torch::InferenceMode guard;
+    want = net->forward((x * 255 - mean) / std).at("heatmaps");
+  }
+  const auto scale = want.abs().max().item<double>();
+  EXPECT_LE((predictor.heatmaps(x) - want).abs().max().item<double>(), 1e-6 * scale);
+  po.backend.kind = infer::BackendKind::kEngine;
+  po.backend.engine.precision = engine::Precision::kF32;
+  po.backend.engine.algorithm = engine::Algorithm::kDirect;
+  const auto on_engine = infer::Predictor::load(path, po);
+  EXPECT_LE((on_engine.heatmaps(x) - want).abs().max().item<double>(), 1e-4 * scale);
+}
+
+TEST(MMPosePredictor, PredictRunsItAndDetectorsAreRefused) {
+  auto net = test::small_pose_model();
+  const auto dir = test::scratch_dir();
+  const auto path = (dir / "mmpose.hg").string();
+  io::save_large_hourglass(path, *net);
+  const auto r = test::run_tool("predict --threads 2 " + test::kData +
+                                "/coco/images/000000000785.jpg --weights " + path +
+                                " --size 64 --whole-image -o " + (dir / "p.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(dir / "p.json");
+  const auto joints = nlohmann::json::parse(in)["results"][0]["people"][0]["joints"];
+  EXPECT_EQ(joints.size(), 17u);
+  EXPECT_TRUE(joints.contains("l-shoulder")) << joints.dump();
+  model::LargeHourglass detector(small_options().stacks(1));
+  const auto det = (dir / "ctdet.hg").string();
+  io::save_large_hourglass(det, *detector);
+  EXPECT_ERROR_HAS(infer::Predictor::load(det),
+                   det +
+                       " holds a CenterNet detector (heads hm:1,wh:2,reg:2,hps:6,hm_hp:3,"
+                       "hp_offset:2), not a top-down pose model: run it with forward");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "hg/data/dataset.h"
 #include "hg/data/image_header.h"
 #include "hg/infer/predictor.h"
+#include "hg/io/checkpoint.h"
 #include "hg/runtime/runtime.h"
 #include "hg/serve/batcher.h"
 #include "hg/serve/server.h"
@@ -411,6 +412,38 @@ TEST_F(Serve, ConcurrentClientsAreAllAnswered) {
 
 // The batcher: a batch that is not full waits for a request announced by arriving() (one network
 // call of two crops), and a lone request with none announced runs alone.
+// MMPose's top-down hourglass (the CornerNet/CenterNet family) serves like Newell's network, with
+// its COCO joints and its architecture in /v1/model.
+TEST(ServeMMPose, AnswersWithTheModelsCocoJoints) {
+  auto net = hg::test::small_pose_model();
+  const auto path = (hg::test::scratch_dir() / "mmpose.hg").string();
+  hg::io::save_large_hourglass(path, *net);
+  hg::infer::PredictorOptions p;
+  p.input_size = 64;
+  hg::serve::ServerOptions o;
+  o.port = 0;
+  hg::serve::Server server(path, p, o);
+  const int port = server.bind();
+  std::thread thread([&] { server.run(); });
+  wait_until_up(port);
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  const auto model = c.Get("/v1/model");
+  ASSERT_TRUE(model);
+  const auto info = json::parse(model->body);
+  EXPECT_EQ(info["architecture"]["family"], "large_hourglass");
+  EXPECT_EQ(info["joint_set"], "coco");
+  EXPECT_EQ(info["stacks"], 1);
+  const auto r = c.Post("/v1/pose?whole_image=1", read_bytes(kImage), "image/jpeg");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto doc = json::parse(r->body);
+  ASSERT_EQ(doc["results"][0]["people"].size(), 1u);
+  EXPECT_EQ(doc["results"][0]["people"][0]["joints"].size(), 17u);
+  server.stop();
+  thread.join();
+}
+
 TEST(ServeBatcher, ABatchWaitsForAnnouncedRequestsOnly) {
   std::mutex mutex;
   std::vector<int64_t> calls;  // crops per network call

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the test files: scratch folders, error messages, running the tool.
 
+#include "hg/model/large_hourglass.h"
 #include "hg/train/config.h"
 
 #include <c10/util/Exception.h>
@@ -79,6 +80,33 @@ inline void randomise_batch_norm(torch::nn::Module& net) {
   torch::NoGradGuard no_grad;
   for (auto& b : net.named_buffers())
     if (b.key().find("running_") != std::string::npos) b.value().uniform_(0.5, 1.5);
+}
+
+/// A small CornerNet/CenterNet hourglass without heads: two levels, widths changing at every level
+/// (8, 12, 16: not multiples of 16), three stacks.
+inline model::LargeHourglassOptions small_large_hourglass() {
+  return model::LargeHourglassOptions()
+      .levels(2)
+      .dims({8, 12, 16})
+      .modules({2, 1, 2})
+      .stacks(3)
+      .cnv_dim(10)
+      .stem(6);
+}
+
+/// A small top-down pose model in MMPose's style (the CornerNet/CenterNet family, Hourglass-52's
+/// layout at widths 16–32, 17 heatmaps), random weights and batch norms, in eval mode.
+inline model::LargeHourglass small_pose_model() {
+  torch::manual_seed(5);
+  model::LargeHourglass net(model::hourglass52(model::parse_heads("heatmaps:17"))
+                                .levels(2)
+                                .dims({16, 32, 32})
+                                .modules({1, 1, 1})
+                                .cnv_dim(16)
+                                .stem(16));
+  randomise_batch_norm(*net);
+  net->eval();
+  return net;
 }
 
 /// Expects `stmt` to throw, with every one of the strings after it in the message.

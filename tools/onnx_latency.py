@@ -4,9 +4,12 @@ torch.onnx export of the same network, and of hourglass's engine and LibTorch, i
 
 The network is the reference PoseNet of tools/make_fixtures.py (8 stacks, 256 features by
 default) with random weights; hourglass exports it from its state_dict, PyTorch from the module.
+With --arch hourglass104 it is CenterNet's own Hourglass-104 with the ctdet heads (the vendored
+tests/python/centernet/large_hourglass.py, random weights, saved as CenterNet saves it), and
+PyTorch's export is left out (--size 512 is CenterNet's).
 Needs Debian's python3-torch and npm onnxruntime-node (npm install --prefix tools --ignore-scripts).
 Usage: /usr/bin/python3 tools/onnx_latency.py HOURGLASS WORK_DIR [--stacks 8] [--features 256]
-           [--size 256] [--runs 10] [--rounds 2] [--threads 2]
+           [--arch hourglass104] [--size 256] [--runs 10] [--rounds 2] [--threads 2]
 """
 import argparse
 import json
@@ -25,6 +28,7 @@ p.add_argument("hourglass")
 p.add_argument("work")
 p.add_argument("--stacks", type=int, default=8)
 p.add_argument("--features", type=int, default=256)
+p.add_argument("--arch", choices=["posenet", "hourglass104"], default="posenet")
 p.add_argument("--size", type=int, default=256)
 p.add_argument("--runs", type=int, default=10)
 p.add_argument("--rounds", type=int, default=2)
@@ -34,18 +38,28 @@ os.makedirs(a.work, exist_ok=True)
 path = lambda name: os.path.join(a.work, name)  # noqa: E731
 
 torch.manual_seed(0)
-model = mf.PoseNet(a.stacks, a.features, 16)
-mf.randomise(model, 0)
-torch.save(model.state_dict(), path("posenet.pt"))
 x = torch.rand(1, 3, a.size, a.size)
 x.numpy().tofile(path("x.f32"))
-torch.onnx.export(model, x, path("pytorch.onnx"), opset_version=13, input_names=["image"],
-                  output_names=["heatmaps"], dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}},
-                  do_constant_folding=True)
+if a.arch == "hourglass104":
+    sys.path.insert(0, os.path.join(tools, "..", "tests", "python"))
+    from centernet import large_hourglass as lh  # noqa: E402
+    model = lh.get_large_hourglass_net(None, {"hm": 80, "wh": 2, "reg": 2}, None).eval()
+    torch.save({"epoch": 1, "state_dict": model.state_dict()}, path("model.pt"))
+    title = "CenterNet Hourglass-104 (ctdet heads)"
+else:
+    model = mf.PoseNet(a.stacks, a.features, 16)
+    mf.randomise(model, 0)
+    torch.save(model.state_dict(), path("model.pt"))
+    torch.onnx.export(model, x, path("pytorch.onnx"), opset_version=13, input_names=["image"],
+                      output_names=["heatmaps"],
+                      dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}},
+                      do_constant_folding=True)
+    title = f"PoseNet({a.stacks}, {a.features}, 16)"
+del model
 hg = [a.hourglass, "--threads", str(a.threads)]
-subprocess.run(hg + ["export", path("posenet.pt"), path("hourglass.onnx"), "--size", str(a.size)],
+subprocess.run(hg + ["export", path("model.pt"), path("hourglass.onnx"), "--size", str(a.size)],
                check=True, stdout=subprocess.DEVNULL)
-subprocess.run(hg + ["convert", path("posenet.pt"), path("posenet.hg")], check=True,
+subprocess.run(hg + ["convert", path("model.pt"), path("model.hg")], check=True,
                stdout=subprocess.DEVNULL)
 
 env = dict(os.environ)
@@ -64,16 +78,19 @@ def ort(model_path):
 ours, theirs = [], []
 for _ in range(a.rounds):
     ours.append(ort(path("hourglass.onnx")))
-    theirs.append(ort(path("pytorch.onnx")))
-subprocess.run(hg + ["bench", "--weights", path("posenet.hg"), "--size", str(a.size), "--batch", "1",
+    if a.arch == "posenet":
+        theirs.append(ort(path("pytorch.onnx")))
+subprocess.run(hg + ["bench", "--weights", path("model.hg"), "--size", str(a.size), "--batch", "1",
                      "--runs", str(a.runs), "--json", path("bench.json")], check=True,
                stdout=subprocess.DEVNULL)
 bench = json.load(open(path("bench.json")))
-results = {"onnxruntime, hourglass export": min(ours), "onnxruntime, torch.onnx export": min(theirs)}
+results = {"onnxruntime, hourglass export": min(ours)}
+if theirs:
+    results["onnxruntime, torch.onnx export"] = min(theirs)
 for r in bench["results"]:
     if r["batch"] == 1 and r["mode"] != "fastest":
         results[f"{r['backend']} {r['mode']}"] = r["ms_per_image"]
-print(f"PoseNet({a.stacks}, {a.features}, 16), input 1×3×{a.size}×{a.size}, {a.threads} threads, "
+print(f"{title}, input 1×3×{a.size}×{a.size}, {a.threads} threads, "
       f"median of {a.runs} runs (best of {a.rounds} rounds for ONNX Runtime)")
 base = results["onnxruntime, hourglass export"]
 for name, ms in results.items():

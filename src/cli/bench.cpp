@@ -1,6 +1,7 @@
 #include "hg/infer/bench.h"
 #include "cli/cli.h"
 #include "hg/io/atomic_file.h"
+#include "hg/model/large_hourglass.h"
 #include "hg/runtime/text.h"
 
 #include <cstdio>
@@ -19,7 +20,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "bench",
       "forward latency (batch 1) and throughput of the engine's modes and of LibTorch, measured "
-      "in turns");
+      "in turns, on either family");
   cmd->add_option("--weights,-w", o.weights, "a checkpoint (default: random weights)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--size", o.size, "input side in pixels")->capture_default_str();
@@ -37,7 +38,19 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                 "also time every step of each engine mode at batch 1 and print the time per kind "
                 "of step (slowest first)");
   cmd->add_option("--json", args->json, "also write the results to this JSON file");
+  auto* weights = cmd->get_option("--weights");
+  auto* arch = cmd->add_option("--arch", o.arch,
+                               "a CornerNet/CenterNet hourglass with random weights instead of "
+                               "Newell's network")
+                   ->check(CLI::IsMember(model::large_hourglass_presets()))
+                   ->excludes(weights);
+  cmd->add_option("--heads", o.heads,
+                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose); default ctdet "
+                  "for hourglass104, MMPose's heatmaps:17 for hourglass52")
+      ->needs(arch);
   add_architecture_options(*cmd, o.architecture);
+  // Newell's shape flags describe another network: with --arch they are a usage error.
+  for (auto* option : cmd->get_option_group("architecture")->get_options()) arch->excludes(option);
   cmd->callback([args, &global] {
     apply_threads(global);
     auto options = args->bench;

@@ -38,24 +38,49 @@ struct Args {
   infer::BackendOptions backend;
 };
 
+// One engine per batch size of `input` (the last batch may be smaller). The last one built takes
+// the model's weights over, so that they never exist twice in memory.
+template <typename Net>
+std::map<int64_t, engine::Engine> engines_for(Net& model, const Args& args, int threads,
+                                              const at::Tensor& input) {
+  const int64_t n = input.size(0);
+  std::vector<int64_t> sizes{std::min(n, args.batch)};
+  if (n > args.batch && n % args.batch != 0) sizes.push_back(n % args.batch);
+  std::map<int64_t, engine::Engine> engines;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    auto o = args.backend.engine;
+    o.threads = threads;
+    o.batch = sizes[k];
+    o.height = input.size(2);
+    o.width = input.size(3);
+    engines.emplace(sizes[k], k + 1 < sizes.size() ? engine::Engine::build(model, o)
+                                                   : engine::Engine::build_consuming(model, o));
+  }
+  return engines;
+}
+
 // A CornerNet/CenterNet hourglass: every head of every stack under its name, and the last stack's
 // detections when it has CenterNet's heads.
-void forward_large_hourglass(const Args& args) {
-  TORCH_CHECK(args.backend.kind != infer::BackendKind::kEngine,
-              "the engine does not run CornerNet/CenterNet hourglasses yet (", args.weights,
-              "): use the torch backend");
+void forward_large_hourglass(const Args& args, int threads) {
   auto loaded = io::load_large_hourglass(args.weights);
   loaded.model->to(args.backend.device);
   const auto input = read_input(args.input).to(torch::kFloat).contiguous();
   loaded.model->check_input(input);
   torch::InferenceMode guard;
   const bool detects = infer::has_detection_heads(loaded.model->options);
+  const std::string description = loaded.model->options.describe();
+  std::map<int64_t, engine::Engine> engines;
+  if (infer::uses_engine(args.backend)) {
+    engines = engines_for(*loaded.model, args, threads, input);
+    loaded.model = nullptr;
+  }
   std::map<std::string, std::vector<at::Tensor>> parts;
   const int64_t n = input.size(0);
   io::ProgressLine progress;
   for (int64_t i = 0; i < n; i += args.batch) {
-    const auto x = input.slice(0, i, std::min(n, i + args.batch)).to(args.backend.device);
-    auto heads = loaded.model->forward(x);
+    const auto x = input.slice(0, i, std::min(n, i + args.batch));
+    auto heads = engines.empty() ? loaded.model->forward(x.to(args.backend.device))
+                                 : engines.at(x.size(0)).forward_all(x);
     for (auto& [name, t] : heads) t = t.cpu();
     if (detects) parts["detections"].push_back(infer::decode_detections(heads, args.top_k));
     for (const auto& [name, t] : heads) parts[name].push_back(t);
@@ -70,7 +95,7 @@ void forward_large_hourglass(const Args& args) {
   io::write_tensor_dict(args.output, outputs);
   std::cout << "wrote " << args.output << ":";
   for (const auto& [name, t] : outputs) std::cout << " " << name << " " << t.sizes();
-  std::cout << " (" << loaded.model->options.describe() << ")\n";
+  std::cout << " (" << description << ")\n";
 }
 
 }  // namespace
@@ -99,7 +124,8 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   add_backend_options(*cmd, args->backend);
   cmd->callback([args, &global] {
     apply_threads(global);
-    if (io::holds_large_hourglass(args->weights)) return forward_large_hourglass(*args);
+    if (io::holds_large_hourglass(args->weights))
+      return forward_large_hourglass(*args, global.threads);
     const auto device = args->backend.device;
     const bool use_engine = infer::uses_engine(args->backend);
     // This command is the bridge for cross-checks: keep cuDNN in full float32 (no TF32), which
@@ -116,22 +142,9 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
     std::vector<at::Tensor> outputs;
     const int64_t n = input.size(0);
     const std::string description = loaded.model->options.describe();
-    // One engine per batch size (the last batch may be smaller). The last one built takes the
-    // model's weights over, so that they never exist twice in memory.
     std::map<int64_t, engine::Engine> engines;
     if (use_engine) {
-      std::vector<int64_t> sizes{std::min(n, args->batch)};
-      if (n > args->batch && n % args->batch != 0) sizes.push_back(n % args->batch);
-      for (size_t k = 0; k < sizes.size(); ++k) {
-        auto o = args->backend.engine;
-        o.threads = global.threads;
-        o.batch = sizes[k];
-        o.height = input.size(2);
-        o.width = input.size(3);
-        engines.emplace(sizes[k], k + 1 < sizes.size()
-                                      ? engine::Engine::build(*loaded.model, o)
-                                      : engine::Engine::build_consuming(*loaded.model, o));
-      }
+      engines = engines_for(*loaded.model, *args, global.threads, input);
       loaded.model = nullptr;
     }
     auto run_batch = [&](const at::Tensor& x) {

@@ -36,7 +36,8 @@ void add_backend_options(CLI::App& cmd, infer::BackendOptions& o) {
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights_optional,
                                    bool batched) {
   auto* weights =
-      cmd.add_option("--weights,-w", a.weights, "checkpoint (native, posenet or bearpaw)")
+      cmd.add_option("--weights,-w", a.weights,
+                     "checkpoint (native, posenet, bearpaw, or MMPose's top-down hourglass)")
           ->required(!weights_optional)
           ->check(CLI::ExistingFile);
   add_backend_options(cmd, a.options.backend);
@@ -53,7 +54,8 @@ CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights
   cmd.add_flag_callback(
       "--flip-shift", [&a] { a.options.flip_shift = true; },
       "flip test: shift the mirror's heatmaps one pixel right before averaging (for weights "
-      "trained on the original code's pixel grid, as HRNet/MMPose's shift_heatmap)");
+      "trained on the original code's pixel grid, as HRNet/MMPose's shift_heatmap; always on "
+      "for MMPose's models)");
   auto* decoder = add_choice(cmd, "--decoder", a.options.decoder,
                              "heatmaps to coordinates: quarter-offset (the original quarter-pixel "
                              "step toward the higher neighbour) or dark (smoothed log-heatmap, "

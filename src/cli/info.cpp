@@ -79,14 +79,9 @@ void print_large_hourglass(const model::LargeHourglassOptions& o, const std::str
 // --arch (random weights: only the options are built) or a checkpoint of the family.
 void describe_large_hourglass(const std::string& weights, const std::string& arch,
                               const std::string& heads, int64_t size, bool json) {
-  if (weights.empty()) {
-    const auto h = model::parse_heads(!heads.empty()           ? heads
-                                      : arch == "hourglass104" ? "ctdet"
-                                                               : "heatmaps:17");
-    return print_large_hourglass(
-        arch == "hourglass104" ? model::hourglass104(h) : model::hourglass52(h),
-        arch + " (random weights)", size, json);
-  }
+  if (weights.empty())
+    return print_large_hourglass(model::large_hourglass_preset(arch, heads),
+                                 arch + " (random weights)", size, json);
   const auto loaded = io::load_large_hourglass(weights);
   print_large_hourglass(loaded.model->options,
                         weights + " (" + io::format_name(loaded.format) + ")", size, json);
@@ -116,7 +111,7 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
       cmd->add_option(
              "--arch", args->arch,
              "a CornerNet/CenterNet hourglass instead of Newell's network (default size 512)")
-          ->check(CLI::IsMember({"hourglass104", "hourglass52"}));
+          ->check(CLI::IsMember(model::large_hourglass_presets()));
   cmd->add_option("--heads", args->heads,
                   "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose); default ctdet "
                   "for hourglass104, MMPose's heatmaps:17 for hourglass52")

@@ -29,6 +29,7 @@
 #include "hg/engine/kernels.h"
 
 #include "hg/model/hourglass.h"
+#include "hg/model/large_hourglass.h"
 #include "hg/runtime/machine_cache.h"
 #include "hg/runtime/runtime.h"
 
@@ -119,6 +120,14 @@ ConvWeights fold(const nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl* bn) {
   }
   return {w.to(at::kFloat).contiguous(), b.to(at::kFloat).contiguous(),
           (*conv.options.stride())[0]};
+}
+
+/// A Sequential of a convolution and its batch norm (CenterNet's skips and stack merges).
+ConvWeights fold_sequential(const nn::SequentialImpl& seq) {
+  const auto* conv = seq.size() == 2 ? seq.ptr(0)->as<nn::Conv2dImpl>() : nullptr;
+  const auto* bn = seq.size() == 2 ? seq.ptr(1)->as<nn::BatchNorm2dImpl>() : nullptr;
+  TORCH_CHECK(conv && bn, "the engine expects a convolution and its batch norm");
+  return fold(*conv, bn);
 }
 
 /// The stack merge x + merge_features(z) + merge_preds(score(z)) as one convolution of z: all three
@@ -269,7 +278,15 @@ struct PendingStep {
 struct Engine::Plan {
   EngineOptions options;
   EngineSummary summary;
-  int64_t stacks = 0, joints = 0;
+  /// One output of the network: `channels` maps per stack, under `name`.
+  struct Output {
+    std::string name;
+    int64_t channels = 0;
+    /// Per stack, the output tensor's stack-th slice (set on every forward).
+    std::vector<memory> stacks;
+  };
+  int64_t stacks = 0;
+  std::vector<Output> outputs;
   dnnl::engine cpu{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{cpu};
   struct Step {
@@ -284,8 +301,6 @@ struct Engine::Plan {
   /// The weights and biases, packed one after another (see Builder::import).
   std::vector<HugeBuffer> weight_chunks;
   memory input;
-  /// Per stack, the output tensor's stack-th slice (set on every forward).
-  std::vector<memory> outputs;
 };
 
 namespace {
@@ -331,11 +346,9 @@ class Builder {
   Value conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type, bool internal,
              const Value* sum_into = nullptr) {
     const ConvShape shape = conv_shape(src, w);
-    Choice c = choose(shape);
-    if (c.algorithm == dnnl::algorithm::convolution_winograd) {
-      if (!sum_into) return winograd_conv(src, w, relu, dst_type, internal);
-      c = {Dt::f32, dnnl::algorithm::convolution_direct};  // the kernel has no sum post-op
-    }
+    const Choice c = choose(shape);
+    if (c.algorithm == dnnl::algorithm::convolution_winograd)
+      return winograd_conv(src, w, relu, dst_type, internal, sum_into);
     Value in = src;
     if (src.md.data_type() != c.type) in = convert(src, c.type);
     if (c.type == Dt::f32) dst_type = Dt::f32;  // oneDNN's f32 kernels write f32 only
@@ -366,16 +379,19 @@ class Builder {
   }
 
   /// The 3×3 convolution `w` of `src` by the engine's Winograd kernel: float32 arithmetic, the
-  /// result written as `dst_type` (bf16 for a bf16 convolution reading it).
+  /// result written as `dst_type` (bf16 for a bf16 convolution reading it), or added onto the
+  /// float32 `*sum_into` (then ReLU) where given.
   Value winograd_conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type,
-                      bool internal) {
+                      bool internal, const Value* sum_into = nullptr) {
     const ConvShape shape = conv_shape(src, w);
     const WinogradShape ws = winograd_shape(shape);
     const Value in = src.md.data_type() == Dt::f32 ? src : convert(src, Dt::f32);
+    if (sum_into) dst_type = Dt::f32;
     const bool bf16 = dst_type == Dt::bf16;
     const memory::desc dst_md =
         blocked({shape.batch, shape.out, shape.height, shape.width}, dst_type);
-    const Value dst = allocate(dst_md, internal);
+    const Value dst = sum_into ? *sum_into : allocate(dst_md, internal);
+    const ConvEpilogue epilogue{sum_into != nullptr, relu};
     // The kernel's weight layout: [in][3][3][out].
     const at::Tensor weights = w.weight.permute({1, 2, 3, 0}).contiguous();
     const memory wm = import(weights, memory::desc({weights.numel()}, Dt::f32, Tag::a));
@@ -383,8 +399,8 @@ class Builder {
     scratchpad_bytes_ =
         std::max(scratchpad_bytes_, winograd_scratch_floats(ws, threads_) * sizeof(float));
     std::ostringstream label;
-    label << "conv " << shape_name(shape) << " f32 winograd" << (relu ? " +relu" : "")
-          << (bf16 ? " -> bf16" : "");
+    label << "conv " << shape_name(shape) << " f32 winograd" << (sum_into ? " +sum" : "")
+          << (relu ? " +relu" : "") << (bf16 ? " -> bf16" : "");
     pending_.push_back(
         {{},
          {{DNNL_ARG_SRC, in.md, in.buffer, {}},
@@ -392,12 +408,12 @@ class Builder {
           {DNNL_ARG_BIAS, {}, 0, bm},
           {DNNL_ARG_DST, dst.md, dst.buffer, {}},
           {DNNL_ARG_SCRATCHPAD, {}, kScratchpadBuffer, {}}},
-         [ws, relu, bf16, threads = threads_](const std::unordered_map<int, memory>& a) {
+         [ws, epilogue, bf16, threads = threads_](const std::unordered_map<int, memory>& a) {
            const auto data = [&](int arg) { return arg_data(a, arg); };
            winograd_conv3x3(ws, data(DNNL_ARG_SRC), data(DNNL_ARG_WEIGHTS), data(DNNL_ARG_BIAS),
                             data(DNNL_ARG_DST), bf16, data(DNNL_ARG_SCRATCHPAD),
-                            a.at(DNNL_ARG_SCRATCHPAD).get_desc().get_size() / sizeof(float), relu,
-                            threads);
+                            a.at(DNNL_ARG_SCRATCHPAD).get_desc().get_size() / sizeof(float),
+                            epilogue, threads);
          },
          label.str(),
          shape.flops()});
@@ -494,19 +510,50 @@ class Builder {
     return dst;
   }
 
-  /// Copies heatmaps `h` (N×J×h×w) into the output tensor's slice of stack `stack`.
-  void output(const Value& h, int64_t stack) {
+  /// Copies `h` (N×C×h×w) into the slice of stack `stack` of the output tensor `index`.
+  void output(const Value& h, size_t index, int64_t stack) {
+    auto& out = plan_.outputs.at(index);
+    TORCH_CHECK(h.channels() == out.channels, "the engine's output ", out.name, " has ",
+                out.channels, " channels, got ", h.channels());
     const auto d = h.md.dims();
     const int64_t plane = d[2] * d[3];
     // With one image the batch stride is never used: a dense one lets oneDNN take its JIT
     // reorder instead of its generic one (~10× slower on these strides).
     const int64_t batch_stride = d[0] == 1 ? d[1] * plane : plan_.stacks * d[1] * plane;
     const memory::desc out_md(d, Dt::f32, {batch_stride, plane, d[3], 1});
-    plan_.outputs.emplace_back(out_md, plan_.cpu, nullptr);
+    out.stacks.emplace_back(out_md, plan_.cpu, nullptr);
     const dnnl::reorder::primitive_desc pd(plan_.cpu, h.md, plan_.cpu, out_md, attributes());
     emit(pd, dnnl::reorder(pd),
-         {{DNNL_ARG_FROM, h.md, h.buffer, {}}, {DNNL_ARG_TO, {}, 0, plan_.outputs.back()}},
+         {{DNNL_ARG_FROM, h.md, h.buffer, {}}, {DNNL_ARG_TO, {}, 0, out.stacks.back()}},
          "output " + value_name(h));
+  }
+
+  /// *acc += the nearest-neighbour 2× upsampling of `low` (both float32 trunk values, `low` at
+  /// half acc's height and width): oneDNN's resampling with a sum post-op, one pass.
+  void upsample_add(const Value& low, const Value& acc) {
+    TORCH_CHECK(low.md.data_type() == Dt::f32 && acc.md.data_type() == Dt::f32 &&
+                    low.channels() == acc.channels() && 2 * low.height() == acc.height() &&
+                    2 * low.width() == acc.width(),
+                "the engine upsamples a float32 value 2× onto one of its width, got ",
+                value_name(low), " onto ", value_name(acc));
+    dnnl::post_ops ops;
+    ops.append_sum(1.f);
+    const dnnl::resampling_forward::primitive_desc pd(
+        dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference,
+                                       dnnl::algorithm::resampling_nearest, low.md, acc.md),
+        attributes(ops), plan_.cpu);
+    emit(pd, dnnl::resampling_forward(pd),
+         {{DNNL_ARG_SRC, low.md, low.buffer, {}}, {DNNL_ARG_DST, acc.md, acc.buffer, {}}},
+         "upsample-add " + value_name(low));
+  }
+
+  /// The value a convolution `w` of `src` would write (its shape only, in no buffer): for asking
+  /// internal_choice about the convolution that will read it.
+  static Value output_shape(const Value& src, const ConvWeights& w) {
+    return {blocked({src.md.dims()[0], w.weight.size(0), src.height() / w.stride,
+                     src.width() / w.stride},
+                    Dt::f32),
+            kInputBuffer, true};
   }
 
   /// How `w` will be computed on an internal value of `at`'s batch and size (before that value
@@ -636,8 +683,9 @@ class Builder {
                           dnnl::algorithm::convolution_direct};
       dnnl::post_ops ops;
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      const auto pd = conv_pd(s, direct, blocked({s.batch, s.in, s.height, s.width}, direct.type),
-                              blocked({s.batch, s.out, s.height, s.width}, direct.type), ops);
+      const auto pd = conv_pd(
+          s, direct, blocked({s.batch, s.in, s.height, s.width}, direct.type),
+          blocked({s.batch, s.out, s.height / s.stride, s.width / s.stride}, direct.type), ops);
       std::unordered_map<int, memory> args;
       for (auto [arg, md] : {std::pair{DNNL_ARG_SRC, pd.src_desc()},
                              {DNNL_ARG_WEIGHTS, pd.weights_desc()},
@@ -672,7 +720,7 @@ class Builder {
     const bool bf16_out = options_.precision == Precision::kBf16;
     return [b, ws, bf16_out, threads = threads_] {
       winograd_conv3x3(ws, b->src.data(), b->weights.data(), b->bias.data(), b->dst.data(),
-                       bf16_out, b->scratch.data(), b->scratch.size(), true, threads);
+                       bf16_out, b->scratch.data(), b->scratch.size(), {false, true}, threads);
     };
   }
 
@@ -728,12 +776,36 @@ class Builder {
   std::map<std::string, std::string> layers_;
 };
 
-/// Emits the network in execution order. `keep` says whether a value passed in is still needed
-/// afterwards (then it is not overwritten in place). With `consume`, each module's tensors are
-/// freed as soon as the plan has its own copy of them.
-class NetworkEmitter {
+/// What lowers a network into the Builder's steps, in execution order. With `consume`, each
+/// module's tensors are freed as soon as the plan has its own copy of them.
+class Emitter {
  public:
-  NetworkEmitter(Builder& b, bool consume) : b_(b), consume_(consume) {}
+  Emitter(Builder& b, bool consume) : b_(b), consume_(consume) {}
+
+ protected:
+  /// Frees the storage of `m`'s parameters and buffers (in place, so that every handle on them
+  /// lets go) when consuming the model.
+  void done(const nn::Module& m) const {
+    if (!consume_) return;
+    for (auto t : m.parameters()) t.set_();
+    for (auto t : m.buffers()) t.set_();
+  }
+
+  /// After a stack: freed tensors stay in the heap's free lists, scattered between newer blocks;
+  /// hand the whole free pages back to the system, or the resident memory would not go down.
+  void trim() const {
+    if (consume_) malloc_trim(0);
+  }
+
+  Builder& b_;
+  const bool consume_;
+};
+
+/// Newell's network. `keep` says whether a value passed in is still needed afterwards (then it
+/// is not overwritten in place).
+class NetworkEmitter : public Emitter {
+ public:
+  using Emitter::Emitter;
 
   /// A pre-activation residual of trunk value `x`; with `low`, its output also gets the nearest
   /// 2× upsampling of `low` added (an hourglass's upper branch plus its lower one).
@@ -805,7 +877,7 @@ class NetworkEmitter {
       const Value z = b_.conv(y, fc, true, b_.internal_choice(y, score).type, true);
       b_.release(y);
       const Value h = b_.conv(z, score, false, Dt::f32, false);
-      b_.output(h, s);
+      b_.output(h, 0, s);
       if (!last)
         b_.conv(z,
                 fold_merge(fold(net.merge_features->at<nn::Conv2dImpl>(s), nullptr),
@@ -816,23 +888,118 @@ class NetworkEmitter {
       for (const auto* list :
            {&net.fc_conv, &net.fc_bn, &net.score, &net.merge_features, &net.merge_preds})
         if (s < static_cast<int64_t>((*list)->size())) done(*(*list)->ptr(s));
-      // Freed tensors stay in the heap's free lists, scattered between newer blocks; hand the
-      // whole free pages back to the system, or the resident memory would not go down.
-      if (consume_) malloc_trim(0);
+      trim();
+    }
+  }
+};
+
+/// The CornerNet/CenterNet hourglass (model::LargeHourglassImpl). Its residuals are
+/// post-activation: relu(BN(conv2(relu(BN(conv1(x))))) + skip(x)) is conv1 with its ReLU, then
+/// conv2 accumulating onto the skip (x itself, or a folded 1×1 convolution of it) with the ReLU
+/// after the sum, so every batch norm folds into a convolution and no separate pass is left. A
+/// value passed in with `keep` is still needed afterwards: it is not accumulated into in place.
+class LargeEmitter : public Emitter {
+ public:
+  using Emitter::Emitter;
+
+  Value residual(const model::BasicResidualImpl& r, const Value& x, bool keep) {
+    const ConvWeights w1 = fold(*r.conv1, r.bn1.get()), w2 = fold(*r.conv2, r.bn2.get());
+    const Dt mid = b_.internal_choice(Builder::output_shape(x, w1), w2).type;
+    const Value t = b_.conv(x, w1, true, mid, true);
+    Value acc;
+    if (r.has_skip()) {
+      acc = b_.conv(x, fold_sequential(*r.skip), false, Dt::f32, false);
+      if (!keep) b_.release(x);
+    } else {
+      acc = keep ? b_.convert(x, Dt::f32) : x;
+    }
+    b_.conv(t, w2, true, Dt::f32, false, &acc);
+    b_.release(t);
+    done(r);
+    return acc;
+  }
+
+  Value residuals(const nn::SequentialImpl& seq, Value x, bool keep) {
+    for (const auto& child : seq.children()) {
+      x = residual(*child->as<model::BasicResidualImpl>(), x, keep);
+      keep = false;
+    }
+    return x;
+  }
+
+  /// up1(x) + upsample(low3(low2(low1(x)))). The lower branch runs first (its strided first
+  /// residual only reads x), then up1 accumulates into x unless x is kept.
+  Value level(const model::HourglassLevelImpl& h, const Value& x, bool keep) {
+    Value low = residuals(*h.low1, x, true);
+    low = h.low2 ? level(*h.low2, low, false) : residuals(*h.low2_res, low, false);
+    low = residuals(*h.low3, low, false);
+    const Value up = residuals(*h.up1, x, keep);
+    b_.upsample_add(low, up);
+    b_.release(low);
+    return up;
+  }
+
+  /// A conv-BN-ReLU (or conv-bias-ReLU) of `x`, written as `type` for the convolution reading it.
+  Value conv_bn_relu(const model::ConvBnReluImpl& c, const Value& x, Dt type, bool internal) {
+    const Value y = b_.conv(x, fold(*c.conv, c.bn ? c.bn.get() : nullptr), true, type, internal);
+    done(c);
+    return y;
+  }
+
+  /// Every head of stack `s` on the stack's features `cnv`, each copied to its output.
+  void heads(const model::LargeHourglassImpl& net, const Value& cnv, int64_t s) {
+    for (size_t k = 0; k < net.heads.size(); ++k) {
+      const auto& module = net.heads[k]->ptr(s);
+      Value out;
+      if (const auto* seq = module->as<nn::SequentialImpl>()) {
+        const ConvWeights last = fold(seq->at<nn::Conv2dImpl>(1), nullptr);
+        const auto& first = seq->at<model::ConvBnReluImpl>(0);
+        const Value mid = conv_bn_relu(
+            first, cnv,
+            b_.internal_choice(Builder::output_shape(cnv, fold(*first.conv, nullptr)), last).type,
+            true);
+        out = b_.conv(mid, last, false, Dt::f32, false);
+        b_.release(mid);
+      } else {
+        out = b_.conv(cnv, fold(*module->as<nn::Conv2dImpl>(), nullptr), false, Dt::f32, false);
+      }
+      b_.output(out, k, s);
+      b_.release(out);
+      done(*module);
     }
   }
 
- private:
-  /// Frees the storage of `m`'s parameters and buffers (in place, so that every handle on them
-  /// lets go) when consuming the model.
-  void done(const nn::Module& m) const {
-    if (!consume_) return;
-    for (auto t : m.parameters()) t.set_();
-    for (auto t : m.buffers()) t.set_();
+  void network(const model::LargeHourglassImpl& net, const Value& input) {
+    const auto& stem = net.pre->at<model::ConvBnReluImpl>(0);
+    Value inter = residual(net.pre->at<model::BasicResidualImpl>(1),
+                           conv_bn_relu(stem, input, Dt::f32, false), false);
+    const int64_t stacks = net.options.stacks();
+    for (int64_t s = 0; s < stacks; ++s) {
+      const bool last = s + 1 == stacks;
+      // The merge's first term, before the hourglass overwrites inter: relu(BN(1×1(inter)) +
+      // BN(1×1(cnv))) is a convolution of inter, then one of cnv accumulating onto it.
+      Value merge;
+      if (!last) {
+        const auto& seq = net.inters_->at<nn::SequentialImpl>(s);
+        merge = b_.conv(inter, fold_sequential(seq), false, Dt::f32, false);
+        done(seq);
+      }
+      const Value kp = level(net.kps->at<model::HourglassLevelImpl>(s), inter, false);
+      const auto& cnv_module = net.cnvs->at<model::ConvBnReluImpl>(s);
+      const Value cnv = conv_bn_relu(cnv_module, kp, Dt::f32, false);
+      done(net.kps->at<model::HourglassLevelImpl>(s));
+      b_.release(kp);
+      heads(net, cnv, s);
+      if (!last) {
+        const auto& seq = net.cnvs_->at<nn::SequentialImpl>(s);
+        b_.conv(cnv, fold_sequential(seq), true, Dt::f32, false, &merge);
+        done(seq);
+        inter = residual(net.inters->at<model::BasicResidualImpl>(s), merge, false);
+      }
+      b_.release(cnv);
+      trim();
+    }
   }
-
-  Builder& b_;
-  const bool consume_;
 };
 
 }  // namespace
@@ -934,43 +1101,92 @@ Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 Engine::~Engine() = default;
 
-Engine Engine::build(const model::StackedHourglassImpl& model, const EngineOptions& options) {
-  return Engine(build_plan(model, options, false));
-}
+namespace {
 
-Engine Engine::build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options) {
-  return Engine(build_plan(model, options, true));
-}
-
-std::unique_ptr<Engine::Plan> Engine::build_plan(const model::StackedHourglassImpl& model,
-                                                 const EngineOptions& options, bool consume) {
+/// Checks what every plan needs of `options` and builds one: `emit` lowers the network, from
+/// the input value, into steps that write `outputs` (each with every one of `stacks` stacks).
+std::unique_ptr<Engine::Plan> make_plan(const EngineOptions& options, int64_t stacks,
+                                        std::vector<Engine::Plan::Output> outputs,
+                                        const std::function<void(Builder&, const Value&)>& emit) {
   const double start = now_ms();
   TORCH_CHECK(options.batch >= 1, "engine batch must be at least 1, got ", options.batch);
-  model.options.check_input_size(options.height, options.width,
-                                 "the engine's input height and width");
   TORCH_CHECK(options.threads >= 0, "engine threads must be >= 0 (0 = all cores), got ",
               options.threads);
   TORCH_CHECK(options.precision != Precision::kBf16 || bf16_supported(),
               "bf16 precision needs a CPU with AVX512-BF16 (avx512_core_bf16), which this one "
               "lacks (or ONEDNN_MAX_CPU_ISA forbids); use precision f32");
-  auto plan = std::make_unique<Plan>();
+  auto plan = std::make_unique<Engine::Plan>();
   plan->options = options;
   plan->options.threads = runtime::resolve_threads(options.threads);
-  plan->stacks = model.options.stacks();
-  plan->joints = model.options.joints();
+  plan->stacks = stacks;
+  plan->outputs = std::move(outputs);
   omp_set_num_threads(plan->options.threads);
   torch::NoGradGuard no_grad;
   Builder builder(*plan);
-  const Value in = builder.input(
-      memory::desc({options.batch, 3, options.height, options.width}, Dt::f32, Tag::nchw));
-  NetworkEmitter(builder, consume).network(model, in);
+  emit(builder, builder.input(memory::desc({options.batch, 3, options.height, options.width},
+                                           Dt::f32, Tag::nchw)));
   builder.finish();
   plan->summary.build_ms = now_ms() - start;
   return plan;
 }
 
+std::unique_ptr<Engine::Plan> stacked_plan(const model::StackedHourglassImpl& model,
+                                           const EngineOptions& options, bool consume) {
+  model.options.check_input_size(options.height, options.width,
+                                 "the engine's input height and width");
+  return make_plan(
+      options, model.options.stacks(), {{"output", model.options.joints(), {}}},
+      [&](Builder& b, const Value& in) { NetworkEmitter(b, consume).network(model, in); });
+}
+
+std::unique_ptr<Engine::Plan> large_plan(const model::LargeHourglassImpl& model,
+                                         const EngineOptions& options, bool consume) {
+  model.options.check_input_size(options.height, options.width,
+                                 "the engine's input height and width");
+  TORCH_CHECK(!model.options.heads().empty(),
+              "the engine needs a network with at least one head, got ", model.options.describe());
+  std::vector<Engine::Plan::Output> outputs;
+  for (const auto& head : model.options.heads()) outputs.push_back({head.name, head.channels, {}});
+  return make_plan(
+      options, model.options.stacks(), std::move(outputs),
+      [&](Builder& b, const Value& in) { LargeEmitter(b, consume).network(model, in); });
+}
+
+}  // namespace
+
+Engine Engine::build(const model::StackedHourglassImpl& model, const EngineOptions& options) {
+  return Engine(stacked_plan(model, options, false));
+}
+
+Engine Engine::build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options) {
+  return Engine(stacked_plan(model, options, true));
+}
+
+Engine Engine::build(const model::LargeHourglassImpl& model, const EngineOptions& options) {
+  return Engine(large_plan(model, options, false));
+}
+
+Engine Engine::build_consuming(model::LargeHourglassImpl& model, const EngineOptions& options) {
+  return Engine(large_plan(model, options, true));
+}
+
 at::Tensor Engine::forward(const at::Tensor& input) {
-  return run(input, nullptr);
+  TORCH_CHECK(plan_->outputs.size() == 1, "this engine's network has ", plan_->outputs.size(),
+              " outputs (", c10::Join(", ", output_names()), "): use forward_all");
+  return run(input, nullptr).front();
+}
+
+std::map<std::string, at::Tensor> Engine::forward_all(const at::Tensor& input) {
+  auto tensors = run(input, nullptr);
+  std::map<std::string, at::Tensor> out;
+  for (size_t k = 0; k < tensors.size(); ++k) out.emplace(plan_->outputs[k].name, tensors[k]);
+  return out;
+}
+
+std::vector<std::string> Engine::output_names() const {
+  std::vector<std::string> names;
+  for (const auto& o : plan_->outputs) names.push_back(o.name);
+  return names;
 }
 
 std::vector<StepProfile> Engine::profile(const at::Tensor& input, int runs) {
@@ -994,7 +1210,7 @@ std::vector<StepProfile> Engine::profile(const at::Tensor& input, int runs) {
   return result;
 }
 
-at::Tensor Engine::run(const at::Tensor& input, std::vector<double>* step_ms) {
+std::vector<at::Tensor> Engine::run(const at::Tensor& input, std::vector<double>* step_ms) {
   const auto& o = plan_->options;
   TORCH_CHECK(input.dim() == 4 && input.size(0) == o.batch && input.size(1) == 3 &&
                   input.size(2) == o.height && input.size(3) == o.width,
@@ -1004,12 +1220,15 @@ at::Tensor Engine::run(const at::Tensor& input, std::vector<double>* step_ms) {
               "engine input must be a float32 CPU tensor, got ", input.scalar_type(), " on ",
               input.device());
   const auto x = input.contiguous();
-  auto out = at::empty({o.batch, plan_->stacks, plan_->joints, o.height / 4, o.width / 4});
+  std::vector<at::Tensor> outs;
+  for (auto& output : plan_->outputs) {
+    outs.push_back(at::empty({o.batch, plan_->stacks, output.channels, o.height / 4, o.width / 4}));
+    const int64_t slice = output.channels * (o.height / 4) * (o.width / 4);
+    for (size_t s = 0; s < output.stacks.size(); ++s)
+      output.stacks[s].set_data_handle(outs.back().data_ptr<float>() + s * slice);
+  }
   omp_set_num_threads(o.threads);
   plan_->input.set_data_handle(x.data_ptr());
-  const int64_t slice = plan_->joints * (o.height / 4) * (o.width / 4);
-  for (size_t s = 0; s < plan_->outputs.size(); ++s)
-    plan_->outputs[s].set_data_handle(out.data_ptr<float>() + s * slice);
   for (size_t i = 0; i < plan_->steps.size(); ++i) {
     auto& step = plan_->steps[i];
     const double start = step_ms ? now_ms() : 0;
@@ -1023,7 +1242,7 @@ at::Tensor Engine::run(const at::Tensor& input, std::vector<double>* step_ms) {
     }
   }
   plan_->stream.wait();
-  return out;
+  return outs;
 }
 
 const EngineOptions& Engine::options() const {

@@ -62,7 +62,7 @@ at::Tensor winograd_blocked(const at::Tensor& src, const at::Tensor& weights,
   const auto b = bias.contiguous();
   winograd_conv3x3(shape, src.data_ptr<float>(), weights.data_ptr<float>(), b.data_ptr<float>(),
                    dst.data_ptr(), false, scratch.data_ptr<float>(),
-                   static_cast<size_t>(scratch.numel()), false, threads);
+                   static_cast<size_t>(scratch.numel()), {}, threads);
   return from_blocked(dst, format);
 }
 

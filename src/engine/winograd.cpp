@@ -14,7 +14,7 @@
 // share of the output channels) from the input to the output in its own scratch memory, so that
 // no transformed value passes between the threads (see winograd_thread). Large layers run fused:
 // the thread computes all of U, then takes blocks of 12 tiles and computes their V = Bᵀ d B, the
-// 36 products and Y = Aᵀ M A + bias (ReLU), so that V and M stay in its L2 cache. Small layers:
+// 36 products and Y = Aᵀ M A + bias (+ dst, ReLU), so that V and M stay in its L2 cache. Small layers:
 // V of all the thread's tiles, then per 64 output channels and row a of ξ just the part of U it
 // multiplies by (in its L2 cache), the products, and Y.
 //
@@ -243,12 +243,12 @@ inline void store(void* p, __m512 v) {
     _mm512_storeu_ps(static_cast<float*>(p), v);
 }
 
-/// The 4×4 outputs of channel block ob of `tile`: Aᵀ M A + bias (ReLU), M_ξ at m[ξ·m_stride];
-/// float32 or bfloat16 into dst.
+/// The 4×4 outputs of channel block ob of `tile`: Aᵀ M A + bias (+ dst, ReLU), M_ξ at
+/// m[ξ·m_stride]; float32 or bfloat16 into dst.
 template <bool Bf16>
 inline void transform_output(const WinogradShape& s, const Tiling& tl, const float* m,
                              int64_t m_stride, int64_t tile, int64_t ob, const float* bias,
-                             bool relu, void* dst) {
+                             ConvEpilogue epilogue, void* dst) {
   using T = std::conditional_t<Bf16, uint16_t, float>;
   const int64_t n = tile / (tl.th * tl.tw), ty = tile / tl.tw % tl.th, tx = tile % tl.tw;
   const int64_t w = s.width;
@@ -260,9 +260,12 @@ inline void transform_output(const WinogradShape& s, const Tiling& tl, const flo
   for (int row = 0; row < 4; ++row) output_1d(t + row * 6, 1, y + row * 4, 1);
   for (int yy = 0; yy < 4; ++yy)
     for (int xx = 0; xx < 4; ++xx) {
+      T* out = plane + ((ty * 4 + yy) * w + tx * 4 + xx) * kBlock;
       __m512 val = _mm512_add_ps(y[yy * 4 + xx], b);
-      if (relu) val = _mm512_max_ps(val, zero);
-      store<Bf16>(plane + ((ty * 4 + yy) * w + tx * 4 + xx) * kBlock, val);
+      if constexpr (!Bf16)
+        if (epilogue.accumulate) val = _mm512_add_ps(val, _mm512_loadu_ps(out));
+      if (epilogue.relu) val = _mm512_max_ps(val, zero);
+      store<Bf16>(out, val);
     }
 }
 
@@ -360,12 +363,13 @@ void transform_weights(const WinogradShape& s, const float* weights, int64_t pc,
 /// (M[tile][ξ][64]).
 template <bool Bf16>
 void transform_outputs(const WinogradShape& s, const Tiling& tl, const float* m, int64_t first,
-                       int64_t tiles, int64_t pc, const float* bias, bool relu, void* dst) {
+                       int64_t tiles, int64_t pc, const float* bias, ConvEpilogue epilogue,
+                       void* dst) {
   const int64_t vectors = column_vectors(s, pc), width = vectors * kBlock;
   for (int64_t t = 0; t < tiles; ++t)
     for (int64_t k = 0; k < vectors; ++k)
       transform_output<Bf16>(s, tl, m + t * 36 * width + k * kBlock, width, first + t,
-                             pc * kOutBlock + k, bias, relu, dst);
+                             pc * kOutBlock + k, bias, epilogue, dst);
 }
 
 /// One thread's share of the convolution, computed alone from its transformed input to its
@@ -380,7 +384,8 @@ void transform_outputs(const WinogradShape& s, const Tiling& tl, const float* m,
 /// weights it multiplies by (in L2) and multiplies all its tiles.
 template <bool Bf16>
 void winograd_thread(const WinogradShape& s, const float* src, const float* weights,
-                     const float* bias, void* dst, float* scratch, bool relu, int threads,
+                     const float* bias, void* dst, float* scratch, ConvEpilogue epilogue,
+                     int threads,
                      int thread) {
   const Tiling tl(s);
   const int64_t in = s.in, columns = product_columns(s);
@@ -405,7 +410,7 @@ void winograd_thread(const WinogradShape& s, const float* src, const float* weig
         for (int64_t x = 0; x < 36; ++x)
           products(v + x * in, column_u(u, pc) + x * width * in, m + x * width, count, in,
                    column_vectors(s, pc), {36 * in, width, 36 * width});
-        transform_outputs<Bf16>(s, tl, m, first, count, pc, bias, relu, dst);
+        transform_outputs<Bf16>(s, tl, m, first, count, pc, bias, epilogue, dst);
       }
     }
     return;
@@ -428,13 +433,14 @@ void winograd_thread(const WinogradShape& s, const float* src, const float* weig
         products(v + (a * 6 + b) * in, u + b * width * in, m + (a * 6 + b) * width, tiles, in,
                  column_vectors(s, pc), {36 * in, width, 36 * width});
     }
-    transform_outputs<Bf16>(s, tl, m, first, tiles, pc, bias, relu, dst);
+    transform_outputs<Bf16>(s, tl, m, first, tiles, pc, bias, epilogue, dst);
   }
 }
 
 template <bool Bf16>
 void winograd(const WinogradShape& s, const float* src, const float* weights, const float* bias,
-              void* dst, float* scratch, size_t scratch_floats, bool relu, int threads) {
+              void* dst, float* scratch, size_t scratch_floats, ConvEpilogue epilogue,
+              int threads) {
   // Each thread's scratch memory is the same every call (its share of the whole), so that it stays
   // in that thread's caches from one layer to the next.
   const auto stride = static_cast<int64_t>(scratch_floats / threads / kBlock * kBlock);
@@ -444,7 +450,7 @@ void winograd(const WinogradShape& s, const float* src, const float* weights, co
 #pragma omp parallel num_threads(threads)
   {
     const int thread = omp_get_thread_num();
-    winograd_thread<Bf16>(s, src, weights, bias, dst, scratch + thread * stride, relu, threads,
+    winograd_thread<Bf16>(s, src, weights, bias, dst, scratch + thread * stride, epilogue, threads,
                           thread);
   }
 }
@@ -458,7 +464,7 @@ size_t winograd_scratch_floats(const WinogradShape& s, int threads) {
 
 void winograd_conv3x3(const WinogradShape& s, const float* src, const float* weights,
                       const float* bias, void* dst, bool bf16, float* scratch,
-                      size_t scratch_floats, bool relu, int threads) {
+                      size_t scratch_floats, ConvEpilogue epilogue, int threads) {
   TORCH_CHECK(winograd_applicable(s),
               "winograd_conv3x3 needs AVX-512, channels in multiples of 16 and a size in "
               "multiples of 4, got ",
@@ -467,17 +473,19 @@ void winograd_conv3x3(const WinogradShape& s, const float* src, const float* wei
   __builtin_cpu_init();
   TORCH_CHECK(!bf16 || __builtin_cpu_supports("avx512bf16"),
               "winograd_conv3x3: bfloat16 output needs AVX512-BF16, which this CPU lacks");
+  TORCH_CHECK(!bf16 || !epilogue.accumulate,
+              "winograd_conv3x3 accumulates into float32 output only, not bfloat16");
   if (bf16)
-    winograd<true>(s, src, weights, bias, dst, scratch, scratch_floats, relu, threads);
+    winograd<true>(s, src, weights, bias, dst, scratch, scratch_floats, epilogue, threads);
   else
-    winograd<false>(s, src, weights, bias, dst, scratch, scratch_floats, relu, threads);
+    winograd<false>(s, src, weights, bias, dst, scratch, scratch_floats, epilogue, threads);
 }
 
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 void conv3x3_reference(const WinogradShape& s, const float* src, const float* weights,
-                       const float* bias, float* dst, bool relu) {
+                       const float* bias, float* dst, ConvEpilogue epilogue) {
   const int64_t icb = s.in / kBlock, ocb = s.out / kBlock, h = s.height, w = s.width;
   const auto at = [&](int64_t n, int64_t c, int64_t y, int64_t x, int64_t blocks) {
     return ((n * blocks + c / kBlock) * h + y) * w * kBlock + x * kBlock + c % kBlock;
@@ -486,7 +494,7 @@ void conv3x3_reference(const WinogradShape& s, const float* src, const float* we
     for (int64_t o = 0; o < s.out; ++o)
       for (int64_t y = 0; y < h; ++y)
         for (int64_t x = 0; x < w; ++x) {
-          double acc = bias[o];
+          double acc = bias[o] + (epilogue.accumulate ? dst[at(n, o, y, x, ocb)] : 0.0);
           for (int64_t i = 0; i < s.in; ++i)
             for (int64_t ky = 0; ky < 3; ++ky)
               for (int64_t kx = 0; kx < 3; ++kx) {
@@ -495,7 +503,7 @@ void conv3x3_reference(const WinogradShape& s, const float* src, const float* we
                 acc +=
                     double(src[at(n, i, yy, xx, icb)]) * weights[(i * 9 + ky * 3 + kx) * s.out + o];
               }
-          dst[at(n, o, y, x, ocb)] = static_cast<float>(relu && acc < 0 ? 0.0 : acc);
+          dst[at(n, o, y, x, ocb)] = static_cast<float>(epilogue.relu && acc < 0 ? 0.0 : acc);
         }
 }
 

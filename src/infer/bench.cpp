@@ -148,10 +148,18 @@ std::string profile_text(const std::string& mode, int64_t batch, int runs,
   return out;
 }
 
+model::LargeHourglass load_large_hourglass(const BenchOptions& o) {
+  if (!o.weights.empty()) return io::load_large_hourglass(o.weights).model;
+  model::LargeHourglass net(model::large_hourglass_preset(o.arch, o.heads));
+  net->eval();
+  return net;
+}
+
 // Every backend and mode is built first, then they run in turns, one pass each per round: on a
-// shared machine, load that comes and goes then slows all of them alike.
-void measure_batch(const BenchOptions& o, model::StackedHourglass net,
-                   const std::vector<EngineMode>& modes, int64_t batch, BenchResult& r) {
+// shared machine, load that comes and goes then slows all of them alike. `Net`: either family.
+template <typename Net>
+void measure_batch(const BenchOptions& o, Net net, const std::vector<EngineMode>& modes,
+                   int64_t batch, BenchResult& r) {
   const auto x = torch::rand({batch, 3, o.size, o.size});
   struct Contender {
     BenchMeasurement measurement;
@@ -169,8 +177,8 @@ void measure_batch(const BenchOptions& o, model::StackedHourglass net,
     options.batch = batch;
     engines.push_back(std::make_unique<engine::Engine>(engine::Engine::build(*net, options)));
     auto* e = engines.back().get();
-    contenders.push_back(
-        {{"engine", mode.name, batch, {}, plan_note(e->summary())}, [e, &x] { e->forward(x); }});
+    contenders.push_back({{"engine", mode.name, batch, {}, plan_note(e->summary())},
+                          [e, &x] { e->forward_all(x); }});
     if (mode.options.precision == engine::Precision::kAuto)
       say(o, choice_text(mode.name, batch, e->summary()));
   }
@@ -247,30 +255,48 @@ const BenchMeasurement* BenchResult::fastest(int64_t batch) const {
   return best;
 }
 
-BenchResult run_bench(const BenchOptions& o) {
-  TORCH_CHECK(o.batch >= 1, "batch must be 1 or more, got ", o.batch);
-  TORCH_CHECK(o.runs >= 1, "runs must be 1 or more, got ", o.runs);
-  auto modes = modes_of(o);
-  auto loaded = load_model(o);
-  auto net = loaded.model;
-  net->options.check_input_size(o.size, o.size, "size");
-  BenchResult r;
-  r.model = net->options;
+// The measurements of every batch on `net` (its architecture described by `options`, its
+// multiply-adds per image `macs`) into r.
+template <typename Net, typename Options>
+void measure_batches(const BenchOptions& o, Net net, const Options& options, int64_t macs,
+                     nlohmann::json json, BenchResult& r) {
+  r.model = options.describe();
+  r.model_json = std::move(json);
   r.size = o.size;
-  r.gmac_per_image = net->macs(o.size, o.size) / 1e9;
+  r.gmac_per_image = static_cast<double>(macs) / 1e9;
   r.threads = at::get_num_threads();
   r.runs = o.runs;
   r.profiled = o.profile;
   say(o, printf_string("model: %s; input %ld×%ld; %.2f GMAC/image; %d threads; median of %d runs\n",
-                       r.model.describe().c_str(), long(o.size), long(o.size), r.gmac_per_image,
-                       r.threads, o.runs));
-  modes = runnable(o, modes);
+                       r.model.c_str(), long(o.size), long(o.size), r.gmac_per_image, r.threads,
+                       o.runs));
+  const auto modes = runnable(o, modes_of(o));
   r.batches = {1};
   if (o.batch > 1) r.batches.push_back(o.batch);
   for (const int64_t batch : r.batches) measure_batch(o, net, modes, batch, r);
-  // Last, since its engine takes the model's weights over.
-  r.measurements.push_back(measure_predictor(std::move(loaded), o));
-  say(o, measurement_line(r, r.measurements.back()));
+}
+
+BenchResult run_bench(const BenchOptions& o) {
+  TORCH_CHECK(o.batch >= 1, "batch must be 1 or more, got ", o.batch);
+  TORCH_CHECK(o.runs >= 1, "runs must be 1 or more, got ", o.runs);
+  modes_of(o);  // names checked before anything is loaded
+  BenchResult r;
+  if (o.weights.empty() ? !o.arch.empty() : io::holds_large_hourglass(o.weights)) {
+    const auto net = load_large_hourglass(o);
+    const auto& options = net->options;
+    options.check_input_size(o.size, o.size, "size");
+    measure_batches(o, net, options, options.macs(o.size, o.size),
+                    io::large_options_to_json(options), r);
+  } else {
+    auto loaded = load_model(o);
+    const auto& options = loaded.model->options;
+    options.check_input_size(o.size, o.size, "size");
+    measure_batches(o, loaded.model, options, loaded.model->macs(o.size, o.size),
+                    io::options_to_json(options), r);
+    // Last, since its engine takes the model's weights over.
+    r.measurements.push_back(measure_predictor(std::move(loaded), o));
+    say(o, measurement_line(r, r.measurements.back()));
+  }
   r.peak_rss_mb = peak_rss_mb();
   return r;
 }
@@ -303,7 +329,7 @@ std::string format_bench_summary(const BenchResult& r) {
 
 nlohmann::json bench_to_json(const BenchResult& r) {
   nlohmann::json j;
-  j["model"] = io::options_to_json(r.model);
+  j["model"] = r.model_json;
   j["size"] = r.size;
   j["threads"] = r.threads;
   j["gmac_per_image"] = r.gmac_per_image;

@@ -1,4 +1,5 @@
 #include "hg/infer/predictor.h"
+#include "hg/model/large_hourglass.h"
 #include "hg/runtime/text.h"
 
 #include "hg/data/readers.h"
@@ -44,8 +45,11 @@ Backend torch_backend(model::StackedHourglass model, const BackendOptions& optio
   };
 }
 
-Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
-                       int input_size) {
+namespace {
+
+// The engine plans of engine_backend for either family's network.
+template <typename Net>
+Backend engine_plans(Net& model, engine::EngineOptions options, int input_size) {
   TORCH_CHECK(options.batch >= 1, "the engine's batch must be >= 1, got ", options.batch);
   const int64_t batch = options.batch;
   options.height = options.width = input_size;
@@ -53,8 +57,8 @@ Backend engine_backend(model::StackedHourglass model, engine::EngineOptions opti
   // engine::LayerCandidates::key) are those of a predictor without a batch plan.
   const auto plan = [&](int64_t size, bool last) {
     options.batch = size;
-    return std::make_shared<engine::Engine>(last ? engine::Engine::build_consuming(*model, options)
-                                                 : engine::Engine::build(*model, options));
+    return std::make_shared<engine::Engine>(last ? engine::Engine::build_consuming(model, options)
+                                                 : engine::Engine::build(model, options));
   };
   const auto one = plan(1, batch == 1);
   const auto many = batch > 1 ? plan(batch, true) : nullptr;
@@ -68,9 +72,49 @@ Backend engine_backend(model::StackedHourglass model, engine::EngineOptions opti
   };
 }
 
+// A network of one heatmap head in MMPose's style: a top-down pose model (MMPose's Hourglass-52).
+bool is_pose_heatmap_model(const model::LargeHourglassOptions& options) {
+  return options.heads().size() == 1 && options.head_style() == model::HeadStyle::kMMPose;
+}
+
+// MMPose's PoseDataPreprocessor on the predictor's RGB in [0, 1]: (255·x − mean) / std per
+// channel, with the ImageNet mean and std of its configs.
+at::Tensor mmpose_normalised(const at::Tensor& rgb) {
+  const auto mean = torch::tensor({123.675f, 116.28f, 103.53f}).view({1, 3, 1, 1});
+  const auto std = torch::tensor({58.395f, 57.12f, 57.375f}).view({1, 3, 1, 1});
+  return ((rgb * 255 - mean) / std).contiguous();
+}
+
+}  // namespace
+
+Backend engine_backend(model::StackedHourglass model, engine::EngineOptions options,
+                       int input_size) {
+  return engine_plans(*model, options, input_size);
+}
+
 Backend make_backend(model::StackedHourglass model, const BackendOptions& options, int input_size) {
   return uses_engine(options) ? engine_backend(model, options.engine, input_size)
                               : torch_backend(model, options);
+}
+
+Backend pose_heatmap_backend(model::LargeHourglass model, const BackendOptions& options,
+                             int input_size) {
+  TORCH_CHECK(is_pose_heatmap_model(model->options),
+              "a top-down pose model has one heatmap head in MMPose's style, got heads ",
+              model::heads_text(model->options.heads()), " (", model->options.describe(),
+              "): CenterNet's detectors run in forward");
+  model->options.check_input_size(input_size, input_size, "the input size");
+  if (uses_engine(options)) {
+    auto network = engine_plans(*model, options.engine, input_size);
+    return [network](const at::Tensor& input) { return network(mmpose_normalised(input)); };
+  }
+  const auto device = options.device;
+  model->to(device);
+  model->eval();
+  return [model, device](const at::Tensor& input) mutable {
+    torch::InferenceMode guard;
+    return model->forward(mmpose_normalised(input).to(device)).begin()->second;
+  };
 }
 
 Predictor::Predictor(Backend backend, data::JointSet joints, PredictorOptions options)
@@ -89,6 +133,8 @@ Predictor::Predictor(Backend backend, data::JointSet joints, PredictorOptions op
 }
 
 Predictor Predictor::load(const std::string& weights, PredictorOptions options) {
+  if (io::holds_large_hourglass(weights))
+    return from_large_hourglass(io::load_large_hourglass(weights), weights, std::move(options));
   return from_model(io::load_model(weights), std::move(options));
 }
 
@@ -179,13 +225,17 @@ std::vector<PosePrediction> Predictor::predict(const cv::Mat& rgb,
   return out;
 }
 
-data::JointSet model_joints(const io::LoadedModel& model, const std::string& source) {
-  const int64_t count = model.model->options.joints();
+namespace {
+
+// The joint set of a model of `count` joints from its checkpoint's meta (see model_joints), else
+// `fallback` where it has `count` joints, else joints named "joint-0", …
+data::JointSet joints_of(const nlohmann::json& meta, int64_t count, const std::string& source,
+                         const data::JointSet& fallback) {
   data::JointSet joints;
-  if (model.meta.contains("joints")) {
-    joints = data::joint_set_from_json(model.meta["joints"], source + " (meta 'joints')");
-  } else if (model.meta.contains("joint_set") && model.meta["joint_set"].is_string()) {
-    const auto name = model.meta["joint_set"].get<std::string>();
+  if (meta.contains("joints")) {
+    joints = data::joint_set_from_json(meta["joints"], source + " (meta 'joints')");
+  } else if (meta.contains("joint_set") && meta["joint_set"].is_string()) {
+    const auto name = meta["joint_set"].get<std::string>();
     if (name == "mpii" || name == "synthetic") {
       joints = data::mpii_joints();
       joints.name = name;
@@ -194,8 +244,8 @@ data::JointSet model_joints(const io::LoadedModel& model, const std::string& sou
     } else if (name == "coco") {
       joints = data::coco_joints();
     }
-  } else if (model.format != io::CheckpointFormat::kNative && count == 16) {
-    joints = data::mpii_joints();  // both PyTorch ports train on MPII
+  } else if (fallback.size() == count) {
+    joints = fallback;
   }
   if (joints.names.empty()) {
     joints.name = "generic";
@@ -204,6 +254,15 @@ data::JointSet model_joints(const io::LoadedModel& model, const std::string& sou
   TORCH_CHECK(joints.size() == count, source, " names ", joints.size(), " joints (", joints.name,
               ") but its model predicts ", count);
   return joints;
+}
+
+}  // namespace
+
+data::JointSet model_joints(const io::LoadedModel& model, const std::string& source) {
+  // Both PyTorch ports train on MPII.
+  return joints_of(
+      model.meta, model.model->options.joints(), source,
+      model.format != io::CheckpointFormat::kNative ? data::mpii_joints() : data::JointSet{});
 }
 
 namespace {
@@ -224,22 +283,17 @@ E meta_name(const nlohmann::json& value, const std::string& where) {
 
 }  // namespace
 
-data::PixelGrid model_grid(const io::LoadedModel& model) {
-  if (model.format != io::CheckpointFormat::kNative) return data::PixelGrid::kOriginal;
-  if (!model.meta.contains("pixel_grid")) return data::PixelGrid::kExact;
-  return meta_name<data::PixelGrid>(model.meta["pixel_grid"],
-                                    model.source + ": checkpoint meta 'pixel_grid'");
-}
-
 nlohmann::json inference_defaults_to_json(const InferenceDefaults& defaults) {
   return {{"flip", defaults.flip}, {"decoder", decoder_name(defaults.decoder)}};
 }
 
-InferenceDefaults model_defaults(const io::LoadedModel& model) {
+namespace {
+
+InferenceDefaults defaults_of(const nlohmann::json& meta, const std::string& source) {
   InferenceDefaults d;
-  if (!model.meta.contains("inference")) return d;
-  const auto& j = model.meta["inference"];
-  const std::string where = model.source + ": checkpoint meta 'inference'";
+  if (!meta.contains("inference")) return d;
+  const auto& j = meta["inference"];
+  const std::string where = source + ": checkpoint meta 'inference'";
   TORCH_CHECK(j.is_object(), where, " = ", runtime::json_text(j), " is not an object");
   if (j.contains("flip")) {
     TORCH_CHECK(j["flip"].is_boolean(), where, ".flip = ", runtime::json_text(j["flip"]),
@@ -252,9 +306,9 @@ InferenceDefaults model_defaults(const io::LoadedModel& model) {
   return d;
 }
 
-int model_input_size(const io::LoadedModel& model) {
-  if (!model.meta.contains("input_size")) return 256;
-  const auto& size = model.meta["input_size"];
+int input_size_of(const nlohmann::json& meta) {
+  if (!meta.contains("input_size")) return 256;
+  const auto& size = meta["input_size"];
   TORCH_CHECK(size.is_number_integer(), "checkpoint meta 'input_size' = ", runtime::json_text(size),
               " is not an integer");
   // Read as 64 bits and bounded: a narrowing read would take 2^32 + 256 for 256.
@@ -264,6 +318,27 @@ int model_input_size(const io::LoadedModel& model) {
   return static_cast<int>(side);
 }
 
+data::PixelGrid grid_of(const nlohmann::json& meta, data::PixelGrid fallback,
+                        const std::string& source) {
+  if (!meta.contains("pixel_grid")) return fallback;
+  return meta_name<data::PixelGrid>(meta["pixel_grid"], source + ": checkpoint meta 'pixel_grid'");
+}
+
+}  // namespace
+
+data::PixelGrid model_grid(const io::LoadedModel& model) {
+  if (model.format != io::CheckpointFormat::kNative) return data::PixelGrid::kOriginal;
+  return grid_of(model.meta, data::PixelGrid::kExact, model.source);
+}
+
+InferenceDefaults model_defaults(const io::LoadedModel& model) {
+  return defaults_of(model.meta, model.source);
+}
+
+int model_input_size(const io::LoadedModel& model) {
+  return input_size_of(model.meta);
+}
+
 nlohmann::json deployment_meta(const io::LoadedModel& model, const std::string& source) {
   nlohmann::json meta = model.meta.is_object() ? model.meta : nlohmann::json::object();
   meta["joints"] = data::joint_set_to_json(model_joints(model, source));
@@ -271,6 +346,28 @@ nlohmann::json deployment_meta(const io::LoadedModel& model, const std::string& 
   meta["input_size"] = model_input_size(model);
   meta["inference"] = inference_defaults_to_json(model_defaults(model));
   return meta;
+}
+
+Predictor Predictor::from_large_hourglass(io::LoadedLargeHourglass model, const std::string& source,
+                                          PredictorOptions options) {
+  const auto& heads = model.model->options.heads();
+  TORCH_CHECK(is_pose_heatmap_model(model.model->options), source,
+              " holds a CenterNet detector (heads ", model::heads_text(heads),
+              "), not a top-down pose model: run it with forward");
+  if (options.input_size == 0) options.input_size = input_size_of(model.meta);
+  model.model->options.check_input_size(options.input_size, options.input_size,
+                                        "the input size of " + source);
+  // MMPose's top-down heatmaps (non-UDP): the original pixel grid, and its flip test's shift.
+  if (!options.grid) options.grid = grid_of(model.meta, data::PixelGrid::kOriginal, source);
+  options.flip_shift = true;
+  const auto defaults = defaults_of(model.meta, source);
+  if (!options.flip) options.flip = defaults.flip;
+  if (!options.decoder) options.decoder = defaults.decoder;
+  const int64_t count = heads.front().channels;
+  auto joints =
+      joints_of(model.meta, count, source, count == 16 ? data::mpii_joints() : data::coco_joints());
+  auto backend = pose_heatmap_backend(model.model, options.backend, options.input_size);
+  return Predictor(std::move(backend), std::move(joints), std::move(options));
 }
 
 }  // namespace hg::infer

@@ -175,8 +175,7 @@ namespace {
 const PyValue& parse_header(const PyValue* root, const std::string& path, Checkpoint& ckpt) {
   auto header = parse_native(root, path);
   TORCH_CHECK(!is_large_family(header.config), "cannot read ", path,
-              ": it holds a CornerNet/CenterNet hourglass, which predict, eval, show, serve and "
-              "train do not run yet (forward, info, convert and export do)");
+              ": it holds a CornerNet/CenterNet hourglass", kLargeFamilyElsewhere);
   try {
     ckpt.options = options_from_json(header.config);
   } catch (const c10::Error& e) {

@@ -186,8 +186,7 @@ ImportedState import_state_dict(const State& raw, const std::string& source) {
   } else {
     TORCH_CHECK(!is_centernet_state(state) && !is_mmpose_hourglass_state(state), "cannot import ",
                 source, ": it holds a ", is_centernet_state(state) ? "CenterNet" : "MMPose",
-                " hourglass, which predict, eval, show, serve and train do not run yet (forward, "
-                "info, convert and export do)");
+                " hourglass", kLargeFamilyElsewhere);
     std::string first = state.empty() ? "(none)" : state.begin()->first;
     TORCH_CHECK(false, "cannot import ", source,
                 ": not a stacked hourglass state dict of a known implementation (native, posenet "

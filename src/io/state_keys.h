@@ -56,4 +56,11 @@ Map without_prefixes(const Map& raw) {
   return state;
 }
 
+/// What Newell's loaders say of a file of the CornerNet/CenterNet family, after "it holds a …
+/// hourglass": who runs it instead.
+inline constexpr const char* kLargeFamilyElsewhere =
+    ", which Newell's loader does not read: forward, info, convert, export and bench run this "
+    "family, predict, eval, show and serve its top-down pose models (MMPose's), and train "
+    "neither";
+
 }  // namespace hg::io

@@ -1,6 +1,7 @@
 #include "hg/model/large_hourglass.h"
 
 #include "hg/runtime/limits.h"
+#include "hg/runtime/text.h"
 
 #include <torch/torch.h>
 
@@ -223,6 +224,18 @@ LargeHourglassOptions hourglass104(std::vector<HeadSpec> heads) {
 
 LargeHourglassOptions hourglass52(std::vector<HeadSpec> heads) {
   return LargeHourglassOptions().stacks(1).heads(std::move(heads)).head_style(HeadStyle::kMMPose);
+}
+
+LargeHourglassOptions large_hourglass_preset(const std::string& arch, const std::string& heads) {
+  if (arch == "hourglass104") return hourglass104(parse_heads(heads.empty() ? "ctdet" : heads));
+  TORCH_CHECK(arch == "hourglass52", "arch: '", arch, "' is not a CornerNet/CenterNet preset",
+              runtime::did_you_mean(arch, large_hourglass_presets()),
+              "; the presets are hourglass104 and hourglass52");
+  return hourglass52(parse_heads(heads.empty() ? "heatmaps:17" : heads));
+}
+
+std::vector<std::string> large_hourglass_presets() {
+  return {"hourglass104", "hourglass52"};
 }
 
 ConvBnReluImpl::ConvBnReluImpl(const ConvBnReluOptions& o)

@@ -197,6 +197,29 @@ void Server::Impl::routes() {
             [this](const httplib::Request& req, httplib::Response& res) { pose(req, res); });
 }
 
+namespace {
+
+// The predictor of `weights` (Newell's network, or MMPose's top-down hourglass), and what /v1/model
+// says of its architecture: {"config", "description", "stacks"}.
+std::pair<infer::Predictor, nlohmann::json> load_for_serving(
+    const std::string& weights, const infer::PredictorOptions& predictor) {
+  const auto facts = [](nlohmann::json config, const auto& options) {
+    return nlohmann::json{{"config", std::move(config)},
+                          {"description", options.describe()},
+                          {"stacks", options.stacks()}};
+  };
+  if (io::holds_large_hourglass(weights)) {
+    auto loaded = io::load_large_hourglass(weights);
+    auto j = facts(io::large_options_to_json(loaded.model->options), loaded.model->options);
+    return {infer::Predictor::from_large_hourglass(std::move(loaded), weights, predictor), j};
+  }
+  auto loaded = io::load_model(weights);
+  auto j = facts(io::options_to_json(loaded.model->options), loaded.model->options);
+  return {infer::Predictor::from_model(std::move(loaded), predictor), j};
+}
+
+}  // namespace
+
 Server::Server(const std::string& weights, infer::PredictorOptions predictor, ServerOptions options)
     : impl_(std::make_unique<Impl>()) {
   TORCH_CHECK(options.max_body_bytes > 0, "max_body_bytes must be > 0");
@@ -215,20 +238,18 @@ Server::Server(const std::string& weights, infer::PredictorOptions predictor, Se
               " is not a port (0 to 65535)");
   impl_->options = options;
   impl_->model_name = std::filesystem::path(weights).filename().string();
-  auto loaded = io::load_model(weights);
-  const auto architecture = loaded.model->options;
   const auto& batching = options.batching;
   predictor.batch = batching.max_batch;
   // The batcher's full batches run as one engine pass (see infer::engine_backend).
   predictor.backend.engine.batch = batching.max_batch;
   const bool on_engine = infer::uses_engine(predictor.backend);
-  auto p = infer::Predictor::from_model(std::move(loaded), predictor);
+  auto [p, architecture] = load_for_serving(weights, predictor);
   const auto set = data::joint_set_to_json(p.joints());
   impl_->model_info = {
       {"model", impl_->model_name},
-      {"architecture", io::options_to_json(architecture)},
-      {"description", architecture.describe()},
-      {"stacks", architecture.stacks()},
+      {"architecture", architecture.at("config")},
+      {"description", architecture.at("description")},
+      {"stacks", architecture.at("stacks")},
       {"joint_set", p.joints().name},
       {"joints", p.joints().names},
       {"flip_pairs", set["flip_pairs"]},

@@ -6,13 +6,13 @@ The reference is CenterNet's `large_hourglass.py`, `decode.py` and `utils.py`, v
 in centernet/ (MIT licence, with CornerNet's BSD notice: centernet/LICENSE). Small networks built
 by `exkp` with random weights and random batch-norm statistics are saved as CenterNet saves them
 ({'epoch', 'state_dict'} with DataParallel's `module.` prefix, or a bare state dict); `hourglass
-forward` must give every head of every stack within 1e-4 of its largest magnitude and the
-detections of CenterNet's detectors (sigmoid of hm and hm_hp on the last stack, then ctdet_decode
-or multi_pose_decode) within 1e-3. Where ONNX Runtime is available (npm onnxruntime-node, as for crosscheck_export.py), `hourglass
-export`'s ONNX of each gives every head within 1e-4 too. `hourglass info` must give the
-reference's parameter count
-(Hourglass-104 with the ctdet and multi_pose heads included) and its multiply-accumulates,
-counted here by hooks on every convolution.
+forward`, on LibTorch and on the engine (f32, direct convolutions), must give every head of every
+stack within 1e-4 of its largest magnitude and the detections of CenterNet's detectors (sigmoid of
+hm and hm_hp on the last stack, then ctdet_decode or multi_pose_decode) within 1e-3. Where ONNX
+Runtime is available (npm onnxruntime-node, as for crosscheck_export.py), `hourglass export`'s
+ONNX of each gives every head within 1e-4 too. `hourglass info` must give the reference's
+parameter count (Hourglass-104 with the ctdet and multi_pose heads included) and its
+multiply-accumulates, counted here by hooks on every convolution.
 Usage: centernet_crosscheck.py HOURGLASS_BINARY WORK_DIR
 """
 import json
@@ -103,6 +103,9 @@ def onnx_runtime_heads(weights, x, stem, extra):
 binary, work = sys.argv[1], sys.argv[2]
 os.makedirs(work, exist_ok=True)
 ort = onnx_runtime.available()
+# The engine in float32 with direct convolutions: the same arithmetic as LibTorch's, up to order.
+BACKENDS = [("--backend", "torch"),
+            ("--backend", "engine", "--precision", "f32", "--algorithm", "direct")]
 configs = [
     # name, (levels, dims, modules, stacks, cnv_dim, stem, heads), wrapped, side, K
     ("ctdet_s1", (2, [8, 12, 16], [1, 2, 2], 1, 12, 8, CTDET), True, 64, 100),
@@ -121,9 +124,9 @@ for i, (name, shape, wrapped, side, k) in enumerate(configs):
     x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(400 + i))
     torch.save({"input": x}, os.path.join(work, name + ".in.pt"))
     ref = reference(model, x, shape[6], k)
-    for backend in ["torch"]:
-        out = os.path.join(work, f"{name}.{backend}.out.pt")
-        hourglass("forward", "--backend", backend, "--weights", weights, "--input",
+    for backend in BACKENDS:
+        out = os.path.join(work, f"{name}.{backend[1]}.out.pt")
+        hourglass("forward", *backend, "--weights", weights, "--input",
                   os.path.join(work, name + ".in.pt"), "--output", out, "--top-k", str(k))
         got = torch.load(out, weights_only=True)
         assert set(got) == set(ref), (name, sorted(got), sorted(ref))
@@ -167,14 +170,15 @@ for i, (name, (levels, stacks, dims, modules, feat, stem, joints), side) in enum
     torch.save({"input": x}, os.path.join(work, name + ".in.pt"))
     with torch.no_grad():
         ref = torch.stack(model(x), 1)
-    out = os.path.join(work, name + ".out.pt")
-    hourglass("forward", "--weights", weights, "--input", os.path.join(work, name + ".in.pt"),
-              "--output", out)
-    got = torch.load(out, weights_only=True)
-    assert set(got) == {"heatmaps"}, (name, sorted(got))
-    err = ((got["heatmaps"] - ref).abs().max() / ref.abs().max()).item()
-    worst_head = max(worst_head, err)
-    assert err <= 1e-4, f"{name} heatmaps: relative max |Δ| {err}"
+    for backend in BACKENDS:
+        out = os.path.join(work, f"{name}.{backend[1]}.out.pt")
+        hourglass("forward", *backend, "--weights", weights, "--input",
+                  os.path.join(work, name + ".in.pt"), "--output", out)
+        got = torch.load(out, weights_only=True)
+        assert set(got) == {"heatmaps"}, (name, sorted(got))
+        err = ((got["heatmaps"] - ref).abs().max() / ref.abs().max()).item()
+        worst_head = max(worst_head, err)
+        assert err <= 1e-4, f"{name} {backend[1]} heatmaps: relative max |Δ| {err}"
     if ort is not None:
         onnx_got = onnx_runtime_heads(weights, x, name, [])["heatmaps"].view(ref.shape)
         err = ((onnx_got - ref).abs().max() / ref.abs().max()).item()

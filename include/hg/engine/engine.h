@@ -1,5 +1,6 @@
 #pragma once
-/// A fast CPU inference engine for the stacked hourglass network, built on oneDNN.
+/// A fast CPU inference engine for both hourglass families (Newell's pose network and the
+/// CornerNet/CenterNet hourglass), built on oneDNN.
 ///
 /// Engine::build turns a loaded model into a fixed plan for one input shape, of oneDNN primitives
 /// and the engine's own kernels (kernels.h: Winograd 3×3 convolutions, the pre-activation batch
@@ -21,13 +22,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace hg::model {
 class StackedHourglassImpl;
-}
+class LargeHourglassImpl;
+}  // namespace hg::model
 
 namespace hg::engine {
 
@@ -181,6 +184,13 @@ class Engine {
   /// its copy, so that the two copies of the weights never coexist (peak memory: one copy). The
   /// model must not be used afterwards.
   static Engine build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options);
+  /// The same for a CornerNet/CenterNet hourglass (either head style): its basic residuals,
+  /// strided convolutions, upsample-adds, stack merges and every head lower into the same kinds
+  /// of steps, with the same precisions, algorithms and memory plan. Throws as build does, or if
+  /// the network has no head.
+  static Engine build(const model::LargeHourglassImpl& model, const EngineOptions& options);
+  /// build, freeing the model's tensors as it goes (see build_consuming above).
+  static Engine build_consuming(model::LargeHourglassImpl& model, const EngineOptions& options);
 
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;
@@ -190,6 +200,12 @@ class Engine {
   /// batch×stacks×joints×(height/4)×(width/4) float32, a new tensor on every call. One call at a
   /// time per engine: the plan's activation buffers are shared by all calls.
   at::Tensor forward(const at::Tensor& input);
+  /// Every output by name (a pose network's "output"; a CornerNet/CenterNet network's heads):
+  /// batch×stacks×channels×(height/4)×(width/4) float32 each, as LargeHourglassImpl::forward
+  /// returns them. forward is this for a network of one output, and refuses one of several.
+  std::map<std::string, at::Tensor> forward_all(const at::Tensor& input);
+  /// The outputs' names, in the network's order (its heads').
+  std::vector<std::string> output_names() const;
 
   /// Runs forward `runs` times (after one warm-up pass), timing every step, and returns the mean
   /// time per pass of each kind of step, slowest first. Waiting for each step makes the total a
@@ -204,10 +220,9 @@ class Engine {
 
  private:
   explicit Engine(std::unique_ptr<Plan> plan);
-  /// forward, adding each step's milliseconds to (*step_ms)[step] when step_ms is given.
-  at::Tensor run(const at::Tensor& input, std::vector<double>* step_ms);
-  static std::unique_ptr<Plan> build_plan(const model::StackedHourglassImpl& model,
-                                          const EngineOptions& options, bool consume);
+  /// Every output, in output_names' order, adding each step's milliseconds to
+  /// (*step_ms)[step] when step_ms is given.
+  std::vector<at::Tensor> run(const at::Tensor& input, std::vector<double>* step_ms);
   std::unique_ptr<Plan> plan_;
 };
 

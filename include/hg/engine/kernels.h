@@ -49,6 +49,13 @@ struct WinogradShape {
   int64_t batch = 1, in = 0, out = 0, height = 0, width = 0;
 };
 
+/// What a convolution kernel does with each output value v = conv + bias before storing it.
+struct ConvEpilogue {
+  /// v += the value dst holds (float32 dst only): a residual's sum onto its skip, in place.
+  bool accumulate = false;
+  bool relu = false;  ///< then v = max(v, 0)
+};
+
 /// Whether winograd_conv3x3 can compute `shape` on this CPU: AVX-512, channels in multiples of
 /// 16, height and width in multiples of 4.
 bool winograd_applicable(const WinogradShape& shape);
@@ -58,21 +65,22 @@ bool winograd_applicable(const WinogradShape& shape);
 /// transformed input and products of its tiles (of one block of tiles at a time for large layers).
 size_t winograd_scratch_floats(const WinogradShape& shape, int threads);
 
-/// dst = conv3x3(src, weights) + bias (then ReLU if `relu`) by Winograd's F(4×4, 3×3), computed
-/// in float32. src: batch×in×height×width float32 and dst: batch×out×height×width, float32 or with
-/// `bf16` bfloat16 bits (rounded to nearest, ties to even; needs AVX512-BF16), both nChw16c;
-/// weights: float32 [in][3][3][out] (output channels contiguous); bias: [out]; scratch:
-/// `scratch_floats` floats, at least winograd_scratch_floats for `threads`, split evenly between
-/// the threads (give every layer the same scratch memory and size, and each thread reuses the
-/// part its own caches hold). Runs on `threads` OpenMP threads, each on a band of rows. Throws
-/// unless winograd_applicable(shape), or with too little scratch memory.
+/// dst = conv3x3(src, weights) + bias, then the epilogue (+ dst's own value, ReLU), by Winograd's
+/// F(4×4, 3×3), computed in float32. src: batch×in×height×width float32 and dst:
+/// batch×out×height×width, float32 or with `bf16` bfloat16 bits (rounded to nearest, ties to
+/// even; needs AVX512-BF16; not with epilogue.accumulate), both nChw16c; weights: float32
+/// [in][3][3][out] (output channels contiguous); bias: [out]; scratch: `scratch_floats` floats, at
+/// least winograd_scratch_floats for `threads`, split evenly between the threads (give every layer
+/// the same scratch memory and size, and each thread reuses the part its own caches hold). Runs on
+/// `threads` OpenMP threads, each on a band of rows. Throws unless winograd_applicable(shape), or
+/// with too little scratch memory.
 void winograd_conv3x3(const WinogradShape& shape, const float* src, const float* weights,
                       const float* bias, void* dst, bool bf16, float* scratch,
-                      size_t scratch_floats, bool relu, int threads);
+                      size_t scratch_floats, ConvEpilogue epilogue, int threads);
 
 /// The same convolution computed directly, one plain loop in double: the reference
 /// winograd_conv3x3 is tested against.
 void conv3x3_reference(const WinogradShape& shape, const float* src, const float* weights,
-                       const float* bias, float* dst, bool relu);
+                       const float* bias, float* dst, ConvEpilogue epilogue);
 
 }  // namespace hg::engine

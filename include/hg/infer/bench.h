@@ -1,7 +1,8 @@
 #pragma once
 /// `hourglass bench` as a library call: the forward latency (batch 1) and throughput (batch B)
-/// of LibTorch and of the engine's modes on one model, measured in turns, each mode's per-step
-/// profile, and the end-to-end time of the predictor on one person.
+/// of LibTorch and of the engine's modes on one model of either family, measured in turns, each
+/// mode's per-step profile, and (Newell's network) the end-to-end time of the predictor on one
+/// person.
 ///
 ///     hg::infer::BenchOptions options;
 ///     options.modes = {"f32-direct", "auto-auto"};
@@ -11,6 +12,7 @@
 
 #include "hg/engine/engine.h"
 #include "hg/model/hourglass.h"
+#include "hg/model/large_hourglass.h"
 
 #include <nlohmann/json.hpp>
 
@@ -28,8 +30,14 @@ std::vector<std::string> bench_mode_names();
 
 /// What run_bench measures.
 struct BenchOptions {
-  std::string weights;  ///< a checkpoint (io::load_model); "": random weights of `architecture`
-  model::StackedHourglassOptions architecture;  ///< the model without weights
+  /// A checkpoint of either family (io::load_model, io::load_large_hourglass); "": random
+  /// weights of `arch`, else of `architecture`.
+  std::string weights;
+  model::StackedHourglassOptions architecture;  ///< Newell's network without weights
+  /// A CornerNet/CenterNet preset ("hourglass104", "hourglass52") with random weights and the
+  /// heads `heads` (model::large_hourglass_preset), instead of `architecture`.
+  std::string arch;
+  std::string heads;
   int64_t size = 256;  ///< input side in pixels (a multiple of the model's input_multiple())
   int64_t batch = 8;   ///< batch of the throughput measurement (1: latency only)
   int runs = 5;        ///< timed runs per configuration (the median is reported)
@@ -56,7 +64,8 @@ struct BenchMeasurement {
 
 /// Everything run_bench measured.
 struct BenchResult {
-  model::StackedHourglassOptions model;
+  std::string model;          ///< the architecture, as its options' describe() says
+  nlohmann::json model_json;  ///< the architecture, as checkpoints record it
   int64_t size = 0;           ///< input side, pixels
   int threads = 0;            ///< LibTorch's threads during the runs
   double gmac_per_image = 0;  ///< the network's multiply-adds per image, 1e9
@@ -75,8 +84,9 @@ struct BenchResult {
   const BenchMeasurement* fastest(int64_t batch) const;
 };
 
-/// Builds the model and every backend, runs them in turns and the predictor last (its engine
-/// takes the weights over). Throws naming the key (`size`, `modes`) or the file at fault.
+/// Builds the model and every backend, runs them in turns and, for Newell's network, the
+/// predictor last (its engine takes the weights over). Throws naming the key (`size`, `modes`,
+/// `arch`) or the file at fault.
 BenchResult run_bench(const BenchOptions& options);
 
 /// The summary `hourglass bench` prints after the measurements: per batch each configuration's

@@ -76,6 +76,14 @@ Backend engine_backend(model::StackedHourglass model, engine::EngineOptions opti
 
 /// torch_backend or engine_backend, as `options` say.
 Backend make_backend(model::StackedHourglass model, const BackendOptions& options, int input_size);
+/// A backend running a top-down pose model of the CornerNet/CenterNet family (one heatmap head in
+/// MMPose's style: MMPose's Hourglass-52) on LibTorch or the engine, as `options` say, for
+/// 3×`input_size`² crops. It normalises the predictor's RGB in [0, 1] as MMPose's
+/// PoseDataPreprocessor does, (255·x − mean) / std with mean (123.675, 116.28, 103.53) and std
+/// (58.395, 57.12, 57.375), and returns the head's N×S×J×h×w maps. Throws for another head set
+/// (CenterNet's detectors), or an input size the network does not take.
+Backend pose_heatmap_backend(model::LargeHourglass model, const BackendOptions& options,
+                             int input_size);
 
 /// Inference settings.
 struct PredictorOptions {
@@ -131,13 +139,21 @@ class Predictor {
   /// `joints` names the backend's J outputs (its flip pairs drive the flip test).
   Predictor(Backend backend, data::JointSet joints, PredictorOptions options = {});
 
-  /// The front door: loads any supported checkpoint (see io::load_model) and builds the backend
-  /// `options.backend` describes, with the checkpoint's joint set (model_joints), pixel grid and
-  /// input size unless `options` set them. Throws naming the file on anything malformed and
-  /// naming the option when an input size does not fit the model.
+  /// The front door: loads any supported checkpoint of Newell's network (see io::load_model) or a
+  /// top-down pose model of the CornerNet/CenterNet family (from_large_hourglass), and builds
+  /// the backend `options.backend` describes, with the checkpoint's joint set (model_joints),
+  /// pixel grid and input size unless `options` set them. Throws naming the file on anything
+  /// malformed and naming the option when an input size does not fit the model.
   static Predictor load(const std::string& weights, PredictorOptions options = {});
   /// As load, for a model already loaded (its weights go to the backend).
   static Predictor from_model(io::LoadedModel model, PredictorOptions options = {});
+  /// As load, for MMPose's top-down Hourglass (pose_heatmap_backend) loaded from `source`: its
+  /// meta's joint set, else COCO's for 17 maps (MPII's for 16); the original pixel grid with
+  /// the flip test's one-pixel shift (flip_shift is set), as MMPose's non-UDP heatmaps are
+  /// decoded; input size 256 unless the meta or `options` say. Throws naming `source` for a
+  /// CenterNet detector.
+  static Predictor from_large_hourglass(io::LoadedLargeHourglass model, const std::string& source,
+                                        PredictorOptions options = {});
 
   /// Predicts every person of `rgb` (CV_8UC3 RGB), options().batch crops per network call.
   /// Heatmaps are kept when `keep_heatmaps`.

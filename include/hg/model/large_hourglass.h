@@ -83,6 +83,12 @@ LargeHourglassOptions hourglass104(std::vector<HeadSpec> heads);
 /// Hourglass-52: the same with one stack and MMPose's heads (its top-down "hourglass52";
 /// MMPose's COCO model has one head of 17 heatmaps).
 LargeHourglassOptions hourglass52(std::vector<HeadSpec> heads);
+/// The presets by name, "hourglass104" or "hourglass52", with heads parsed from `heads`
+/// (parse_heads; "" = the preset's own: "ctdet" for hourglass104, MMPose's "heatmaps:17" for
+/// hourglass52). Throws naming an unknown `arch` and the names there are.
+LargeHourglassOptions large_hourglass_preset(const std::string& arch, const std::string& heads);
+/// The names large_hourglass_preset takes.
+std::vector<std::string> large_hourglass_presets();
 
 /// A k×k convolution, then batch norm (or, without it, a bias), then ReLU (CenterNet's
 /// `convolution`; parameters conv.*, bn.*).
