@@ -381,8 +381,8 @@ class Builder {
   /// The 3×3 convolution `w` of `src` by the engine's Winograd kernel: float32 arithmetic, the
   /// result written as `dst_type` (bf16 for a bf16 convolution reading it), or added onto the
   /// float32 `*sum_into` (then ReLU) where given.
-  Value winograd_conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type,
-                      bool internal, const Value* sum_into = nullptr) {
+  Value winograd_conv(const Value& src, const ConvWeights& w, bool relu, Dt dst_type, bool internal,
+                      const Value* sum_into = nullptr) {
     const ConvShape shape = conv_shape(src, w);
     const WinogradShape ws = winograd_shape(shape);
     const Value in = src.md.data_type() == Dt::f32 ? src : convert(src, Dt::f32);
@@ -939,9 +939,14 @@ class LargeEmitter : public Emitter {
     return up;
   }
 
+  /// The convolution of a conv-BN-ReLU (or conv-bias-ReLU) with its batch norm folded in.
+  static ConvWeights fold_conv_bn_relu(const model::ConvBnReluImpl& c) {
+    return fold(*c.conv, c.bn ? c.bn.get() : nullptr);
+  }
+
   /// A conv-BN-ReLU (or conv-bias-ReLU) of `x`, written as `type` for the convolution reading it.
   Value conv_bn_relu(const model::ConvBnReluImpl& c, const Value& x, Dt type, bool internal) {
-    const Value y = b_.conv(x, fold(*c.conv, c.bn ? c.bn.get() : nullptr), true, type, internal);
+    const Value y = b_.conv(x, fold_conv_bn_relu(c), true, type, internal);
     done(c);
     return y;
   }
@@ -954,10 +959,10 @@ class LargeEmitter : public Emitter {
       if (const auto* seq = module->as<nn::SequentialImpl>()) {
         const ConvWeights last = fold(seq->at<nn::Conv2dImpl>(1), nullptr);
         const auto& first = seq->at<model::ConvBnReluImpl>(0);
-        const Value mid = conv_bn_relu(
-            first, cnv,
-            b_.internal_choice(Builder::output_shape(cnv, fold(*first.conv, nullptr)), last).type,
-            true);
+        const ConvWeights w = fold_conv_bn_relu(first);
+        const Value mid = b_.conv(
+            cnv, w, true, b_.internal_choice(Builder::output_shape(cnv, w), last).type, true);
+        done(first);
         out = b_.conv(mid, last, false, Dt::f32, false);
         b_.release(mid);
       } else {
