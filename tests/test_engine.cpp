@@ -268,7 +268,7 @@ TEST_P(EngineLargeHourglass, DirectF32EqualsLibTorchOnEveryHead) {
   const auto want = reference(*net, x);
   auto engine = build(*net, Precision::kF32, Algorithm::kDirect);
   std::vector<std::string> names;
-  for (const auto& head : GetParam().options.heads()) names.push_back(head.name);
+  for (const auto& out : GetParam().options.outputs()) names.push_back(out.name);
   EXPECT_EQ(engine.output_names(), names);
   const auto got = engine.forward_all(x);
   EXPECT_LE(worst_head(got, want), 1e-4) << engine.summary().layers;
@@ -295,7 +295,8 @@ TEST_P(EngineLargeHourglass, WinogradAutoAndBf16AreClose) {
 }
 
 // Widths that change at every level and are not multiples of 16 (padded blocks), up to three
-// stacks, both head styles, non-square inputs and batches; the last has Winograd's widths.
+// stacks, every head style (CornerNet's: the features), non-square inputs and batches; the last
+// has Winograd's widths.
 INSTANTIATE_TEST_SUITE_P(
     Configs, EngineLargeHourglass,
     ::testing::Values(
@@ -319,7 +320,13 @@ INSTANTIATE_TEST_SUITE_P(
                        .cnv_dim(32)
                        .stem(16)
                        .heads(hg::model::parse_heads("hm:3,wh:2,reg:2")),
-                   2, 32, 32}),
+                   2, 32, 32},
+        LargeShape{"cornernet_s2",
+                   hg::test::small_large_hourglass()
+                       .stacks(2)
+                       .heads(hg::model::parse_heads("tl_heats:3,br_heats:3,tl_tags:1,br_tags:1"))
+                       .head_style(hg::model::HeadStyle::kCornerNet),
+                   2, 32, 16}),
     [](const ::testing::TestParamInfo<LargeShape>& info) { return info.param.name; });
 
 TEST(EngineLargeHourglassOutputs, ForwardNeedsOneOutputAndTheNetworkAHead) {

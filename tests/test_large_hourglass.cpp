@@ -1,6 +1,6 @@
 // The CornerNet/CenterNet hourglass family: its options, the network, CenterNet's decoders and the
-// import of CenterNet checkpoints. The values against CenterNet's own code are checked by
-// python/centernet_crosscheck.py (CTest's python_crosscheck_centernet).
+// import of CenterNet and CornerNet checkpoints. The values against CenterNet's own code are
+// checked by python/centernet_crosscheck.py (CTest's python_crosscheck_centernet).
 #include "test_util.h"
 
 #include "hg/infer/center_decode.h"
@@ -27,9 +27,17 @@ LargeHourglassOptions small_options() {
       model::parse_heads("hm:1,wh:2,reg:2,hps:6,hm_hp:3,hp_offset:2"));
 }
 
+// test::small_large_hourglass, two stacks, as CornerNet builds it: corner modules and 3 classes.
+LargeHourglassOptions small_cornernet() {
+  return test::small_large_hourglass()
+      .stacks(2)
+      .heads(model::parse_heads("tl_heats:3,br_heats:3,tl_tags:1,br_tags:1,tl_regrs:2,br_regrs:2"))
+      .head_style(model::HeadStyle::kCornerNet);
+}
+
 TEST(LargeHourglass, AnalyticParameterCountIsTheBuiltNetworks) {
   for (const auto& o :
-       {small_options(), small_options().stacks(1).heads({}),
+       {small_options(), small_options().stacks(1).heads({}), small_cornernet(),
         small_options().head_style(model::HeadStyle::kMMPose),
         LargeHourglassOptions().levels(1).dims({4, 4}).modules({1, 3}).cnv_dim(4).stem(4)}) {
     SCOPED_TRACE(o.describe());
@@ -42,6 +50,8 @@ TEST(LargeHourglass, Hourglass104HasCenterNetsParameterCount) {
   // python3-torch 1.13): sum(p.numel() for p in model.parameters()).
   EXPECT_EQ(model::hourglass104(model::parse_heads("ctdet")).parameter_count(), 191284008);
   EXPECT_EQ(model::hourglass104(model::parse_heads("multi_pose")).parameter_count(), 194811124);
+  // CornerNet's `model` (python/cornernet/models/CornerNet.py), counted the same way.
+  EXPECT_EQ(model::large_hourglass_preset("cornernet", "").parameter_count(), 201035212);
   EXPECT_EQ(model::hourglass52({}).stacks(), 1);
 }
 
@@ -66,11 +76,12 @@ TEST(LargeHourglass, HeadsParseAndNameWhatIsWrong) {
   EXPECT_EQ(model::parse_heads("multi_pose").size(), 6u);
   EXPECT_ERROR_HAS(model::parse_heads("hm,wh:2"),
                    "heads 'hm,wh:2': each head must be NAME:CHANNELS (e.g. hm:80,wh:2,reg:2), or "
-                   "a head set (ctdet, multi_pose); got 'hm'");
+                   "a head set (ctdet, multi_pose, cornernet); got 'hm'");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"pre", 2}}).validate(),
                    "head name 'pre' must be an identifier");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"detections", 2}}).validate(),
-                   "other than pre, kps, cnvs, inters, inters_, cnvs_, detections and image");
+                   "other than pre, kps, cnvs, inters, inters_, cnvs_, tl_cnvs, br_cnvs, "
+                   "features, detections and image");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"hm", 2}, {"hm", 3}}).validate(),
                    "head 'hm' is named twice");
   EXPECT_ERROR_HAS(LargeHourglassOptions().heads({{"wh", 0}}).validate(),
@@ -118,8 +129,9 @@ TEST(CenterDecode, NeedsCenterNetsHeads) {
                    "corner pooling and grouping are outside this project");
 }
 
-// Saves `net` as CenterNet's training code does: {'epoch', 'state_dict'} with `module.` names.
-void save_as_centernet(const std::string& path, torch::nn::Module& net) {
+// Saves `net` as CenterNet's training code does: {'epoch', 'state_dict'} with `module.` names;
+// unwrapped, as CornerNet's does: the state dict alone, under its DummyModule's `module.`.
+void save_as_centernet(const std::string& path, torch::nn::Module& net, bool wrapped = true) {
   auto state = io::PyValue::new_dict();
   for (const auto& p : net.named_parameters())
     state->set("module." + p.key(), io::PyValue::of(p.value()));
@@ -127,7 +139,7 @@ void save_as_centernet(const std::string& path, torch::nn::Module& net) {
     state->set("module." + b.key(), io::PyValue::of(b.value()));
   auto root = io::PyValue::new_dict();
   root->set("epoch", io::PyValue::of(int64_t{70})).set("state_dict", state);
-  io::write_torch_file(path, *root);
+  io::write_torch_file(path, wrapped ? *root : *state);
 }
 
 TEST(ImportCenterNet, InfersTheArchitectureAndLoadsEveryTensor) {
@@ -152,19 +164,55 @@ TEST(ImportCenterNet, InfersTheArchitectureAndLoadsEveryTensor) {
   for (const auto& [name, t] : want) EXPECT_TRUE(torch::equal(got.at(name), t)) << name;
 }
 
-TEST(ImportCenterNet, RefusesCornerNetAndIncompleteFiles) {
+TEST(ImportCenterNet, RefusesOtherCornerPoolsAndIncompleteFiles) {
   std::map<std::string, at::Tensor> state = {
       {"pre.0.conv.weight", torch::zeros({6, 3, 7, 7})},
       {"kps.0.up1.0.conv1.weight", torch::zeros({8, 8, 3, 3})},
-      {"tl_cnvs.0.p1_conv1.conv.weight", torch::zeros({1})}};
+      {"tl_cnvs.0.p1_conv1.conv.weight", torch::zeros({64, 8, 3, 3})}};
   EXPECT_ERROR_HAS(io::large_hourglass_options(state, "corner.pkl"),
-                   "cannot import corner.pkl: a CornerNet checkpoint (corner pooling modules "
-                   "tl_cnvs/br_cnvs)");
+                   "cannot import corner.pkl: tl_cnvs.0.p1_conv1.conv.weight has 64 maps; "
+                   "CornerNet's corner pooling has 128");
   state.erase("tl_cnvs.0.p1_conv1.conv.weight");
   state.emplace("", torch::zeros({1}));  // a hostile file's empty key is no head, nor a crash
   EXPECT_ERROR_HAS(io::large_hourglass_options(state, "cut.pth"),
                    "cannot import cut.pth: the checkpoint lacks "
                    "'kps.0.low2.0.conv1.weight'; is the file complete?");
+}
+
+// CornerNet's checkpoint: every tensor loads (its corner modules and heads kept, and written back
+// by convert), the output is every stack's features, and detections are refused, saying why.
+TEST(ImportCornerNet, RunsTheBackboneAsFeaturesAndKeepsTheCornerModules) {
+  torch::manual_seed(6);
+  model::LargeHourglass net(small_cornernet());
+  test::randomise_batch_norm(*net);
+  net->eval();
+  const auto dir = test::scratch_dir();
+  const auto src = (dir / "corner.pkl").string(), dst = (dir / "corner.hg").string();
+  save_as_centernet(src, *net, false);
+  auto loaded = io::load_large_hourglass(src);
+  EXPECT_EQ(loaded.format, io::CheckpointFormat::kCornerNet);
+  EXPECT_EQ(loaded.model->options.head_style(), model::HeadStyle::kCornerNet);
+  EXPECT_EQ(loaded.model->options.outputs(), (std::vector<HeadSpec>{{"features", 10}}));
+  torch::NoGradGuard no_grad;
+  const auto x = torch::rand({2, 3, 32, 32});
+  const auto got = loaded.model->forward(x);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got.at("features").sizes(), (std::vector<int64_t>{2, 2, 10, 8, 8}));
+  const auto first = net->cnvs->at<model::ConvBnReluImpl>(0).forward(
+      net->kps->at<model::HourglassLevelImpl>(0).forward(net->pre->forward(x)));
+  EXPECT_TRUE(torch::equal(got.at("features").select(1, 0), first));
+  EXPECT_TRUE(torch::equal(got.at("features"), net->forward(x).at("features")));
+  EXPECT_ERROR_HAS(infer::require_detection_heads(loaded.model->options),
+                   "a CornerNet model's corner heads are not decoded: corner pooling and grouping "
+                   "are outside this project, which runs its backbone and writes its features");
+  EXPECT_ERROR_HAS(io::load_model(src), "cannot import " + src,
+                   std::string("it holds a CornerNet hourglass"));
+  io::save_large_hourglass(dst, *loaded.model);
+  const auto native = io::load_large_hourglass(dst);
+  EXPECT_EQ(native.model->options, loaded.model->options);
+  const auto kept = native.model->named_parameters();
+  for (const auto& p : net->named_parameters()) EXPECT_TRUE(torch::equal(kept[p.key()], p.value()));
+  EXPECT_GT(kept["tl_cnvs.1.p1_conv1.conv.weight"].numel(), 0);
 }
 
 TEST(ImportMMPose, RenamesEveryKeyAndRefusesStrangers) {
@@ -271,7 +319,7 @@ TEST(ImportCenterNet, InfoDescribesHourglass104) {
   const auto r = test::run_tool("info --arch hourglass104 --heads ctdet");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("parameters:  191,284,008"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("3×512×512 → 2 stacks × heads hm:80,wh:2,reg:2 of 128×128"),
+  EXPECT_NE(r.out.find("3×512×512 → 2 stacks × outputs hm:80,wh:2,reg:2 of 128×128"),
             std::string::npos)
       << r.out;  // Newell's shape flags, or --heads without --arch, are usage errors, never
                  // silently ignored.

@@ -410,8 +410,6 @@ TEST_F(Serve, ConcurrentClientsAreAllAnswered) {
   EXPECT_EQ(ok, 16);
 }
 
-// The batcher: a batch that is not full waits for a request announced by arriving() (one network
-// call of two crops), and a lone request with none announced runs alone.
 // MMPose's top-down hourglass (the CornerNet/CenterNet family) serves like Newell's network, with
 // its COCO joints and its architecture in /v1/model.
 TEST(ServeMMPose, AnswersWithTheModelsCocoJoints) {
@@ -444,6 +442,8 @@ TEST(ServeMMPose, AnswersWithTheModelsCocoJoints) {
   thread.join();
 }
 
+// The batcher: a batch that is not full waits for a request announced by arriving() (one network
+// call of two crops), and a lone request with none announced runs alone.
 TEST(ServeBatcher, ABatchWaitsForAnnouncedRequestsOnly) {
   std::mutex mutex;
   std::vector<int64_t> calls;  // crops per network call

@@ -45,8 +45,9 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                    ->check(CLI::IsMember(model::large_hourglass_presets()))
                    ->excludes(weights);
   cmd->add_option("--heads", o.heads,
-                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose); default ctdet "
-                  "for hourglass104, MMPose's heatmaps:17 for hourglass52")
+                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose, cornernet); "
+                  "default ctdet for hourglass104, MMPose's heatmaps:17 for hourglass52, "
+                  "cornernet for cornernet")
       ->needs(arch);
   add_architecture_options(*cmd, o.architecture);
   // Newell's shape flags describe another network: with --arch they are a usage error.

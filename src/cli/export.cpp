@@ -39,7 +39,7 @@ void export_large_hourglass(const std::string& weights, const std::string& out, 
   const std::string input =
       options.dynamic_size ? "H×W" : std::to_string(side) + "×" + std::to_string(side);
   std::cout << "wrote " << out << " (ONNX opset " << options.opset << ", input N×3×" << input
-            << ", outputs " << model::heads_text(loaded.model->options.heads())
+            << ", outputs " << model::heads_text(loaded.model->options.outputs())
             << "): " << loaded.model->options.describe() << ", "
             << with_commas(loaded.model->parameter_count()) << " parameters\n";
 }

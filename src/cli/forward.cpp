@@ -35,6 +35,7 @@ struct Args {
   std::string weights, input, output;
   int64_t batch = 8;
   int64_t top_k = 100;
+  bool top_k_given = false;  ///< detections asked for by name
   infer::BackendOptions backend;
 };
 
@@ -59,6 +60,21 @@ std::map<int64_t, engine::Engine> engines_for(Net& model, const Args& args, int 
   return engines;
 }
 
+// Runs `run` on each batch of `input` in turn, with a progress line when there are several.
+template <typename Run>
+void for_each_batch(const at::Tensor& input, int64_t batch, Run run) {
+  const int64_t n = input.size(0);
+  io::ProgressLine progress;
+  for (int64_t i = 0; i < n; i += batch) {
+    const int64_t done = std::min(n, i + batch);
+    run(input.slice(0, i, done));
+    if (n > batch)
+      progress.update("forward: " + std::to_string(done) + "/" + std::to_string(n) + " images",
+                      done == n);
+  }
+  progress.finish();
+}
+
 // A CornerNet/CenterNet hourglass: every head of every stack under its name, and the last stack's
 // detections when it has CenterNet's heads.
 void forward_large_hourglass(const Args& args, int threads) {
@@ -67,6 +83,7 @@ void forward_large_hourglass(const Args& args, int threads) {
   const auto input = read_input(args.input).to(torch::kFloat).contiguous();
   loaded.model->check_input(input);
   torch::InferenceMode guard;
+  if (args.top_k_given) infer::require_detection_heads(loaded.model->options);
   const bool detects = infer::has_detection_heads(loaded.model->options);
   const std::string description = loaded.model->options.describe();
   std::map<int64_t, engine::Engine> engines;
@@ -75,27 +92,54 @@ void forward_large_hourglass(const Args& args, int threads) {
     loaded.model = nullptr;
   }
   std::map<std::string, std::vector<at::Tensor>> parts;
-  const int64_t n = input.size(0);
-  io::ProgressLine progress;
-  for (int64_t i = 0; i < n; i += args.batch) {
-    const auto x = input.slice(0, i, std::min(n, i + args.batch));
+  for_each_batch(input, args.batch, [&](const at::Tensor& x) {
     auto heads = engines.empty() ? loaded.model->forward(x.to(args.backend.device))
                                  : engines.at(x.size(0)).forward_all(x);
     for (auto& [name, t] : heads) t = t.cpu();
     if (detects) parts["detections"].push_back(infer::decode_detections(heads, args.top_k));
     for (const auto& [name, t] : heads) parts[name].push_back(t);
-    const int64_t done = std::min(n, i + args.batch);
-    if (n > args.batch)
-      progress.update("forward: " + std::to_string(done) + "/" + std::to_string(n) + " images",
-                      done == n);
-  }
-  progress.finish();
+  });
   std::map<std::string, at::Tensor> outputs;
   for (const auto& [name, list] : parts) outputs.emplace(name, torch::cat(list, 0));
   io::write_tensor_dict(args.output, outputs);
   std::cout << "wrote " << args.output << ":";
   for (const auto& [name, t] : outputs) std::cout << " " << name << " " << t.sizes();
   std::cout << " (" << description << ")\n";
+}
+
+// Newell's network: {'output': N×S×J×H/4×W/4}, with the time per image.
+void forward_stacked(const Args& args, int threads) {
+  const auto device = args.backend.device;
+  // This command is the bridge for cross-checks: keep cuDNN in full float32 (no TF32), which
+  // matches the CPU within 1e-6 relative instead of 1e-3.
+  at::globalContext().setAllowTF32CuDNN(false);
+  auto loaded = io::load_model(args.weights);
+  // Reading a checkpoint leaves freed buffers in the heap; give them back before the engine
+  // allocates its weights, so that they do not add up in the peak resident memory.
+  malloc_trim(0);
+  loaded.model->to(device);
+  auto input = read_input(args.input).to(torch::kFloat).contiguous();
+  loaded.model->check_input(input);
+  torch::InferenceMode guard;
+  const std::string description = loaded.model->options.describe();
+  std::map<int64_t, engine::Engine> engines;
+  if (infer::uses_engine(args.backend)) {
+    engines = engines_for(*loaded.model, args, threads, input);
+    loaded.model = nullptr;
+  }
+  std::vector<at::Tensor> outputs;
+  const auto start = std::chrono::steady_clock::now();
+  for_each_batch(input, args.batch, [&](const at::Tensor& x) {
+    outputs.push_back(engines.empty() ? loaded.model->forward(x.to(device)).cpu()
+                                      : engines.at(x.size(0)).forward(x));
+  });
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  auto output = torch::cat(outputs, 0);
+  io::write_tensor_dict(args.output, {{"output", output}});
+  const int64_t n = input.size(0);
+  std::cout << "wrote " << args.output << ": output " << output.sizes() << " (" << description
+            << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1) << " ms/image)\n";
 }
 
 }  // namespace
@@ -106,9 +150,9 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
       "forward",
       "run the network on a tensor file: {'input': N×3×H×W} → {'output': N×S×J×H/4×W/4}; a "
       "CenterNet or MMPose hourglass writes each head (N×S×C×H/4×W/4) and, with CenterNet's "
-      "heads, 'detections' (N×K×D)");
+      "heads, 'detections' (N×K×D); a CornerNet one its 'features' (N×S×C×H/4×W/4)");
   cmd->add_option("--weights,-w", args->weights,
-                  "checkpoint (native, posenet, bearpaw, centernet or mmpose)")
+                  "checkpoint (native, posenet, bearpaw, centernet, cornernet or mmpose)")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--input,-i", args->input, "torch.save'd dict with key 'input' (float32 NCHW)")
@@ -118,55 +162,16 @@ void add_forward_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--batch", args->batch, "images per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--top-k", args->top_k, "CenterNet models: detections per image")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  auto* top_k = cmd->add_option("--top-k", args->top_k, "CenterNet models: detections per image")
+                    ->capture_default_str()
+                    ->check(CLI::PositiveNumber);
   add_backend_options(*cmd, args->backend);
-  cmd->callback([args, &global] {
+  cmd->callback([args, &global, top_k] {
     apply_threads(global);
+    args->top_k_given = top_k->count() > 0;
     if (io::holds_large_hourglass(args->weights))
       return forward_large_hourglass(*args, global.threads);
-    const auto device = args->backend.device;
-    const bool use_engine = infer::uses_engine(args->backend);
-    // This command is the bridge for cross-checks: keep cuDNN in full float32 (no TF32), which
-    // matches the CPU within 1e-6 relative instead of 1e-3.
-    at::globalContext().setAllowTF32CuDNN(false);
-    auto loaded = io::load_model(args->weights);
-    // Reading a checkpoint leaves freed buffers in the heap; give them back before the engine
-    // allocates its weights, so that they do not add up in the peak resident memory.
-    malloc_trim(0);
-    loaded.model->to(device);
-    auto input = read_input(args->input).to(torch::kFloat).contiguous();
-    loaded.model->check_input(input);
-    torch::InferenceMode guard;
-    std::vector<at::Tensor> outputs;
-    const int64_t n = input.size(0);
-    const std::string description = loaded.model->options.describe();
-    std::map<int64_t, engine::Engine> engines;
-    if (use_engine) {
-      engines = engines_for(*loaded.model, *args, global.threads, input);
-      loaded.model = nullptr;
-    }
-    auto run_batch = [&](const at::Tensor& x) {
-      return engines.empty() ? loaded.model->forward(x.to(device)).cpu()
-                             : engines.at(x.size(0)).forward(x);
-    };
-    const auto start = std::chrono::steady_clock::now();
-    io::ProgressLine progress;
-    for (int64_t i = 0; i < n; i += args->batch) {
-      outputs.push_back(run_batch(input.slice(0, i, std::min(n, i + args->batch))));
-      const int64_t done = std::min(n, i + args->batch);
-      if (n > args->batch)
-        progress.update("forward: " + std::to_string(done) + "/" + std::to_string(n) + " images",
-                        done == n);
-    }
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    progress.finish();
-    auto output = torch::cat(outputs, 0);
-    io::write_tensor_dict(args->output, {{"output", output}});
-    std::cout << "wrote " << args->output << ": output " << output.sizes() << " (" << description
-              << "; " << ms << " ms, " << ms / std::max<int64_t>(n, 1) << " ms/image)\n";
+    forward_stacked(*args, global.threads);
   });
 }
 

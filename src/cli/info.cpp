@@ -69,8 +69,9 @@ void print_large_hourglass(const model::LargeHourglassOptions& o, const std::str
   }
   std::printf("model:       %s\n", source.c_str());
   std::printf("architecture: %s\n", o.describe().c_str());
-  std::printf("input:       3×%ld×%ld → %ld stacks × heads %s of %ld×%ld\n", long(size), long(size),
-              long(o.stacks()), o.heads().empty() ? "(none)" : model::heads_text(o.heads()).c_str(),
+  std::printf("input:       3×%ld×%ld → %ld stacks × outputs %s of %ld×%ld\n", long(size),
+              long(size), long(o.stacks()),
+              o.outputs().empty() ? "(none)" : model::heads_text(o.outputs()).c_str(),
               long(size / 4), long(size / 4));
   std::printf("parameters:  %s\n", with_commas(params).c_str());
   std::printf("GMAC:        %.2f per image (%.2f GFLOP)\n", gmac, 2 * gmac);
@@ -101,7 +102,7 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "info", "architecture, parameter count and GMACs of a model; what a checkpoint records");
   cmd->add_option("--weights,-w", args->weights,
-                  "a checkpoint (native, posenet, bearpaw, centernet or mmpose)")
+                  "a checkpoint (native, posenet, bearpaw, centernet, cornernet or mmpose)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--size", args->size,
                   "input side in pixels (default: the checkpoint's training size, else 256)")
@@ -113,8 +114,9 @@ void add_info_command(CLI::App& app, const GlobalOptions& global) {
              "a CornerNet/CenterNet hourglass instead of Newell's network (default size 512)")
           ->check(CLI::IsMember(model::large_hourglass_presets()));
   cmd->add_option("--heads", args->heads,
-                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose); default ctdet "
-                  "for hourglass104, MMPose's heatmaps:17 for hourglass52")
+                  "with --arch: NAME:CHANNELS,... or a head set (ctdet, multi_pose, cornernet); "
+                  "default ctdet for hourglass104, MMPose's heatmaps:17 for hourglass52, "
+                  "cornernet for cornernet")
       ->needs(arch);
   add_architecture_options(*cmd, args->options);
   // Newell's shape flags describe another network: with --arch they are a usage error.

@@ -951,8 +951,16 @@ class LargeEmitter : public Emitter {
     return y;
   }
 
-  /// Every head of stack `s` on the stack's features `cnv`, each copied to its output.
+  /// Every head of stack `s` on the stack's features `cnv`, each copied to its output; for
+  /// CornerNet, whose heads are not run, the features themselves.
   void heads(const model::LargeHourglassImpl& net, const Value& cnv, int64_t s) {
+    if (net.options.head_style() == model::HeadStyle::kCornerNet) {
+      b_.output(cnv, 0, s);
+      done(*net.tl_cnvs->ptr(s));
+      done(*net.br_cnvs->ptr(s));
+      for (const auto& head : net.heads) done(*head->ptr(s));
+      return;
+    }
     for (size_t k = 0; k < net.heads.size(); ++k) {
       const auto& module = net.heads[k]->ptr(s);
       Value out;
@@ -1148,10 +1156,10 @@ std::unique_ptr<Engine::Plan> large_plan(const model::LargeHourglassImpl& model,
                                          const EngineOptions& options, bool consume) {
   model.options.check_input_size(options.height, options.width,
                                  "the engine's input height and width");
-  TORCH_CHECK(!model.options.heads().empty(),
+  TORCH_CHECK(!model.options.outputs().empty(),
               "the engine needs a network with at least one head, got ", model.options.describe());
   std::vector<Engine::Plan::Output> outputs;
-  for (const auto& head : model.options.heads()) outputs.push_back({head.name, head.channels, {}});
+  for (const auto& out : model.options.outputs()) outputs.push_back({out.name, out.channels, {}});
   return make_plan(
       options, model.options.stacks(), std::move(outputs),
       [&](Builder& b, const Value& in) { LargeEmitter(b, consume).network(model, in); });

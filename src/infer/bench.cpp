@@ -256,10 +256,10 @@ const BenchMeasurement* BenchResult::fastest(int64_t batch) const {
 }
 
 // The measurements of every batch on `net` (its architecture described by `options`, its
-// multiply-adds per image `macs`) into r.
+// multiply-adds per image `macs`) in the engine's `modes` into r.
 template <typename Net, typename Options>
-void measure_batches(const BenchOptions& o, Net net, const Options& options, int64_t macs,
-                     nlohmann::json json, BenchResult& r) {
+void measure_batches(const BenchOptions& o, const std::vector<EngineMode>& modes, Net net,
+                     const Options& options, int64_t macs, nlohmann::json json, BenchResult& r) {
   r.model = options.describe();
   r.model_json = std::move(json);
   r.size = o.size;
@@ -270,28 +270,28 @@ void measure_batches(const BenchOptions& o, Net net, const Options& options, int
   say(o, printf_string("model: %s; input %ld×%ld; %.2f GMAC/image; %d threads; median of %d runs\n",
                        r.model.c_str(), long(o.size), long(o.size), r.gmac_per_image, r.threads,
                        o.runs));
-  const auto modes = runnable(o, modes_of(o));
+  const auto usable = runnable(o, modes);
   r.batches = {1};
   if (o.batch > 1) r.batches.push_back(o.batch);
-  for (const int64_t batch : r.batches) measure_batch(o, net, modes, batch, r);
+  for (const int64_t batch : r.batches) measure_batch(o, net, usable, batch, r);
 }
 
 BenchResult run_bench(const BenchOptions& o) {
   TORCH_CHECK(o.batch >= 1, "batch must be 1 or more, got ", o.batch);
   TORCH_CHECK(o.runs >= 1, "runs must be 1 or more, got ", o.runs);
-  modes_of(o);  // names checked before anything is loaded
+  const auto modes = modes_of(o);  // names checked before anything is loaded
   BenchResult r;
   if (o.weights.empty() ? !o.arch.empty() : io::holds_large_hourglass(o.weights)) {
     const auto net = load_large_hourglass(o);
     const auto& options = net->options;
     options.check_input_size(o.size, o.size, "size");
-    measure_batches(o, net, options, options.macs(o.size, o.size),
+    measure_batches(o, modes, net, options, options.macs(o.size, o.size),
                     io::large_options_to_json(options), r);
   } else {
     auto loaded = load_model(o);
     const auto& options = loaded.model->options;
     options.check_input_size(o.size, o.size, "size");
-    measure_batches(o, loaded.model, options, loaded.model->macs(o.size, o.size),
+    measure_batches(o, modes, loaded.model, options, loaded.model->macs(o.size, o.size),
                     io::options_to_json(options), r);
     // Last, since its engine takes the model's weights over.
     r.measurements.push_back(measure_predictor(std::move(loaded), o));

@@ -181,15 +181,23 @@ bool has_detection_heads(const model::LargeHourglassOptions& options) {
   return has("hm") && has("wh");
 }
 
+void require_detection_heads(const model::LargeHourglassOptions& options) {
+  TORCH_CHECK(options.head_style() != model::HeadStyle::kCornerNet,
+              "a CornerNet model's corner heads are not decoded: corner pooling and grouping are "
+              "outside this project, which runs its backbone and writes its features (",
+              options.describe(), ")");
+  TORCH_CHECK(has_detection_heads(options),
+              "detections need CenterNet's 'hm' and 'wh' heads; this model's heads are ",
+              options.heads().empty() ? std::string("none") : model::heads_text(options.heads()));
+}
+
 at::Tensor decode_detections(const model::HeadOutputs& heads, int64_t k) {
   auto last = [&](const std::string& name) {
     const auto it = heads.find(name);
     return it == heads.end() ? at::Tensor() : it->second.select(1, -1).to(torch::kFloat);
   };
   TORCH_CHECK(heads.count("hm") && heads.count("wh"),
-              "detections need CenterNet's 'hm' and 'wh' heads; this model has none of them (a "
-              "CornerNet model's corner heads are not decoded: corner pooling and grouping are "
-              "outside this project; its heads are written as they are)");
+              "detections need CenterNet's 'hm' and 'wh' heads; this model lacks one of them");
   const auto heat = torch::sigmoid(last("hm"));
   if (!heads.count("hps")) return ctdet_decode(heat, last("wh"), last("reg"), k);
   const auto hm_hp = last("hm_hp");

@@ -351,9 +351,11 @@ nlohmann::json deployment_meta(const io::LoadedModel& model, const std::string& 
 Predictor Predictor::from_large_hourglass(io::LoadedLargeHourglass model, const std::string& source,
                                           PredictorOptions options) {
   const auto& heads = model.model->options.heads();
-  TORCH_CHECK(is_pose_heatmap_model(model.model->options), source,
-              " holds a CenterNet detector (heads ", model::heads_text(heads),
-              "), not a top-down pose model: run it with forward");
+  TORCH_CHECK(
+      is_pose_heatmap_model(model.model->options), source, " holds a ",
+      model.model->options.head_style() == model::HeadStyle::kCornerNet ? "CornerNet" : "CenterNet",
+      " detector (heads ", model::heads_text(heads),
+      "), not a top-down pose model: run it with forward");
   if (options.input_size == 0) options.input_size = input_size_of(model.meta);
   model.model->options.check_input_size(options.input_size, options.input_size,
                                         "the input size of " + source);

@@ -54,6 +54,8 @@ std::string format_name(CheckpointFormat format) {
       return "centernet";
     case CheckpointFormat::kMMPose:
       return "mmpose";
+    case CheckpointFormat::kCornerNet:
+      return "cornernet";
   }
   return "?";
 }
@@ -355,7 +357,10 @@ LoadedLargeHourglass load_large_hourglass(const std::string& path) {
                 "pre.0.conv.weight and backbone.stem.0.conv.weight)");
     if (mmpose) state = from_mmpose(state, path);
     options = large_hourglass_options(state, path);
-    loaded.format = mmpose ? CheckpointFormat::kMMPose : CheckpointFormat::kCenterNet;
+    loaded.format = mmpose ? CheckpointFormat::kMMPose
+                    : options.head_style() == model::HeadStyle::kCornerNet
+                        ? CheckpointFormat::kCornerNet
+                        : CheckpointFormat::kCenterNet;
   }
   check_declared_size(options.parameter_count(), options.describe(), state, path);
   loaded.model = model::LargeHourglass(options);

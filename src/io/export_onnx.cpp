@@ -76,13 +76,15 @@ class GraphBuilder {
   void network(model::LargeHourglassImpl& m, const std::string& input) {
     auto inter = residual(conv_bn_relu(input, "pre.0", m.pre->at<model::ConvBnReluImpl>(0)),
                           "pre.1", m.pre->at<model::BasicResidualImpl>(1));
-    const auto& heads = m.options.heads();
+    const auto heads = m.options.outputs();
+    const bool features = m.options.head_style() == model::HeadStyle::kCornerNet;
     std::vector<std::vector<std::string>> outputs(heads.size());
     for (int64_t s = 0; s < m.options.stacks(); ++s) {
       const std::string i = std::to_string(s);
       const auto kp = level(inter, "kps." + i, m.kps->at<model::HourglassLevelImpl>(s));
       const auto cnv = conv_bn_relu(kp, "cnvs." + i, m.cnvs->at<model::ConvBnReluImpl>(s));
-      for (size_t h = 0; h < heads.size(); ++h) {
+      if (features) outputs[0].push_back(cnv);
+      for (size_t h = 0; h < heads.size() && !features; ++h) {
         const std::string p = heads[h].name + "." + i;
         const auto& head = m.heads[h]->ptr(s);
         if (m.options.head_style() == model::HeadStyle::kMMPose) {
@@ -429,7 +431,7 @@ std::string onnx_model_bytes(model::StackedHourglassImpl& model, const Deploymen
 std::string onnx_model_bytes(model::LargeHourglassImpl& model, int64_t input_size,
                              const nlohmann::json& meta, const OnnxExportOptions& options) {
   const auto& arch = model.options;
-  TORCH_CHECK(!arch.heads().empty(), "ONNX export of ", arch.describe(),
+  TORCH_CHECK(!arch.outputs().empty(), "ONNX export of ", arch.describe(),
               ": the model has no heads, so the graph would have no output");
   if (!options.dynamic_size)
     arch.check_input_size(input_size, input_size, "the ONNX export's input size");
@@ -440,7 +442,7 @@ std::string onnx_model_bytes(model::LargeHourglassImpl& model, int64_t input_siz
   const int64_t out_stacks = options.last_stack_only ? 1 : arch.stacks();
   describe_image(*graph, input_size, options.dynamic_size,
                  "N×3×H×W float32, normalised as the model was trained");
-  for (const auto& head : arch.heads())
+  for (const auto& head : arch.outputs())
     describe_output(*graph, head.name, out_stacks, head.channels, input_size, options.dynamic_size,
                     "N×S×C×(H/4)×(W/4) head '" + head.name + "'");
   GraphBuilder(*graph, options, options.dynamic_size ? 0 : input_size / 4).network(model, "image");
@@ -450,7 +452,9 @@ std::string onnx_model_bytes(model::LargeHourglassImpl& model, int64_t input_siz
                "image: N×3×H×W float32, normalised as the model was trained (CenterNet's COCO "
                "models: BGR channel order, (value/255 - mean) / std)");
   add_metadata(m, "output",
-               "one output per head, N×" + std::to_string(out_stacks) +
+               "one output per head (a CornerNet model: its features, whose corner heads are "
+               "not run), N×" +
+                   std::to_string(out_stacks) +
                    "×C×(H/4)×(W/4); the last stack is the prediction; heads named hm* are "
                    "logits (CenterNet decodes their sigmoid)");
   if (!meta.is_null() && !meta.empty()) add_metadata(m, "meta", runtime::json_text(meta));

@@ -20,7 +20,8 @@ const at::Tensor& need(const State& state, const std::string& key, const std::st
 // 0 after its 3×3) or `NAME.0.weight` (MMPose's: the 1×1 conv alone).
 std::pair<std::vector<model::HeadSpec>, model::HeadStyle> heads_of(const State& state,
                                                                    const std::string& source) {
-  static const std::set<std::string> kBody = {"pre", "kps", "cnvs", "inters", "inters_", "cnvs_"};
+  static const std::set<std::string> kBody = {"pre",     "kps",   "cnvs",    "inters",
+                                              "inters_", "cnvs_", "tl_cnvs", "br_cnvs"};
   std::vector<model::HeadSpec> centernet, mmpose;
   for (const auto& [key, t] : state) {
     const auto parts = split(key);
@@ -95,10 +96,20 @@ State from_mmpose(const State& state, const std::string& source) {
 
 model::LargeHourglassOptions large_hourglass_options(const State& state,
                                                      const std::string& source) {
-  TORCH_CHECK(!state.count("tl_cnvs.0.p1_conv1.conv.weight"), "cannot import ", source,
-              ": a CornerNet checkpoint (corner pooling modules "
-              "tl_cnvs/br_cnvs); only CenterNet's hourglass checkpoints are supported");
-  const auto heads = heads_of(state, source);
+  auto heads = heads_of(state, source);
+  if (state.count("tl_cnvs.0.p1_conv1.conv.weight")) {
+    // CornerNet's: its heads read the corner modules, which are kept but not run.
+    TORCH_CHECK(heads.second == model::HeadStyle::kCenterNet, "cannot import ", source,
+                ": a CornerNet checkpoint's heads have a 3×3 conv first, but head '",
+                heads.first.front().name, "' is a single 1×1 conv");
+    const auto width = need(state, "tl_cnvs.0.p1_conv1.conv.weight", source).size(0);
+    TORCH_CHECK(width == model::kCornerPoolWidth, "cannot import ", source,
+                ": tl_cnvs.0.p1_conv1.conv.weight has ", width,
+                " maps; CornerNet's corner pooling "
+                "has ",
+                model::kCornerPoolWidth);
+    heads.second = model::HeadStyle::kCornerNet;
+  }
   std::vector<int64_t> dims, modules;
   std::string level = "kps.0.";
   while (state.count(level + "up1.0.conv1.weight") && dims.size() <= 8) {

@@ -185,7 +185,10 @@ ImportedState import_state_dict(const State& raw, const std::string& source) {
     out.options = bearpaw_options(state, source);
   } else {
     TORCH_CHECK(!is_centernet_state(state) && !is_mmpose_hourglass_state(state), "cannot import ",
-                source, ": it holds a ", is_centernet_state(state) ? "CenterNet" : "MMPose",
+                source, ": it holds a ",
+                !is_centernet_state(state)                      ? "MMPose"
+                : state.count("tl_cnvs.0.p1_conv1.conv.weight") ? "CornerNet"
+                                                                : "CenterNet",
                 " hourglass", kLargeFamilyElsewhere);
     std::string first = state.empty() ? "(none)" : state.begin()->first;
     TORCH_CHECK(false, "cannot import ", source,

@@ -17,8 +17,9 @@ namespace nn = torch::nn;
 
 // Names the network's own modules take, and those of the input and of the decoded detections
 // beside the heads in `forward`'s and the ONNX export's outputs: a head may not take them too.
-const std::set<std::string> kReservedNames = {"pre",     "kps",   "cnvs",       "inters",
-                                              "inters_", "cnvs_", "detections", "image"};
+const std::set<std::string> kReservedNames = {"pre",      "kps",        "cnvs",    "inters",
+                                              "inters_",  "cnvs_",      "tl_cnvs", "br_cnvs",
+                                              "features", "detections", "image"};
 
 nn::Conv2d conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, bool bias) {
   return nn::Conv2d(
@@ -77,6 +78,16 @@ Cost layer_cost(int64_t in, int64_t out, int64_t count, bool strided, int64_t pi
   return c;
 }
 
+// CornerNet's `pool` on `dim` maps.
+Cost corner_pool_cost(int64_t dim, int64_t pixels) {
+  Cost c = conv_cost(dim, kCornerPoolWidth, 3, false, true, pixels);
+  c += conv_cost(dim, kCornerPoolWidth, 3, false, true, pixels);
+  c += conv_cost(kCornerPoolWidth, dim, 3, false, true, pixels);
+  c += conv_cost(dim, dim, 1, false, true, pixels);
+  c += conv_cost(dim, dim, 3, false, true, pixels);
+  return c;
+}
+
 // One level and those below it, at an input of h×w.
 Cost level_cost(int64_t levels, const int64_t* dims, const int64_t* modules, int64_t h, int64_t w) {
   const int64_t here = h * w, below = (h / 2) * (w / 2);
@@ -95,11 +106,19 @@ Cost network_cost(const LargeHourglassOptions& o, int64_t h, int64_t w) {
   c += residual_cost(o.stem(), d, true, pixels);
   Cost stack = level_cost(o.levels(), o.dims().data(), o.modules().data(), h / 4, w / 4);
   stack += conv_cost(d, cnv, 3, false, true, pixels);
-  const bool centernet = o.head_style() == HeadStyle::kCenterNet;
+  const bool corner = o.head_style() == HeadStyle::kCornerNet;
+  const bool three_by_three = o.head_style() != HeadStyle::kMMPose;
+  // CornerNet's corner modules (tl_cnvs, br_cnvs) and heads are kept, not run: parameters
+  // without multiply-accumulates.
+  Cost heads;
+  for (int corner_module = 0; corner && corner_module < 2; ++corner_module)
+    heads += corner_pool_cost(cnv, pixels);
   for (const auto& head : o.heads()) {
-    if (centernet) stack += conv_cost(cnv, d, 3, true, false, pixels);
-    stack += conv_cost(centernet ? d : cnv, head.channels, 1, true, false, pixels);
+    if (three_by_three) heads += conv_cost(cnv, d, 3, true, false, pixels);
+    heads += conv_cost(three_by_three ? d : cnv, head.channels, 1, true, false, pixels);
   }
+  if (corner) heads.macs = 0;
+  stack += heads;
   Cost between = conv_cost(d, d, 1, false, true, pixels);
   between += conv_cost(cnv, d, 1, false, true, pixels);
   between += residual_cost(d, d, false, pixels);
@@ -112,7 +131,8 @@ Cost network_cost(const LargeHourglassOptions& o, int64_t h, int64_t w) {
 
 const runtime::NameTable<HeadStyle>& name_table(HeadStyle) {
   static const runtime::NameTable<HeadStyle> table = {{"centernet", HeadStyle::kCenterNet},
-                                                      {"mmpose", HeadStyle::kMMPose}};
+                                                      {"mmpose", HeadStyle::kMMPose},
+                                                      {"cornernet", HeadStyle::kCornerNet}};
   return table;
 }
 
@@ -122,6 +142,9 @@ bool operator==(const HeadSpec& a, const HeadSpec& b) {
 
 std::vector<HeadSpec> parse_heads(const std::string& text) {
   if (text == "ctdet") return {{"hm", 80}, {"wh", 2}, {"reg", 2}};
+  if (text == "cornernet")
+    return {{"tl_heats", 80}, {"br_heats", 80}, {"tl_tags", 1},
+            {"br_tags", 1},   {"tl_regrs", 2},  {"br_regrs", 2}};
   if (text == "multi_pose")
     return {{"hm", 1}, {"wh", 2}, {"reg", 2}, {"hps", 34}, {"hm_hp", 17}, {"hp_offset", 2}};
   std::vector<HeadSpec> heads;
@@ -133,7 +156,7 @@ std::vector<HeadSpec> parse_heads(const std::string& text) {
     TORCH_CHECK(colon != std::string::npos && !count.empty() && count.size() <= 6 &&
                     count.find_first_not_of("0123456789") == std::string::npos,
                 "heads '", text, "': each head must be NAME:CHANNELS (e.g. hm:80,wh:2,reg:2), ",
-                "or a head set (ctdet, multi_pose); got '", item, "'");
+                "or a head set (ctdet, multi_pose, cornernet); got '", item, "'");
     heads.push_back({item.substr(0, colon), std::stoll(count)});
   }
   TORCH_CHECK(!heads.empty(), "heads '", text, "': name at least one head, e.g. hm:80,wh:2,reg:2");
@@ -172,8 +195,8 @@ void LargeHourglassOptions::validate() const {
                               return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
                             });
     TORCH_CHECK(identifier && !kReservedNames.count(h.name), "head name '", h.name,
-                "' must be an identifier (letters, digits, _) other than ",
-                "pre, kps, cnvs, inters, inters_, cnvs_, detections and image");
+                "' must be an identifier (letters, digits, _) other than pre, kps, cnvs, "
+                "inters, inters_, cnvs_, tl_cnvs, br_cnvs, features, detections and image");
     TORCH_CHECK(seen.insert(h.name).second, "head '", h.name, "' is named twice");
     TORCH_CHECK(h.channels >= 1 && h.channels <= limits::kMaxJoints, "head '", h.name,
                 "' must have 1..", limits::kMaxJoints, " channels, got ", h.channels);
@@ -186,8 +209,15 @@ std::string LargeHourglassOptions::describe() const {
     << " levels, widths " << joined(dims()) << ", modules " << joined(modules()) << ", cnv "
     << cnv_dim() << ", stem " << stem() << ", heads "
     << (heads().empty() ? std::string("none") : heads_text(heads()))
-    << (head_style() == HeadStyle::kMMPose ? " (MMPose's)" : "");
+    << (head_style() == HeadStyle::kMMPose      ? " (MMPose's)"
+        : head_style() == HeadStyle::kCornerNet ? " (CornerNet's, not run: output features)"
+                                                : "");
   return s.str();
+}
+
+std::vector<HeadSpec> LargeHourglassOptions::outputs() const {
+  if (head_style() == HeadStyle::kCornerNet) return {{"features", cnv_dim()}};
+  return heads();
 }
 
 void LargeHourglassOptions::check_input_size(int64_t height, int64_t width,
@@ -226,16 +256,21 @@ LargeHourglassOptions hourglass52(std::vector<HeadSpec> heads) {
   return LargeHourglassOptions().stacks(1).heads(std::move(heads)).head_style(HeadStyle::kMMPose);
 }
 
+LargeHourglassOptions cornernet(std::vector<HeadSpec> heads) {
+  return LargeHourglassOptions().heads(std::move(heads)).head_style(HeadStyle::kCornerNet);
+}
+
 LargeHourglassOptions large_hourglass_preset(const std::string& arch, const std::string& heads) {
   if (arch == "hourglass104") return hourglass104(parse_heads(heads.empty() ? "ctdet" : heads));
+  if (arch == "cornernet") return cornernet(parse_heads(heads.empty() ? "cornernet" : heads));
   TORCH_CHECK(arch == "hourglass52", "arch: '", arch, "' is not a CornerNet/CenterNet preset",
               runtime::did_you_mean(arch, large_hourglass_presets()),
-              "; the presets are hourglass104 and hourglass52");
+              "; the presets are hourglass104, hourglass52 and cornernet");
   return hourglass52(parse_heads(heads.empty() ? "heatmaps:17" : heads));
 }
 
 std::vector<std::string> large_hourglass_presets() {
-  return {"hourglass104", "hourglass52"};
+  return {"hourglass104", "hourglass52", "cornernet"};
 }
 
 ConvBnReluImpl::ConvBnReluImpl(const ConvBnReluOptions& o)
@@ -265,6 +300,17 @@ torch::Tensor BasicResidualImpl::forward(const torch::Tensor& x) {
   y = bn2(conv2(y));
   return torch::relu(y + (skip ? skip->forward(x) : x));
 }
+
+CornerPoolImpl::CornerPoolImpl(int64_t dim)
+    : p1_conv1(
+          register_module("p1_conv1", ConvBnRelu(ConvBnReluOptions(3, dim, kCornerPoolWidth)))),
+      p2_conv1(
+          register_module("p2_conv1", ConvBnRelu(ConvBnReluOptions(3, dim, kCornerPoolWidth)))),
+      p_conv1(register_module("p_conv1", conv2d(kCornerPoolWidth, dim, 3, 1, false))),
+      p_bn1(register_module("p_bn1", nn::BatchNorm2d(dim))),
+      conv1(register_module("conv1", conv2d(dim, dim, 1, 1, false))),
+      bn1(register_module("bn1", nn::BatchNorm2d(dim))),
+      conv2(register_module("conv2", ConvBnRelu(ConvBnReluOptions(3, dim, dim)))) {}
 
 HourglassLevelImpl::HourglassLevelImpl(int64_t levels, const std::vector<int64_t>& dims,
                                        const std::vector<int64_t>& modules)
@@ -309,14 +355,22 @@ LargeHourglassImpl::LargeHourglassImpl(const LargeHourglassOptions& o)
       cnvs_->push_back(nn::Sequential(conv2d(o.cnv_dim(), d, 1, 1, false), nn::BatchNorm2d(d)));
     }
   }
+  if (o.head_style() == HeadStyle::kCornerNet) {
+    tl_cnvs = register_module("tl_cnvs", nn::ModuleList());
+    br_cnvs = register_module("br_cnvs", nn::ModuleList());
+    for (int64_t s = 0; s < o.stacks(); ++s) {
+      tl_cnvs->push_back(CornerPool(o.cnv_dim()));
+      br_cnvs->push_back(CornerPool(o.cnv_dim()));
+    }
+  }
   torch::NoGradGuard no_grad;
-  const bool centernet = o.head_style() == HeadStyle::kCenterNet;
+  const bool three_by_three = o.head_style() != HeadStyle::kMMPose;
   for (const auto& head : o.heads()) {
     nn::ModuleList per_stack;
     for (int64_t s = 0; s < o.stacks(); ++s) {
-      auto last = conv2d(centernet ? d : o.cnv_dim(), head.channels, 1, 1, true);
+      auto last = conv2d(three_by_three ? d : o.cnv_dim(), head.channels, 1, 1, true);
       if (head.name.find("hm") != std::string::npos) last->bias.fill_(-2.19);
-      if (centernet)
+      if (three_by_three)
         per_stack->push_back(
             nn::Sequential(ConvBnRelu(ConvBnReluOptions(3, o.cnv_dim(), d).with_bn(false)), last));
       else
@@ -337,15 +391,18 @@ void LargeHourglassImpl::check_input(const torch::Tensor& x) const {
 HeadOutputs LargeHourglassImpl::forward(const torch::Tensor& image) {
   check_input(image);
   auto inter = pre->forward(image);
-  std::vector<std::vector<torch::Tensor>> per_head(heads.size());
+  const auto outputs = options.outputs();
+  const bool features = options.head_style() == HeadStyle::kCornerNet;
+  std::vector<std::vector<torch::Tensor>> per_output(outputs.size());
   for (int64_t s = 0; s < options.stacks(); ++s) {
     const auto kp = kps->at<HourglassLevelImpl>(s).forward(inter);
     const auto cnv = cnvs->at<ConvBnReluImpl>(s).forward(kp);
-    for (size_t h = 0; h < heads.size(); ++h) {
+    if (features) per_output[0].push_back(cnv);
+    for (size_t h = 0; h < heads.size() && !features; ++h) {
       const auto& head = heads[h]->ptr(s);
-      per_head[h].push_back(options.head_style() == HeadStyle::kCenterNet
-                                ? head->as<nn::SequentialImpl>()->forward(cnv)
-                                : head->as<nn::Conv2dImpl>()->forward(cnv));
+      per_output[h].push_back(options.head_style() == HeadStyle::kCenterNet
+                                  ? head->as<nn::SequentialImpl>()->forward(cnv)
+                                  : head->as<nn::Conv2dImpl>()->forward(cnv));
     }
     if (s + 1 < options.stacks()) {
       inter = torch::relu(inters_->at<nn::SequentialImpl>(s).forward(inter) +
@@ -354,8 +411,8 @@ HeadOutputs LargeHourglassImpl::forward(const torch::Tensor& image) {
     }
   }
   HeadOutputs out;
-  for (size_t h = 0; h < heads.size(); ++h)
-    out.emplace(options.heads()[h].name, torch::stack(per_head[h], 1));
+  for (size_t h = 0; h < outputs.size(); ++h)
+    out.emplace(outputs[h].name, torch::stack(per_output[h], 1));
   return out;
 }
 

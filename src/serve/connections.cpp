@@ -22,14 +22,18 @@ using Clock = std::chrono::steady_clock;
 thread_local const ConnectionStream* current_stream = nullptr;
 thread_local bool connection_refused = false;  // over max_connections with none to displace
 
-// Waits up to `ms` for `events` on `sock`, through EINTR.
-bool wait_for(int sock, short events, int ms) {
+// Waits up to `ms` for `events` on `sock`, through EINTR: > 0 ready, 0 timed out, < 0 failed.
+int poll_for(int sock, short events, int ms) {
   pollfd p{sock, events, 0};
   int n;
   do {
     n = ::poll(&p, 1, ms);
   } while (n < 0 && errno == EINTR);
-  return n > 0;
+  return n;
+}
+
+bool wait_for(int sock, short events, int ms) {
+  return poll_for(sock, events, ms) > 0;
 }
 
 void address_of(int sock, bool peer, std::string& ip, int& port) {
@@ -128,12 +132,22 @@ void ConnectionStream::begin_request() {
 int ConnectionStream::wait_ms() const {
   const auto full = std::chrono::milliseconds(1000LL * limits_.timeout_s);
   if (!waiting_) return static_cast<int>(full.count());
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+  // Rounded up: a wait cut short by the rounding would end before the deadline it waits for.
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
   return static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), full).count());
 }
 
+bool ConnectionStream::readable_in_time() const {
+  // A head's wait lasts until its deadline has passed, however early poll returns.
+  for (;;) {
+    const int ready = poll_for(sock_, POLLIN, wait_ms());
+    if (ready != 0) return ready > 0;
+    if (!waiting_ || Clock::now() >= deadline_) return false;
+  }
+}
+
 bool ConnectionStream::is_readable() const {
-  return begin_ < end_ || wait_for(sock_, POLLIN, wait_ms());
+  return begin_ < end_ || readable_in_time();
 }
 
 bool ConnectionStream::is_writable() const {
@@ -141,8 +155,8 @@ bool ConnectionStream::is_writable() const {
 }
 
 bool ConnectionStream::fill() {
-  if (!wait_for(sock_, POLLIN, wait_ms())) {
-    if (waiting_ && Clock::now() >= deadline_) refusal_ = Refusal::kHeadTimeout;
+  if (!readable_in_time()) {
+    if (waiting_) refusal_ = Refusal::kHeadTimeout;
     return false;
   }
   ssize_t n;

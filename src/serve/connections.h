@@ -82,9 +82,10 @@ class ConnectionStream final : public httplib::Stream {
   int socket() const override { return sock_; }
 
  private:
-  bool fill();               // reads into the buffer; false on close, error or timeout
-  int wait_ms() const;       // what the next wait for bytes may take
-  size_t consume(size_t n);  // counts n buffered bytes against the limits; how many it takes
+  bool fill();                    // reads into the buffer; false on close, error or timeout
+  bool readable_in_time() const;  // waits for bytes, a head until its deadline; false if none
+  int wait_ms() const;            // what the next wait for bytes may take
+  size_t consume(size_t n);       // counts n buffered bytes against the limits; how many it takes
 
   int sock_;
   ConnectionLimits limits_;

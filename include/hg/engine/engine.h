@@ -184,10 +184,11 @@ class Engine {
   /// its copy, so that the two copies of the weights never coexist (peak memory: one copy). The
   /// model must not be used afterwards.
   static Engine build_consuming(model::StackedHourglassImpl& model, const EngineOptions& options);
-  /// The same for a CornerNet/CenterNet hourglass (either head style): its basic residuals,
+  /// The same for a CornerNet/CenterNet hourglass (any head style): its basic residuals,
   /// strided convolutions, upsample-adds, stack merges and every head lower into the same kinds
-  /// of steps, with the same precisions, algorithms and memory plan. Throws as build does, or if
-  /// the network has no head.
+  /// of steps, with the same precisions, algorithms and memory plan. Its outputs are
+  /// LargeHourglassOptions::outputs() (a CornerNet network's: its features). Throws as build
+  /// does, or if the network has no head.
   static Engine build(const model::LargeHourglassImpl& model, const EngineOptions& options);
   /// build, freeing the model's tensors as it goes (see build_consuming above).
   static Engine build_consuming(model::LargeHourglassImpl& model, const EngineOptions& options);
@@ -200,7 +201,8 @@ class Engine {
   /// batch×stacks×joints×(height/4)×(width/4) float32, a new tensor on every call. One call at a
   /// time per engine: the plan's activation buffers are shared by all calls.
   at::Tensor forward(const at::Tensor& input);
-  /// Every output by name (a pose network's "output"; a CornerNet/CenterNet network's heads):
+  /// Every output by name (a pose network's "output"; a CornerNet/CenterNet network's
+  /// LargeHourglassOptions::outputs()):
   /// batch×stacks×channels×(height/4)×(width/4) float32 each, as LargeHourglassImpl::forward
   /// returns them. forward is this for a network of one output, and refuses one of several.
   std::map<std::string, at::Tensor> forward_all(const at::Tensor& input);

@@ -31,12 +31,15 @@ at::Tensor multi_pose_decode(const at::Tensor& heat, const at::Tensor& wh, const
 
 /// Whether decode_detections applies to a model: its heads include CenterNet's `hm` and `wh`.
 bool has_detection_heads(const model::LargeHourglassOptions& options);
+/// Throws, saying why, unless has_detection_heads(options): CornerNet's corner heads are not
+/// decoded (corner pooling and grouping are outside this project), and other head sets lack `hm`
+/// or `wh`.
+void require_detection_heads(const model::LargeHourglassOptions& options);
 
 /// The detections of a CenterNet model's last stack, as CenterNet's detectors compute them: the
 /// sigmoid of `hm` (and of `hm_hp`), then multi_pose_decode when the heads include `hps`, else
 /// ctdet_decode. heads: every head N×S×C×H×W (LargeHourglassImpl::forward). Throws when `hm` or
-/// `wh` is missing (CornerNet's corner heads are not decoded: corner pooling and grouping are
-/// outside this project) or when k is not in 1..H·W.
+/// `wh` is missing (see require_detection_heads) or when k is not in 1..H·W.
 at::Tensor decode_detections(const model::HeadOutputs& heads, int64_t k);
 
 }  // namespace hg::infer

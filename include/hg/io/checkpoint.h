@@ -19,6 +19,7 @@ enum class CheckpointFormat {
   kBearpaw,    ///< bearpaw's pytorch-pose HourglassNet training checkpoint
   kCenterNet,  ///< CenterNet's hourglass checkpoint (model::LargeHourglass)
   kMMPose,     ///< MMPose's top-down HourglassNet with its CPMHead (model::LargeHourglass)
+  kCornerNet,  ///< CornerNet's checkpoint (model::LargeHourglass with HeadStyle::kCornerNet)
 };
 std::string format_name(CheckpointFormat format);
 

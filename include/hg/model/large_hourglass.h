@@ -34,11 +34,17 @@ bool operator==(const HeadSpec& a, const HeadSpec& b);
 enum class HeadStyle {
   kCenterNet,  ///< per stack: 3×3 conv (bias) + ReLU, then 1×1 conv (CenterNet's make_kp_layer)
   kMMPose,     ///< per stack: one 1×1 conv (MMPose's CPMHead, its multi_final_layers)
+  /// CornerNet's: per stack, corner pooling modules (tl_cnvs, br_cnvs) and, reading them,
+  /// CenterNet-style heads (tl_heats, br_heats, tl_tags, br_tags, tl_regrs, br_regrs). Corner
+  /// pooling and grouping are outside this project: the modules and heads are loaded and kept
+  /// (convert writes them back) but not run; the network's output is its features.
+  kCornerNet,
 };
 const runtime::NameTable<HeadStyle>& name_table(HeadStyle);
 
-/// Parses "hm:80,wh:2,reg:2", or a named head set: "ctdet" (80 COCO classes, size, offset) or
-/// "multi_pose" (the person centre, size, offset, 17 joints' offsets, heatmaps and offsets).
+/// Parses "hm:80,wh:2,reg:2", or a named head set: "ctdet" (80 COCO classes, size, offset),
+/// "multi_pose" (the person centre, size, offset, 17 joints' offsets, heatmaps and offsets) or
+/// "cornernet" (CornerNet's corner heatmaps, embeddings and offsets for 80 classes).
 /// Throws naming the text at fault.
 std::vector<HeadSpec> parse_heads(const std::string& text);
 /// "hm:80,wh:2,reg:2".
@@ -59,8 +65,12 @@ struct LargeHourglassOptions {
   void check_input_size(int64_t height, int64_t width, const std::string& what) const;
   /// Trainable parameters of the network these options build, without building it.
   int64_t parameter_count() const;
-  /// Multiply-accumulates of one forward pass at h×w for one image (convolutions only).
+  /// Multiply-accumulates of one forward pass at h×w for one image (convolutions only; a
+  /// CornerNet network's corner modules and heads are not run, so not counted).
   int64_t macs(int64_t h, int64_t w) const;
+  /// What the network's forward returns, by name and maps per stack: its heads, or for
+  /// HeadStyle::kCornerNet `features` (the cnv_dim maps each stack's heads would read).
+  std::vector<HeadSpec> outputs() const;
 
   /// Levels of each hourglass (CenterNet's n).
   TORCH_ARG(int64_t, levels) = 5;
@@ -83,9 +93,12 @@ LargeHourglassOptions hourglass104(std::vector<HeadSpec> heads);
 /// Hourglass-52: the same with one stack and MMPose's heads (its top-down "hourglass52";
 /// MMPose's COCO model has one head of 17 heatmaps).
 LargeHourglassOptions hourglass52(std::vector<HeadSpec> heads);
-/// The presets by name, "hourglass104" or "hourglass52", with heads parsed from `heads`
-/// (parse_heads; "" = the preset's own: "ctdet" for hourglass104, MMPose's "heatmaps:17" for
-/// hourglass52). Throws naming an unknown `arch` and the names there are.
+/// CornerNet: Hourglass-104 with its corner modules and `heads` (HeadStyle::kCornerNet).
+LargeHourglassOptions cornernet(std::vector<HeadSpec> heads);
+/// The presets by name, "hourglass104", "hourglass52" or "cornernet", with heads parsed from
+/// `heads` (parse_heads; "" = the preset's own: "ctdet" for hourglass104, MMPose's "heatmaps:17"
+/// for hourglass52, "cornernet" for cornernet). Throws naming an unknown `arch` and the names
+/// there are.
 LargeHourglassOptions large_hourglass_preset(const std::string& arch, const std::string& heads);
 /// The names large_hourglass_preset takes.
 std::vector<std::string> large_hourglass_presets();
@@ -158,6 +171,27 @@ class HourglassLevelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(HourglassLevel);
 
+/// The width of CornerNet's corner pooling branches (its `pool`: p1_conv1 and p2_conv1).
+inline constexpr int64_t kCornerPoolWidth = 128;
+
+/// CornerNet's corner pooling module (`pool` in its CornerNet.py: tl_pool or br_pool), weights
+/// only: relu(BN(3×3(pool1(a) + pool2(b))) + BN(1×1(x))) then a 3×3 conv-BN-ReLU, where a and b
+/// are 3×3 conv-BN-ReLUs of x to kCornerPoolWidth maps. Corner pooling is outside this project, so
+/// the module has no forward: it keeps a CornerNet checkpoint's tensors under their names.
+class CornerPoolImpl : public torch::nn::Module {
+ public:
+  /// The module on `dim` maps (CornerNet's cnv_dim).
+  explicit CornerPoolImpl(int64_t dim);
+
+  ConvBnRelu p1_conv1, p2_conv1;
+  torch::nn::Conv2d p_conv1;
+  torch::nn::BatchNorm2d p_bn1;
+  torch::nn::Conv2d conv1;
+  torch::nn::BatchNorm2d bn1;
+  ConvBnRelu conv2;
+};
+TORCH_MODULE(CornerPool);
+
 /// Every head's output, by name: N×S×C×H/4×W/4 (every stack, like the pose network's output).
 using HeadOutputs = std::map<std::string, torch::Tensor>;
 
@@ -166,7 +200,7 @@ class LargeHourglassImpl : public torch::nn::Module {
  public:
   explicit LargeHourglassImpl(const LargeHourglassOptions& options = hourglass104({}));
   /// x: N×3×H×W, normalised as the checkpoint expects (CenterNet: BGR-order mean/std), H and W
-  /// multiples of 4·2^levels. Returns every head of every stack.
+  /// multiples of 4·2^levels. Returns every output of every stack (options.outputs()).
   HeadOutputs forward(const torch::Tensor& x);
   /// Throws unless x is a N×3×H×W float tensor of a size the network takes.
   void check_input(const torch::Tensor& x) const;
@@ -180,8 +214,11 @@ class LargeHourglassImpl : public torch::nn::Module {
   /// Between stacks: ReLU(inters_(x) + cnvs_(cnv)) then the residual inters.
   torch::nn::ModuleList inters, inters_, cnvs_;
   /// Per head (in options.heads order), per stack: a Sequential of ConvBnRelu (3×3, bias, no
-  /// BN) and a 1×1 Conv2d (HeadStyle::kCenterNet), or a 1×1 Conv2d (kMMPose).
+  /// BN) and a 1×1 Conv2d (HeadStyle::kCenterNet, kCornerNet), or a 1×1 Conv2d (kMMPose).
   std::vector<torch::nn::ModuleList> heads;
+  /// HeadStyle::kCornerNet only: per stack, the corner pooling modules (CornerPool) the heads
+  /// read; null otherwise.
+  torch::nn::ModuleList tl_cnvs{nullptr}, br_cnvs{nullptr};
 };
 TORCH_MODULE(LargeHourglass);
 
