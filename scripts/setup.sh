@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev libopencv-dev libhdf5-dev libdnnl-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libplplot-dev plplot-driver-cairo zlib1g-dev libonnx-dev libprotobuf-dev libgloo-dev
-  libcpp-httplib-dev curl chromium chromium-driver python3-numpy python3-torch clang-14 libfuzzer-14-dev
+  libcpp-httplib-dev curl chromium chromium-driver python3-numpy python3-torch python3-opencv clang-14 libfuzzer-14-dev
 )
 
 missing=()

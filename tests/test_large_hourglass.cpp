@@ -3,7 +3,9 @@
 // checked by python/centernet_crosscheck.py (CTest's python_crosscheck_centernet).
 #include "test_util.h"
 
+#include "hg/eval/coco_eval.h"
 #include "hg/infer/center_decode.h"
+#include "hg/infer/center_detector.h"
 #include "hg/infer/predictor.h"
 #include "hg/io/checkpoint.h"
 #include "hg/io/import_centernet.h"
@@ -375,7 +377,79 @@ TEST(MMPosePredictor, PredictRunsItAndDetectorsAreRefused) {
   EXPECT_ERROR_HAS(infer::Predictor::load(det),
                    det +
                        " holds a CenterNet detector (heads hm:1,wh:2,reg:2,hps:6,hm_hp:3,"
-                       "hp_offset:2), not a top-down pose model: run it with forward");
+                       "hp_offset:2), not a top-down pose model: run it with forward (or, for "
+                       "CenterNet's multi_pose, predict)");
+}
+
+// CenterNet's multi_pose in predict: every person and its 17 joints from one pass (the values
+// against CenterNet's own pipeline: python/centernet_pipeline_crosscheck.py), and the refusals.
+TEST(CenterNetPipeline, PredictFindsPeopleBottomUpAndRefusesWhatDoesNotApply) {
+  torch::manual_seed(8);
+  model::LargeHourglass net(test::small_large_hourglass().stacks(1).heads(
+      model::parse_heads("hm:1,wh:2,reg:2,hps:34,hm_hp:17,hp_offset:2")));
+  test::randomise_batch_norm(*net);
+  const auto dir = test::scratch_dir();
+  const auto weights = (dir / "multi_pose.pth").string(), out = (dir / "p.json").string();
+  save_as_centernet(weights, *net);
+  const std::string predict = "predict --threads 2 " + test::kData +
+                              "/coco/images/000000000785.jpg --weights " + weights + " ";
+  const auto results = (dir / "coco.json").string();
+  const auto r = test::run_tool(predict + "--size 64 --top-k 7 --det-threshold 0 -o " + out +
+                                " --save-results " + results);
+  ASSERT_EQ(r.code, 0) << r.out;
+  // Every detection in CenterNet's results format: its box, joints of visibility 1, 2 decimals.
+  const auto coco = eval::read_coco_detections(results);
+  ASSERT_EQ(coco.size(), 7u);
+  EXPECT_EQ(coco[0].image_id, 785);
+  EXPECT_EQ(coco[0].keypoints.size(), 51u);
+  EXPECT_EQ(coco[0].keypoints[2], 1.0);
+  std::ifstream saved(results);
+  const auto first = nlohmann::json::parse(saved)[0];
+  ASSERT_EQ(first["bbox"].size(), 4u);
+  EXPECT_EQ(first["score"].get<double>(), std::round(first["score"].get<double>() * 100) / 100);
+  std::ifstream in(out);
+  const auto doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc["input_size"], 64);
+  EXPECT_EQ(doc["flip_test"], false);  // CenterNet's default
+  const auto& people = doc["results"][0]["people"];
+  ASSERT_EQ(people.size(), 7u);
+  for (size_t i = 0; i < people.size(); ++i) {
+    EXPECT_EQ(people[i]["found_by"], "bottom-up");
+    EXPECT_EQ(people[i]["joints"].size(), 17u);
+    EXPECT_FLOAT_EQ(people[i]["joints"]["nose"]["score"].get<float>(),
+                    people[i]["detection_score"].get<float>());
+    if (i > 0) EXPECT_LE(people[i]["detection_score"], people[i - 1]["detection_score"]);
+  }
+  for (const auto& [flags, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--box 1,2,30,40",
+            "--center, --box, --boxes and --whole-image choose the people of "
+            "a top-down model; " +
+                weights + " holds a bottom-up model"},
+           {"--keep-res --size 64",
+            "--keep-res runs the network at the image's own size: give it or --size, not both"}}) {
+    const auto refused = test::run_tool(predict + flags);
+    EXPECT_EQ(refused.code, 1) << flags;
+    EXPECT_NE(refused.out.find(message), std::string::npos) << refused.out;
+  }
+  infer::CenterNetOptions o;
+  o.input_size = 64;
+  EXPECT_ERROR_HAS(infer::CenterNetDetector(
+                       model::LargeHourglass(test::small_large_hourglass().heads(
+                           model::parse_heads("hm:1,wh:2,reg:2,hps:6,hm_hp:3,hp_offset:2"))),
+                       o),
+                   "a multi_pose model's joints are COCO's 17; ");
+  const auto ctdet = (dir / "ctdet.pth").string();
+  model::LargeHourglass detector(
+      test::small_large_hourglass().heads(model::parse_heads("hm:3,wh:2,reg:2")));
+  save_as_centernet(ctdet, *detector);
+  const auto plain =
+      test::run_tool("predict " + test::kData + "/coco/images/000000000785.jpg --weights " + ctdet);
+  EXPECT_EQ(plain.code, 1);
+  EXPECT_NE(plain.out.find(ctdet + " holds a CenterNet detector without joints (heads "
+                                   "hm:3,reg:2,wh:2): predict runs pose models; run it with "
+                                   "forward"),
+            std::string::npos)
+      << plain.out;
 }
 
 }  // namespace

@@ -35,11 +35,11 @@ void add_backend_options(CLI::App& cmd, infer::BackendOptions& o) {
 
 CLI::Option* add_predictor_options(CLI::App& cmd, PredictorArgs& a, bool weights_optional,
                                    bool batched) {
-  auto* weights =
-      cmd.add_option("--weights,-w", a.weights,
-                     "checkpoint (native, posenet, bearpaw, or MMPose's top-down hourglass)")
-          ->required(!weights_optional)
-          ->check(CLI::ExistingFile);
+  auto* weights = cmd.add_option("--weights,-w", a.weights,
+                                 "checkpoint (native, posenet, bearpaw, MMPose's top-down "
+                                 "hourglass, or CenterNet's multi_pose in predict)")
+                      ->required(!weights_optional)
+                      ->check(CLI::ExistingFile);
   add_backend_options(cmd, a.options.backend);
   cmd.add_option("--size", a.options.input_size,
                  "network input side (default: the checkpoint's, else 256)")

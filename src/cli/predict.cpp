@@ -1,8 +1,11 @@
 #include "cli/cli.h"
 #include "hg/data/dataset.h"
 #include "hg/eval/coco_predict.h"
+#include "hg/infer/center_decode.h"
+#include "hg/infer/center_detector.h"
 #include "hg/infer/results.h"
 #include "hg/io/atomic_file.h"
+#include "hg/io/checkpoint.h"
 #include "hg/io/progress.h"
 #include "hg/runtime/text.h"
 #include "hg/viz/draw.h"
@@ -71,7 +74,59 @@ struct Args {
   PersonArgs people;
   std::string save_results, image_ids;  // COCO keypoint results and where their ids come from
   double oks_nms = 0.9;
+  double det_threshold = 0.3;  // a bottom-up model's people scoring less are dropped
+  int64_t top_k = 0;           // a bottom-up model's candidates per image (0: CenterNet's 100)
+  bool keep_res = false;       // a bottom-up model at the image's own size (CenterNet's keep_res)
 };
+
+// The model predict runs: top-down (a pose model, on the people the flags find) or bottom-up
+// (CenterNet's multi_pose, which finds every person and its joints in one pass).
+struct Models {
+  std::optional<infer::Predictor> top_down;
+  std::optional<infer::CenterNetDetector> bottom_up;
+};
+
+// A top-down model takes none of the bottom-up options.
+void check_top_down(const Args& args) {
+  TORCH_CHECK(args.top_k == 0 && !args.keep_res,
+              "--top-k and --keep-res apply to a bottom-up model (CenterNet's multi_pose); ",
+              args.model.weights, " holds a top-down pose model");
+}
+
+Models open_models(const Args& args, const GlobalOptions& global) {
+  if (!io::holds_large_hourglass(args.model.weights)) {
+    check_top_down(args);
+    return {make_predictor(args.model, global), std::nullopt};
+  }
+  auto loaded = io::load_large_hourglass(args.model.weights);
+  auto options = args.model.options;
+  options.backend.engine.threads = global.threads;
+  if (!infer::has_detection_heads(loaded.model->options)) {
+    check_top_down(args);
+    return {infer::Predictor::from_large_hourglass(std::move(loaded), args.model.weights, options),
+            std::nullopt};
+  }
+  const auto& heads = loaded.model->options.heads();
+  TORCH_CHECK(
+      std::any_of(heads.begin(), heads.end(), [](const auto& h) { return h.name == "hps"; }),
+      args.model.weights, " holds a CenterNet detector without joints (heads ",
+      model::heads_text(heads), "): predict runs pose models; run it with forward");
+  const auto& p = args.people;
+  TORCH_CHECK(p.center.empty() && p.box.empty() && p.boxes.empty() && !p.whole_image,
+              "--center, --box, --boxes and --whole-image choose the people of a top-down model; ",
+              args.model.weights,
+              " holds a bottom-up model (CenterNet's multi_pose), which finds "
+              "them itself");
+  TORCH_CHECK(!args.keep_res || options.input_size == 0,
+              "--keep-res runs the network at the image's own size: give it or --size, not both");
+  infer::CenterNetOptions o;
+  if (options.input_size > 0) o.input_size = options.input_size;
+  if (args.keep_res) o.input_size = 0;
+  if (args.top_k > 0) o.top_k = args.top_k;
+  o.flip = options.flip.value_or(false);
+  o.backend = options.backend;
+  return {std::nullopt, infer::CenterNetDetector(std::move(loaded.model), o)};
+}
 
 // COCO image ids by file name from an annotation or image-info file's ".images", and the id of
 // its "person" category (1 without one).
@@ -127,13 +182,10 @@ void print_summary(const nlohmann::json& results) {
 class Run {
  public:
   Run(const Args& args, const GlobalOptions& global, nlohmann::json& results)
-      : args_(args),
-        predictor_(make_predictor(args.model, global)),
-        finder_(args.people),
-        results_(results) {
+      : args_(args), models_(open_models(args, global)), finder_(args.people), results_(results) {
     if (!args_.draw.empty()) fs::create_directories(args_.draw);
     if (!args_.image_ids.empty()) std::tie(image_ids_, category_) = read_image_ids(args_.image_ids);
-    const auto& joints = predictor_.joints();
+    const auto& joints = this->joints();
     TORCH_CHECK(args_.save_results.empty() || args_.oks_nms >= 1 ||
                     joints.sigmas.size() == static_cast<size_t>(joints.size()),
                 "--oks-nms needs the model's per-joint OKS sigmas and its joint set '", joints.name,
@@ -143,7 +195,24 @@ class Run {
   // The people of every image in the COCO keypoint results format (with --save-results).
   const std::vector<eval::CocoDetection>& coco() const { return coco_; }
 
-  const infer::Predictor& predictor() const { return predictor_; }
+  const data::JointSet& joints() const {
+    return models_.bottom_up ? models_.bottom_up->joints() : models_.top_down->joints();
+  }
+
+  // The predictions file's header: the joints, the model and how it ran.
+  nlohmann::json header() const {
+    if (models_.top_down)
+      return infer::results_header(joints(), args_.model.weights, models_.top_down->options());
+    const auto& centernet = models_.bottom_up->options();
+    infer::PredictorOptions o;
+    o.input_size = static_cast<int>(centernet.input_size);
+    o.flip = centernet.flip;
+    auto header = infer::results_header(joints(), args_.model.weights, o);
+    header["decoder"] = "centernet-multi-pose";
+    header["top_k"] = centernet.top_k;
+    header["det_threshold"] = args_.det_threshold;
+    return header;
+  }
 
   // One input (a file or a folder); any failure is recorded and counted, never thrown, so that
   // the other inputs are still processed and written.
@@ -212,17 +281,34 @@ class Run {
   // `coco_id`: the image's COCO id, to add its people to the results (--save-results).
   nlohmann::json predict(const std::string& path, int64_t frame, const std::string& key,
                          cv::Mat& rgb, std::optional<int64_t> coco_id = std::nullopt) {
-    const auto people = predictor_.predict(rgb, finder_.find(key, rgb));
-    if (coco_id) add_coco(*coco_id, people);
+    const auto people = find_people(rgb, key, coco_id);
     nlohmann::json r = {{"input", path}};
     if (frame >= 0) r["frame"] = frame;
     r["width"] = rgb.cols;
     r["height"] = rgb.rows;
     r["people"] = nlohmann::json::array();
-    for (const auto& p : people)
-      r["people"].push_back(infer::person_to_json(p, predictor_.joints()));
-    if (!args_.draw.empty()) draw_people(rgb, people, predictor_.joints(), args_.min_score);
+    for (const auto& p : people) r["people"].push_back(infer::person_to_json(p, joints()));
+    if (!args_.draw.empty()) draw_people(rgb, people, joints(), args_.min_score);
     return r;
+  }
+
+  // The people of one image, added to the COCO results when it has an id: a bottom-up model's
+  // every detection, as CenterNet's evaluation writes them.
+  std::vector<infer::PosePrediction> find_people(const cv::Mat& rgb, const std::string& key,
+                                                 std::optional<int64_t> coco_id) {
+    if (models_.top_down) {
+      auto people = models_.top_down->predict(rgb, finder_.find(key, rgb));
+      if (coco_id) add_coco(*coco_id, people);
+      return people;
+    }
+    cv::Mat bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    const auto detections = models_.bottom_up->detect(bgr);
+    if (coco_id) {
+      const auto found = eval::centernet_coco_people(detections, *coco_id, category_);
+      coco_.insert(coco_.end(), found.begin(), found.end());
+    }
+    return infer::people_of(detections, args_.det_threshold);
   }
 
   // The id of --image-ids for the file name, else the file name's number (COCO's own names,
@@ -243,7 +329,7 @@ class Run {
     eval::CocoPredictOptions o;
     o.oks_nms = args_.oks_nms;
     const auto found = eval::coco_people(people, std::vector<double>(people.size(), 1.0), id,
-                                         category_, predictor_.joints().sigmas, o);
+                                         category_, joints().sigmas, o);
     coco_.insert(coco_.end(), found.begin(), found.end());
   }
 
@@ -325,7 +411,7 @@ class Run {
   }
 
   const Args& args_;
-  infer::Predictor predictor_;
+  Models models_;
   PersonFinder finder_;
   nlohmann::json& results_;
   std::map<std::string, int64_t> image_ids_;
@@ -333,6 +419,22 @@ class Run {
   std::vector<eval::CocoDetection> coco_;
   int failed_ = 0, done_ = 0;
 };
+
+// The options of a bottom-up model (CenterNet's multi_pose).
+void add_bottom_up_options(CLI::App& cmd, Args& args) {
+  cmd.add_option("--det-threshold", args.det_threshold,
+                 "a bottom-up model (CenterNet's multi_pose): keep the people scoring at least "
+                 "this (CenterNet's vis_thresh)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--top-k", args.top_k,
+                 "a bottom-up model: the people it considers per image, best first (CenterNet's "
+                 "K; default 100)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_flag("--keep-res", args.keep_res,
+               "a bottom-up model: run at the image's own size, padded to the network's "
+               "multiple (CenterNet's --keep_res), instead of fitted into --size (512)");
+}
 
 }  // namespace
 
@@ -363,13 +465,13 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
                   "same image exceeds this (1 = keep all)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  add_bottom_up_options(*cmd, *args);
   cmd->callback([args, &global] {
     apply_threads(global);
     auto results = nlohmann::json::array();
     Run run(*args, global, results);
     for (const auto& input : args->inputs) run.input(input);
-    auto doc = infer::results_header(run.predictor().joints(), args->model.weights,
-                                     run.predictor().options());
+    auto doc = run.header();
     doc["results"] = std::move(results);
     if (args->output.empty()) {
       print_summary(doc["results"]);

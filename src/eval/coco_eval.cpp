@@ -327,11 +327,13 @@ std::vector<CocoDetection> read_coco_detections(const std::string& path) {
 
 void write_coco_detections(const std::string& path, const std::vector<CocoDetection>& detections) {
   json out = json::array();
-  for (const auto& d : detections)
+  for (const auto& d : detections) {
     out.push_back({{"image_id", d.image_id},
                    {"category_id", d.category_id},
                    {"keypoints", d.keypoints},
                    {"score", d.score}});
+    if (!d.bbox.empty()) out.back()["bbox"] = d.bbox;
+  }
   io::write_file_atomic(path, runtime::json_text(out) + "\n");
 }
 

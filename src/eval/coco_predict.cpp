@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -61,6 +63,34 @@ std::vector<CocoBox> truth_boxes(const CocoTruth& truth) {
   for (const auto& p : truth.people)
     if (!p.crowd && p.num_keypoints > 0 && p.category_id == truth.person_category)
       out.push_back({p.image_id, p.category_id, p.bbox, 1.0});
+  return out;
+}
+
+namespace {
+// CenterNet's _to_float: float("{:.2f}".format(x)), the decimal rounding of the binary value
+// (printf's %.2f rounds it the same way).
+double two_decimals(double x) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.2f", x);
+  return std::strtod(text, nullptr);
+}
+}  // namespace
+
+std::vector<CocoDetection> centernet_coco_people(
+    const std::vector<infer::CenterNetDetection>& detections, int64_t image_id,
+    int64_t category_id) {
+  std::vector<CocoDetection> out;
+  for (const auto& d : detections) {
+    CocoDetection c;
+    c.image_id = image_id;
+    c.category_id = category_id;
+    for (const double v : {d.box.x, d.box.y, d.box.width, d.box.height})
+      c.bbox.push_back(two_decimals(v));
+    for (const auto& j : d.joints)
+      for (const double v : {j.x, j.y, 1.0}) c.keypoints.push_back(two_decimals(v));
+    c.score = two_decimals(d.score);
+    out.push_back(std::move(c));
+  }
   return out;
 }
 

@@ -25,6 +25,8 @@ std::string source_name(PersonSource source) {
       return "whole-image-no-detection";
     case PersonSource::kAnnotation:
       return "annotation";
+    case PersonSource::kBottomUp:
+      return "bottom-up";
   }
   return "unknown";
 }

@@ -355,7 +355,8 @@ Predictor Predictor::from_large_hourglass(io::LoadedLargeHourglass model, const 
       is_pose_heatmap_model(model.model->options), source, " holds a ",
       model.model->options.head_style() == model::HeadStyle::kCornerNet ? "CornerNet" : "CenterNet",
       " detector (heads ", model::heads_text(heads),
-      "), not a top-down pose model: run it with forward");
+      "), not a top-down pose model: run it with forward (or, for CenterNet's multi_pose, "
+      "predict)");
   if (options.input_size == 0) options.input_size = input_size_of(model.meta);
   model.model->options.check_input_size(options.input_size, options.input_size,
                                         "the input size of " + source);

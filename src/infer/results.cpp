@@ -32,8 +32,11 @@ json results_header(const data::JointSet& joints, const std::string& model,
 json person_to_json(const PosePrediction& p, const data::JointSet& joints) {
   json out = {{"found_by", source_name(p.person.source)}};
   const auto& b = p.person.box;
-  if (b.width > 0) out["box"] = {b.x, b.y, b.width, b.height};
-  if (p.person.source == PersonSource::kDetector) out["detection_score"] = p.person.detection;
+  // A bottom-up model's box is reported as it came, even degenerate (random weights give some).
+  if (b.width > 0 || p.person.source == PersonSource::kBottomUp)
+    out["box"] = {b.x, b.y, b.width, b.height};
+  if (p.person.source == PersonSource::kDetector || p.person.source == PersonSource::kBottomUp)
+    out["detection_score"] = p.person.detection;
   out["center"] = {p.person.crop.center.x, p.person.crop.center.y};
   out["scale"] = p.person.crop.scale;
   const auto a = p.joints.accessor<float, 3>();

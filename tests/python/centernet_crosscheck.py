@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "cornernet"))
 from centernet import decode, large_hourglass as lh  # noqa: E402
 from models import CornerNet as cn  # noqa: E402
 import mmpose_hourglass as mp  # noqa: E402
+from centernet_fixtures import randomise, small_exkp  # noqa: E402
 import onnx_runtime  # noqa: E402
 
 CTDET = {"hm": 3, "wh": 2, "reg": 2}
@@ -44,28 +45,6 @@ MULTI_POSE = {"hm": 1, "wh": 2, "reg": 2, "hps": 10, "hm_hp": 5, "hp_offset": 2}
 def hourglass(*args):
     return subprocess.run([binary, "--threads", "2", *args], check=True, capture_output=True,
                           text=True).stdout
-
-
-def small_exkp(levels, dims, modules, stacks, cnv_dim, stem, heads):
-    # HourglassNet's own arguments (strided make_hg_layer, no pooling), at small widths; `pre`
-    # given because exkp's default stem is fixed at 128→256.
-    pre = nn.Sequential(lh.convolution(7, 3, stem, stride=2),
-                        lh.residual(3, stem, dims[0], stride=2))
-    return lh.exkp(levels, stacks, dims, modules, heads, pre=pre, cnv_dim=cnv_dim,
-                   make_pool_layer=lh.make_pool_layer, make_hg_layer=lh.make_hg_layer,
-                   kp_layer=lh.residual)
-
-
-def randomise(model, seed):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
 
 
 def reference(model, x, heads, k):

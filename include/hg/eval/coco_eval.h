@@ -69,6 +69,9 @@ struct CocoDetection {
   int64_t category_id = 1;
   std::vector<double> keypoints;  ///< K×(x, y, score) flattened, image pixels
   double score = 0;               ///< the person's confidence (orders the detections)
+  /// The person's box x, y, w, h in image pixels, where the model gives one (written as "bbox";
+  /// empty: not written).
+  std::vector<double> bbox;
 };
 
 /// Reads a results file (a JSON list of {"image_id", "category_id", "keypoints", "score"}).

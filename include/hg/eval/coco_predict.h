@@ -4,6 +4,7 @@
 /// image thinned by OKS-NMS, written as COCO keypoint results (see hg/eval/coco_eval.h).
 
 #include "hg/eval/coco_eval.h"
+#include "hg/infer/center_detector.h"
 #include "hg/infer/predictor.h"
 
 #include <array>
@@ -48,6 +49,13 @@ std::vector<CocoDetection> coco_people(const std::vector<infer::PosePrediction>&
                                        const std::vector<double>& box_scores, int64_t image_id,
                                        int64_t category_id, const std::vector<double>& sigmas,
                                        const CocoPredictOptions& options);
+
+/// One image's people found by a bottom-up model (CenterNet's multi_pose), every detection, as
+/// CenterNet's evaluation writes them (coco_hp.py's convert_eval_format): "bbox" x, y, w, h, the
+/// joints with visibility 1, and every number, the score too, rounded to 2 decimals.
+std::vector<CocoDetection> centernet_coco_people(
+    const std::vector<infer::CenterNetDetection>& detections, int64_t image_id,
+    int64_t category_id);
 
 /// Runs `predictor` on every box of every image of `truth` (images are `image_dir/file_name`;
 /// an image that cannot be read is skipped with a warning on stderr) and returns its people in

@@ -20,6 +20,7 @@ enum class PersonSource {
   kWholeImage,   ///< the image itself (--whole-image)
   kNoDetection,  ///< the image itself, because the detector found no one
   kAnnotation,   ///< a dataset annotation's centre and scale (evaluation)
+  kBottomUp,     ///< a bottom-up model found the person and its joints itself (CenterNet)
 };
 
 /// Where one person is: the crop to estimate from and how it was found.
