@@ -26,16 +26,28 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja -DHG_FUZZ=ON \
 cmake --build "$BUILD" -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 mkdir -p "$BUILD/crashes"
-failed=()
-for t in "${targets[@]}"; do
+# One target; its exit status goes to BUILD/fuzz_TARGET.status. Each fuzzer is single-threaded,
+# so as many run at once as there are cores, each for its full time.
+run_target() {
+  local t="$1" status=0
   mkdir -p "$BUILD/corpus/$t"
-  echo "== fuzz_$t: ${seconds} s" >&2
   # New inputs go to the first folder (the build's); the committed seeds are only read.
-  if ! ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" OMP_NUM_THREADS=1 \
+  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" OMP_NUM_THREADS=1 \
     LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp" \
     "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 -rss_limit_mb=2560 \
     -timeout=25 -artifact_prefix="$BUILD/crashes/$t-" "$BUILD/corpus/$t" "fuzz/corpus/$t" \
-    2> "$BUILD/fuzz_$t.log"; then
+    2> "$BUILD/fuzz_$t.log" || status=$?
+  echo "$status" > "$BUILD/fuzz_$t.status"
+}
+for t in "${targets[@]}"; do
+  echo "== fuzz_$t: ${seconds} s" >&2
+  run_target "$t" &
+  while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || true; done
+done
+wait
+failed=()
+for t in "${targets[@]}"; do
+  if [ "$(cat "$BUILD/fuzz_$t.status")" != 0 ]; then
     failed+=("$t")
     tail -40 "$BUILD/fuzz_$t.log" >&2
   fi

@@ -127,8 +127,9 @@ TEST(CenterDecode, HeadsOfTheWrongShapeAreNamed) {
 TEST(CenterDecode, NeedsCenterNetsHeads) {
   model::HeadOutputs corner{{"tl_heats", torch::zeros({1, 1, 2, 8, 8})}};
   EXPECT_ERROR_HAS(infer::decode_detections(corner, 10),
-                   "detections need CenterNet's 'hm' and 'wh' heads",
-                   "corner pooling and grouping are outside this project");
+                   "detections need CenterNet's 'hm' and 'wh' heads; this model lacks one of them");
+  EXPECT_ERROR_HAS(infer::require_detection_heads(LargeHourglassOptions().heads({{"wh", 2}})),
+                   "detections need CenterNet's 'hm' and 'wh' heads; this model's heads are wh:2");
 }
 
 // Saves `net` as CenterNet's training code does: {'epoch', 'state_dict'} with `module.` names;
